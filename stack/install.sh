@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Installs everything the project needs, from package registries only, pinned and idempotent:
+#   apt   toolchain, C/C++ libraries, MariaDB server
+#   mvn   Apache Kafka, the MongoDB stand-in, Spark's Kafka connector  -> $M2M_STATE/jars
+#   pip   pyspark, pytest, drivers                                     -> $M2M_VENV
+# A second run checks stamps and returns in about a second.
+set -euo pipefail
+source "$(dirname "$0")/env.sh"
+
+APT_PACKAGES=(
+  build-essential cmake ninja-build pkg-config git
+  libmongoc-dev libbson-dev librdkafka-dev libmariadb-dev libyaml-cpp-dev libcli11-dev
+  libspdlog-dev libfmt-dev nlohmann-json3-dev libgtest-dev libgmock-dev libbenchmark-dev
+  mariadb-server mariadb-client openjdk-17-jdk-headless maven python3-venv iproute2
+)
+
+install_apt() {
+  local missing=()
+  for p in "${APT_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return
+  say "apt: installing ${missing[*]}"
+  local sudo=""; [ "$(id -u)" -eq 0 ] || sudo=sudo
+  $sudo apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
+  # Debian's package may start a system MariaDB on port 3306; the stack runs its own.
+  $sudo service mariadb stop >/dev/null 2>&1 || true
+}
+
+# Copies a pom's runtime dependencies into $M2M_JARS/<name>, unless the pom is unchanged since.
+install_jars() {
+  local name=$1 pom_dir=$M2M_ROOT/stack/maven/$1 out=$M2M_JARS/$1
+  local stamp; stamp=$(sha256sum "$pom_dir/pom.xml" | cut -c1-16)
+  [ -f "$out/.stamp" ] && [ "$(cat "$out/.stamp")" = "$stamp" ] && return
+  say "mvn: fetching $name jars"
+  rm -rf "$out"
+  mvn -q -B -Dstyle.color=never -s "$M2M_ROOT/stack/maven/settings.xml" -Dmaven.repo.local="$M2M_MAVEN_REPO" \
+    -f "$pom_dir/pom.xml" dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$out"
+  echo "$stamp" > "$out/.stamp"
+}
+
+install_mongo_launcher() {
+  local src=$M2M_ROOT/stack/mongo-launcher/MongoStandIn.java out=$M2M_JARS/mongo-launcher
+  [ -f "$out/MongoStandIn.class" ] && [ "$out/MongoStandIn.class" -nt "$src" ] && return
+  mkdir -p "$out"
+  javac -d "$out" -cp "$M2M_JARS/mongo/*" "$src"
+}
+
+install_venv() {
+  local req=$M2M_ROOT/stack/requirements.txt
+  local stamp; stamp=$(sha256sum "$req" | cut -c1-16)
+  [ -f "$M2M_VENV/.stamp" ] && [ "$(cat "$M2M_VENV/.stamp")" = "$stamp" ] && return
+  say "pip: installing $(grep -c '==' "$req") pinned packages into $M2M_VENV"
+  [ -x "$M2M_VENV/bin/python" ] || python3 -m venv "$M2M_VENV"
+  "$M2M_VENV/bin/pip" install -q --disable-pip-version-check -r "$req"
+  echo "$stamp" > "$M2M_VENV/.stamp"
+}
+
+# pyspark ships Spark's own jars; passing a second copy of any of them through spark.jars invites
+# class-version clashes, so keep only what pyspark lacks (the Kafka connector and its clients).
+prune_spark_jars() {
+  local dir=$M2M_JARS/spark pyjars
+  pyjars=$("$M2M_VENV/bin/python" -c 'import pyspark,os;print(os.path.join(os.path.dirname(pyspark.__file__),"jars"))')
+  for jar in "$dir"/*.jar; do
+    local artifact; artifact=$(basename "$jar" | sed -E 's/-[0-9][^-]*(-[A-Za-z0-9]+)?\.jar$//')
+    compgen -G "$pyjars/$artifact-[0-9]*.jar" >/dev/null && rm -f "$jar"
+  done
+  return 0
+}
+
+mkdir -p "$M2M_STATE" "$M2M_JARS" "$M2M_LOGS"
+install_apt
+install_jars kafka
+install_jars mongo
+install_mongo_launcher
+install_venv
+install_jars spark
+# install_jars starts from an empty folder when the pom changed, so a missing mark means unpruned.
+[ -f "$M2M_JARS/spark/.pruned" ] || { prune_spark_jars; touch "$M2M_JARS/spark/.pruned"; }

@@ -1,0 +1,65 @@
+// mongo2mysql doctor: can this machine reach the three servers the pipeline needs?
+#include <cstdio>
+#include <cstdlib>
+
+#include "commands.h"
+#include "m2m/kafka_client.h"
+#include "m2m/mongo_client.h"
+#include "m2m/mysql_client.h"
+
+namespace m2m::cli {
+namespace {
+
+struct DoctorOptions {
+  MongoOptions mongo;
+  std::string kafka_bootstrap = "127.0.0.1:9092";
+  MysqlOptions mysql;
+};
+
+Status CheckKafka(const std::string& bootstrap) {
+  M2M_ASSIGN_OR_RETURN(auto admin, KafkaAdmin::Make({{"bootstrap.servers", bootstrap}}));
+  // Creating an existing internal-looking topic is cheap and proves the broker answers admin requests.
+  return admin->CreateTopic("__mongo2mysql_doctor", 1, {}, std::chrono::seconds(15));
+}
+
+Status Report(const char* what, Status st) {
+  std::printf("%-8s %s\n", what, st.ok() ? "ok" : st.ToString().c_str());
+  return st;
+}
+
+Status RunDoctor(const DoctorOptions& o) {
+  Status first;
+  auto keep = [&](Status st) {
+    if (first.ok()) first = std::move(st);
+  };
+  keep(Report("mongodb", [&]() -> Status {
+    M2M_ASSIGN_OR_RETURN(auto client, MongoClient::Connect(o.mongo));
+    M2M_ASSIGN_OR_RETURN(std::string version, client->ServerVersion());
+    std::printf("%-8s server %s at %s\n", "", version.c_str(), o.mongo.uri.c_str());
+    return Status::OK();
+  }()));
+  keep(Report("kafka", CheckKafka(o.kafka_bootstrap)));
+  keep(Report("mysql", MysqlConnection::Connect(o.mysql).status()));
+  return first;
+}
+
+}  // namespace
+
+void AddDoctorCommand(CLI::App& app, Action& action) {
+  auto o = std::make_shared<DoctorOptions>();
+  if (const char* pw = std::getenv("M2M_MYSQL_PASSWORD")) o->mysql.password = pw;
+  CLI::App* cmd = app.add_subcommand("doctor", "Check that MongoDB, Kafka and MySQL can be reached.");
+  cmd->footer(
+      "Connects to each server with the given settings and prints one line per server.\n"
+      "The MySQL password is read from the environment variable M2M_MYSQL_PASSWORD, never from argv.\n"
+      "Example: mongo2mysql doctor --mongo-uri mongodb://db1:27017/?replicaSet=rs0 --mysql-host 10.0.0.5");
+  cmd->add_option("--mongo-uri", o->mongo.uri, "MongoDB connection string")->capture_default_str();
+  cmd->add_option("--kafka-bootstrap", o->kafka_bootstrap, "Kafka bootstrap servers (host:port,...)")
+      ->capture_default_str();
+  cmd->add_option("--mysql-host", o->mysql.host, "MySQL host")->capture_default_str();
+  cmd->add_option("--mysql-port", o->mysql.port, "MySQL port")->capture_default_str();
+  cmd->add_option("--mysql-user", o->mysql.user, "MySQL user")->capture_default_str();
+  cmd->callback([o, &action] { action = [o] { return RunDoctor(*o); }; });
+}
+
+}  // namespace m2m::cli

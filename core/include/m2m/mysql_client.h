@@ -1,0 +1,73 @@
+// A MySQL/MariaDB connection: the one place where libmariadb is called.
+//
+// Every failure comes back as a Status with code kMysql, the server's errno as native_code, and
+// retriable() set for errors that a reconnect or a retry of the transaction can cure (lost connection,
+// deadlock, lock wait timeout).
+//
+// Thread safety: a connection is used by one thread at a time.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "m2m/status.h"
+
+namespace m2m {
+
+struct MysqlOptions {
+  // Server address. Default: 127.0.0.1
+  std::string host = "127.0.0.1";
+  // Server TCP port. Default: 3306
+  unsigned port = 3306;
+  // Account. Default: mongo2mysql
+  std::string user = "mongo2mysql";
+  // Password; never taken from argv (use a config file with ${ENV} interpolation). Default: empty
+  std::string password;
+  // Database selected on connect; empty selects none. Default: empty
+  std::string database;
+  // Seconds to wait for the TCP connect and for each read or write. Default: 30
+  unsigned timeout_seconds = 30;
+
+  Status Validate() const;
+};
+
+class MysqlConnection {
+ public:
+  using Row = std::vector<std::optional<std::string>>;  // NULL is nullopt
+
+  static Result<std::unique_ptr<MysqlConnection>> Connect(const MysqlOptions& options);
+  ~MysqlConnection();
+  MysqlConnection(const MysqlConnection&) = delete;
+  MysqlConnection& operator=(const MysqlConnection&) = delete;
+
+  // Runs one or more statements that return no rows.
+  Status Execute(std::string_view sql);
+  // Runs one statement and returns all its rows as text.
+  Result<std::vector<Row>> Query(std::string_view sql);
+  // Rows changed by the last Execute.
+  uint64_t affected_rows() const { return affected_rows_; }
+
+  Status Begin() { return Execute("START TRANSACTION"); }
+  Status Commit() { return Execute("COMMIT"); }
+  Status Rollback() { return Execute("ROLLBACK"); }
+
+  // A string literal, quoted and escaped for this connection's character set: 'it''s'.
+  std::string QuoteString(std::string_view value) const;
+
+  const MysqlOptions& options() const { return options_; }
+
+ private:
+  struct Handle;
+  MysqlConnection(MysqlOptions options, std::unique_ptr<Handle> handle);
+  Status LastError(std::string_view what) const;
+
+  MysqlOptions options_;
+  std::unique_ptr<Handle> handle_;
+  uint64_t affected_rows_ = 0;
+};
+
+}  // namespace m2m

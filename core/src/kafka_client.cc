@@ -1,0 +1,221 @@
+#include "m2m/kafka_client.h"
+
+#include <librdkafka/rdkafka.h>
+
+#include <mutex>
+
+namespace m2m {
+namespace {
+
+Status KafkaStatus(rd_kafka_resp_err_t err, std::string_view what, bool retriable = false) {
+  std::string message(what);
+  message += ": ";
+  message += rd_kafka_err2str(err);
+  return Status(StatusCode::kKafka, std::move(message), retriable, err);
+}
+
+// Builds an rd_kafka_conf_t; an unknown or invalid property is an error naming the key.
+Result<rd_kafka_conf_t*> MakeConf(const KafkaConfig& config) {
+  rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  char errstr[512];
+  for (const auto& [key, value] : config) {
+    if (rd_kafka_conf_set(conf, key.c_str(), value.c_str(), errstr, sizeof errstr) != RD_KAFKA_CONF_OK) {
+      rd_kafka_conf_destroy(conf);
+      return Status::Invalid("kafka." + key + ": " + errstr);
+    }
+  }
+  return conf;
+}
+
+Result<rd_kafka_t*> MakeHandle(rd_kafka_type_t type, rd_kafka_conf_t* conf) {
+  char errstr[512];
+  rd_kafka_t* rk = rd_kafka_new(type, conf, errstr, sizeof errstr);  // owns conf on success
+  if (rk == nullptr) {
+    rd_kafka_conf_destroy(conf);
+    return Status::Invalid(std::string("cannot create Kafka client: ") + errstr);
+  }
+  return rk;
+}
+
+struct HandleDeleter {
+  void operator()(rd_kafka_t* rk) const { rd_kafka_destroy(rk); }
+};
+using HandlePtr = std::unique_ptr<rd_kafka_t, HandleDeleter>;
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------------
+struct KafkaAdmin::Impl {
+  HandlePtr rk;
+  rd_kafka_queue_t* queue = nullptr;
+  ~Impl() {
+    if (queue) rd_kafka_queue_destroy(queue);
+  }
+
+  // Waits for the admin result event of type `type` and returns the per-topic error, if any.
+  Status WaitTopicResult(rd_kafka_event_type_t type, std::chrono::milliseconds timeout,
+                         std::string_view what, bool exists_ok) {
+    rd_kafka_event_t* ev = rd_kafka_queue_poll(queue, static_cast<int>(timeout.count()));
+    if (ev == nullptr) return KafkaStatus(RD_KAFKA_RESP_ERR__TIMED_OUT, what, true);
+    Status st;
+    if (rd_kafka_event_error(ev)) {
+      st = Status(StatusCode::kKafka, std::string(what) + ": " + rd_kafka_event_error_string(ev), true,
+                  rd_kafka_event_error(ev));
+    } else {
+      const rd_kafka_topic_result_t** results = nullptr;
+      size_t n = 0;
+      if (type == RD_KAFKA_EVENT_CREATETOPICS_RESULT) {
+        results = rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(ev), &n);
+      } else {
+        results = rd_kafka_DeleteTopics_result_topics(rd_kafka_event_DeleteTopics_result(ev), &n);
+      }
+      for (size_t i = 0; i < n && st.ok(); ++i) {
+        rd_kafka_resp_err_t err = rd_kafka_topic_result_error(results[i]);
+        if (err == RD_KAFKA_RESP_ERR_NO_ERROR) continue;
+        if (exists_ok && err == RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) continue;
+        const char* msg = rd_kafka_topic_result_error_string(results[i]);
+        st = Status(StatusCode::kKafka, std::string(what) + ": " + (msg ? msg : rd_kafka_err2str(err)),
+                    false, err);
+      }
+    }
+    rd_kafka_event_destroy(ev);
+    return st;
+  }
+};
+
+KafkaAdmin::KafkaAdmin(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+KafkaAdmin::~KafkaAdmin() = default;
+
+Result<std::unique_ptr<KafkaAdmin>> KafkaAdmin::Make(const KafkaConfig& config) {
+  M2M_ASSIGN_OR_RETURN(rd_kafka_conf_t * conf, MakeConf(config));
+  M2M_ASSIGN_OR_RETURN(rd_kafka_t * rk, MakeHandle(RD_KAFKA_PRODUCER, conf));
+  auto impl = std::make_unique<Impl>();
+  impl->rk.reset(rk);
+  impl->queue = rd_kafka_queue_new(rk);
+  return std::unique_ptr<KafkaAdmin>(new KafkaAdmin(std::move(impl)));
+}
+
+Status KafkaAdmin::CreateTopic(const std::string& name, int partitions, const KafkaConfig& topic_config,
+                               std::chrono::milliseconds timeout) {
+  char errstr[512];
+  rd_kafka_NewTopic_t* topic = rd_kafka_NewTopic_new(name.c_str(), partitions, -1, errstr, sizeof errstr);
+  if (topic == nullptr) return Status::Invalid("topic " + name + ": " + errstr);
+  for (const auto& [key, value] : topic_config) {
+    rd_kafka_NewTopic_set_config(topic, key.c_str(), value.c_str());
+  }
+  rd_kafka_CreateTopics(impl_->rk.get(), &topic, 1, nullptr, impl_->queue);
+  rd_kafka_NewTopic_destroy(topic);
+  return impl_->WaitTopicResult(RD_KAFKA_EVENT_CREATETOPICS_RESULT, timeout,
+                                "creating topic " + name, /*exists_ok=*/true);
+}
+
+Status KafkaAdmin::DeleteTopic(const std::string& name, std::chrono::milliseconds timeout) {
+  rd_kafka_DeleteTopic_t* topic = rd_kafka_DeleteTopic_new(name.c_str());
+  rd_kafka_DeleteTopics(impl_->rk.get(), &topic, 1, nullptr, impl_->queue);
+  rd_kafka_DeleteTopic_destroy(topic);
+  return impl_->WaitTopicResult(RD_KAFKA_EVENT_DELETETOPICS_RESULT, timeout,
+                                "deleting topic " + name, /*exists_ok=*/false);
+}
+
+// ---------------------------------------------------------------------------------------------------
+struct KafkaProducer::Impl {
+  HandlePtr rk;
+  // Written by the delivery-report callback, which runs inside rd_kafka_poll/flush on our thread.
+  Status first_delivery_error;
+
+  static void OnDelivery(rd_kafka_t*, const rd_kafka_message_t* msg, void* opaque) {
+    auto* self = static_cast<Impl*>(opaque);
+    if (msg->err != RD_KAFKA_RESP_ERR_NO_ERROR && self->first_delivery_error.ok()) {
+      self->first_delivery_error =
+          KafkaStatus(msg->err, std::string("delivery to ") + rd_kafka_topic_name(msg->rkt) + " failed");
+    }
+  }
+};
+
+KafkaProducer::KafkaProducer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+KafkaProducer::~KafkaProducer() = default;
+
+Result<std::unique_ptr<KafkaProducer>> KafkaProducer::Make(const KafkaConfig& config) {
+  auto impl = std::make_unique<Impl>();
+  M2M_ASSIGN_OR_RETURN(rd_kafka_conf_t * conf, MakeConf(config));
+  rd_kafka_conf_set_dr_msg_cb(conf, &Impl::OnDelivery);
+  rd_kafka_conf_set_opaque(conf, impl.get());
+  M2M_ASSIGN_OR_RETURN(rd_kafka_t * rk, MakeHandle(RD_KAFKA_PRODUCER, conf));
+  impl->rk.reset(rk);
+  return std::unique_ptr<KafkaProducer>(new KafkaProducer(std::move(impl)));
+}
+
+Status KafkaProducer::Produce(const std::string& topic, std::optional<std::string_view> key,
+                              std::optional<std::string_view> value) {
+  void* key_ptr = key ? const_cast<char*>(key->data()) : nullptr;
+  size_t key_len = key ? key->size() : 0;
+  void* value_ptr = value ? const_cast<char*>(value->data()) : nullptr;
+  size_t value_len = value ? value->size() : 0;
+  while (true) {
+    rd_kafka_resp_err_t err = rd_kafka_producev(
+        impl_->rk.get(), RD_KAFKA_V_TOPIC(topic.c_str()), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+        RD_KAFKA_V_KEY(key_ptr, key_len), RD_KAFKA_V_VALUE(value_ptr, value_len), RD_KAFKA_V_END);
+    if (err == RD_KAFKA_RESP_ERR_NO_ERROR) break;
+    // A full local queue is back-pressure, not failure: serve delivery reports and try again.
+    if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) return KafkaStatus(err, "producing to " + topic);
+    rd_kafka_poll(impl_->rk.get(), 100);
+  }
+  rd_kafka_poll(impl_->rk.get(), 0);
+  return Status::OK();
+}
+
+Status KafkaProducer::Flush(std::chrono::milliseconds timeout) {
+  rd_kafka_resp_err_t err = rd_kafka_flush(impl_->rk.get(), static_cast<int>(timeout.count()));
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) return KafkaStatus(err, "flushing producer", true);
+  Status st = std::move(impl_->first_delivery_error);
+  impl_->first_delivery_error = Status::OK();
+  return st;
+}
+
+// ---------------------------------------------------------------------------------------------------
+struct KafkaConsumer::Impl {
+  HandlePtr rk;
+  ~Impl() {
+    if (rk) rd_kafka_consumer_close(rk.get());
+  }
+};
+
+KafkaConsumer::KafkaConsumer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+KafkaConsumer::~KafkaConsumer() = default;
+
+Result<std::unique_ptr<KafkaConsumer>> KafkaConsumer::Make(const KafkaConfig& config,
+                                                           const std::vector<std::string>& topics) {
+  if (config.find("group.id") == config.end()) return Status::Invalid("kafka.group.id is required");
+  M2M_ASSIGN_OR_RETURN(rd_kafka_conf_t * conf, MakeConf(config));
+  M2M_ASSIGN_OR_RETURN(rd_kafka_t * rk, MakeHandle(RD_KAFKA_CONSUMER, conf));
+  auto impl = std::make_unique<Impl>();
+  impl->rk.reset(rk);
+  rd_kafka_poll_set_consumer(rk);
+  rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(static_cast<int>(topics.size()));
+  for (const auto& t : topics) rd_kafka_topic_partition_list_add(list, t.c_str(), RD_KAFKA_PARTITION_UA);
+  rd_kafka_resp_err_t err = rd_kafka_subscribe(rk, list);
+  rd_kafka_topic_partition_list_destroy(list);
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) return KafkaStatus(err, "subscribing");
+  return std::unique_ptr<KafkaConsumer>(new KafkaConsumer(std::move(impl)));
+}
+
+Result<std::optional<KafkaMessage>> KafkaConsumer::Poll(std::chrono::milliseconds timeout) {
+  rd_kafka_message_t* m = rd_kafka_consumer_poll(impl_->rk.get(), static_cast<int>(timeout.count()));
+  if (m == nullptr) return std::optional<KafkaMessage>{};
+  std::unique_ptr<rd_kafka_message_t, void (*)(rd_kafka_message_t*)> guard(m, rd_kafka_message_destroy);
+  if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) return std::optional<KafkaMessage>{};
+  if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    bool fatal = m->err == RD_KAFKA_RESP_ERR__FATAL || m->err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART;
+    return KafkaStatus(m->err, "consuming", !fatal);
+  }
+  KafkaMessage out;
+  out.topic = rd_kafka_topic_name(m->rkt);
+  out.partition = m->partition;
+  out.offset = m->offset;
+  if (m->key) out.key.emplace(static_cast<const char*>(m->key), m->key_len);
+  if (m->payload) out.value.emplace(static_cast<const char*>(m->payload), m->len);
+  out.timestamp_ms = rd_kafka_message_timestamp(m, nullptr);
+  return std::optional<KafkaMessage>(std::move(out));
+}
+
+}  // namespace m2m

@@ -1,0 +1,62 @@
+// Needs the local stack (make up): produces and consumes real messages through the Kafka broker.
+#include "m2m/kafka_client.h"
+
+#include <gtest/gtest.h>
+
+#include "test_env.h"
+
+namespace m2m {
+namespace {
+
+using namespace std::chrono_literals;
+
+TEST(KafkaClientTest, ProducesAndConsumesKeyedMessagesInOrder) {
+  KafkaConfig base = testing::StackKafkaConfig();
+  std::string topic = testing::UniqueName("t_kafka");
+  auto admin = KafkaAdmin::Make(base);
+  ASSERT_TRUE(admin.ok()) << admin.status().ToString();
+  ASSERT_TRUE((*admin)->CreateTopic(topic, 3).ok());
+
+  auto producer = KafkaProducer::Make(base);
+  ASSERT_TRUE(producer.ok()) << producer.status().ToString();
+  for (int i = 0; i < 10; ++i) {
+    ASSERT_TRUE((*producer)->Produce(topic, "doc-1", "v" + std::to_string(i)).ok());
+  }
+  ASSERT_TRUE((*producer)->Produce(topic, "doc-2", std::nullopt).ok());  // tombstone
+  ASSERT_TRUE((*producer)->Flush().ok());
+
+  KafkaConfig cc = base;
+  cc["group.id"] = testing::UniqueName("g");
+  cc["auto.offset.reset"] = "earliest";
+  auto consumer = KafkaConsumer::Make(cc, {topic});
+  ASSERT_TRUE(consumer.ok()) << consumer.status().ToString();
+  std::vector<std::string> doc1;
+  bool saw_tombstone = false;
+  auto deadline = std::chrono::steady_clock::now() + 60s;
+  while ((doc1.size() < 10 || !saw_tombstone) && std::chrono::steady_clock::now() < deadline) {
+    auto m = (*consumer)->Poll(500ms);
+    ASSERT_TRUE(m.ok()) << m.status().ToString();
+    if (!m->has_value()) continue;
+    const KafkaMessage& msg = **m;
+    EXPECT_EQ(msg.topic, topic);
+    if (msg.key == "doc-1") doc1.push_back(*msg.value);
+    if (msg.key == "doc-2") saw_tombstone = !msg.value.has_value();
+  }
+  ASSERT_EQ(doc1.size(), 10u);
+  for (int i = 0; i < 10; ++i) EXPECT_EQ(doc1[i], "v" + std::to_string(i));  // one key, one partition, in order
+  EXPECT_TRUE(saw_tombstone);
+  consumer->reset();
+  EXPECT_TRUE((*admin)->DeleteTopic(topic).ok());
+}
+
+TEST(KafkaClientTest, UnknownPropertyIsAnErrorNamingTheKey) {
+  KafkaConfig c = testing::StackKafkaConfig();
+  c["no.such.property"] = "1";
+  auto producer = KafkaProducer::Make(c);
+  ASSERT_FALSE(producer.ok());
+  EXPECT_EQ(producer.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(producer.status().message().find("kafka.no.such.property"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace m2m

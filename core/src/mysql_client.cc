@@ -1,0 +1,141 @@
+#include "m2m/mysql_client.h"
+
+#include <mysql.h>
+#include <mysqld_error.h>
+#include <errmsg.h>
+
+namespace m2m {
+
+struct MysqlConnection::Handle {
+  MYSQL mysql;
+  ~Handle() { mysql_close(&mysql); }
+};
+
+namespace {
+
+bool IsRetriable(unsigned err) {
+  switch (err) {
+    case CR_CONNECTION_ERROR:
+    case CR_CONN_HOST_ERROR:
+    case CR_SERVER_GONE_ERROR:
+    case CR_SERVER_LOST:
+    case ER_LOCK_DEADLOCK:
+    case ER_LOCK_WAIT_TIMEOUT:
+      return true;
+    default:
+      return false;
+  }
+}
+
+}  // namespace
+
+Status MysqlOptions::Validate() const {
+  if (host.empty()) return Status::Invalid("mysql.host is empty");
+  if (port == 0 || port > 65535) return Status::Invalid("mysql.port must be 1..65535, got " + std::to_string(port));
+  if (user.empty()) return Status::Invalid("mysql.user is empty");
+  if (timeout_seconds == 0) return Status::Invalid("mysql.timeout_seconds must be positive");
+  return Status::OK();
+}
+
+MysqlConnection::MysqlConnection(MysqlOptions options, std::unique_ptr<Handle> handle)
+    : options_(std::move(options)), handle_(std::move(handle)) {}
+
+MysqlConnection::~MysqlConnection() = default;
+
+Result<std::unique_ptr<MysqlConnection>> MysqlConnection::Connect(const MysqlOptions& options) {
+  M2M_RETURN_NOT_OK(options.Validate());
+  auto handle = std::make_unique<Handle>();
+  if (mysql_init(&handle->mysql) == nullptr) return Status::Internal("mysql_init failed: out of memory");
+  MYSQL* m = &handle->mysql;
+  unsigned timeout = options.timeout_seconds;
+  mysql_options(m, MYSQL_OPT_CONNECT_TIMEOUT, &timeout);
+  mysql_options(m, MYSQL_OPT_READ_TIMEOUT, &timeout);
+  mysql_options(m, MYSQL_OPT_WRITE_TIMEOUT, &timeout);
+  mysql_options(m, MYSQL_SET_CHARSET_NAME, "utf8mb4");
+  // Statements are sent as they are written; a lost connection must surface, not be silently redone
+  // outside the transaction it belonged to.
+  my_bool reconnect = 0;
+  mysql_options(m, MYSQL_OPT_RECONNECT, &reconnect);
+  const char* db = options.database.empty() ? nullptr : options.database.c_str();
+  if (mysql_real_connect(m, options.host.c_str(), options.user.c_str(), options.password.c_str(), db,
+                         options.port, nullptr, CLIENT_MULTI_STATEMENTS | CLIENT_FOUND_ROWS) == nullptr) {
+    unsigned err = mysql_errno(m);
+    return Status(StatusCode::kMysql,
+                  "cannot connect to MySQL at " + options.host + ":" + std::to_string(options.port) +
+                      " as " + options.user + ": " + mysql_error(m),
+                  IsRetriable(err), err);
+  }
+  // UTC everywhere: DATETIME values written by apply are UTC instants.
+  auto conn = std::unique_ptr<MysqlConnection>(new MysqlConnection(options, std::move(handle)));
+  M2M_RETURN_NOT_OK(conn->Execute("SET time_zone = '+00:00', sql_mode = CONCAT(@@sql_mode, ',STRICT_ALL_TABLES')"));
+  return conn;
+}
+
+Status MysqlConnection::LastError(std::string_view what) const {
+  MYSQL* m = &handle_->mysql;
+  unsigned err = mysql_errno(m);
+  std::string message(what);
+  message += ": ";
+  message += mysql_error(m);
+  message += " (errno " + std::to_string(err) + ")";
+  return Status(StatusCode::kMysql, std::move(message), IsRetriable(err), err);
+}
+
+Status MysqlConnection::Execute(std::string_view sql) {
+  MYSQL* m = &handle_->mysql;
+  if (mysql_real_query(m, sql.data(), sql.size()) != 0) return LastError("statement failed");
+  affected_rows_ = 0;
+  // Drain every result of a multi-statement batch so the connection is usable afterwards.
+  while (true) {
+    MYSQL_RES* res = mysql_store_result(m);
+    if (res != nullptr) {
+      mysql_free_result(res);
+    } else if (mysql_field_count(m) == 0) {
+      affected_rows_ += mysql_affected_rows(m);
+    } else {
+      return LastError("reading result failed");
+    }
+    int next = mysql_next_result(m);
+    if (next == -1) break;
+    if (next > 0) return LastError("statement in batch failed");
+  }
+  return Status::OK();
+}
+
+Result<std::vector<MysqlConnection::Row>> MysqlConnection::Query(std::string_view sql) {
+  MYSQL* m = &handle_->mysql;
+  if (mysql_real_query(m, sql.data(), sql.size()) != 0) return LastError("query failed");
+  MYSQL_RES* res = mysql_store_result(m);
+  if (res == nullptr) {
+    if (mysql_field_count(m) == 0) return std::vector<Row>{};
+    return LastError("reading result failed");
+  }
+  std::vector<Row> rows;
+  unsigned n = mysql_num_fields(res);
+  while (MYSQL_ROW r = mysql_fetch_row(res)) {
+    unsigned long* lengths = mysql_fetch_lengths(res);
+    Row row;
+    row.reserve(n);
+    for (unsigned i = 0; i < n; ++i) {
+      if (r[i] == nullptr) row.emplace_back(std::nullopt);
+      else row.emplace_back(std::string(r[i], lengths[i]));
+    }
+    rows.push_back(std::move(row));
+  }
+  mysql_free_result(res);
+  while (mysql_next_result(m) == 0) {
+    if (MYSQL_RES* extra = mysql_store_result(m)) mysql_free_result(extra);
+  }
+  return rows;
+}
+
+std::string MysqlConnection::QuoteString(std::string_view value) const {
+  std::string out(value.size() * 2 + 3, '\0');
+  out[0] = '\'';
+  unsigned long n = mysql_real_escape_string(&handle_->mysql, out.data() + 1, value.data(), value.size());
+  out[n + 1] = '\'';
+  out.resize(n + 2);
+  return out;
+}
+
+}  // namespace m2m

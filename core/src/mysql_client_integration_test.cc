@@ -1,0 +1,71 @@
+// Needs the local stack (make up): writes and reads real rows in MariaDB.
+#include "m2m/mysql_client.h"
+
+#include <gtest/gtest.h>
+
+#include "test_env.h"
+
+namespace m2m {
+namespace {
+
+class MysqlClientTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto conn = MysqlConnection::Connect(testing::StackMysqlOptions());
+    ASSERT_TRUE(conn.ok()) << conn.status().ToString();
+    conn_ = std::move(*conn);
+    db_ = testing::UniqueName("t_mysql");
+    ASSERT_TRUE(conn_->Execute("CREATE DATABASE `" + db_ + "`; USE `" + db_ + "`").ok());
+  }
+  void TearDown() override {
+    if (conn_) (void)conn_->Execute("DROP DATABASE IF EXISTS `" + db_ + "`");
+  }
+  std::unique_ptr<MysqlConnection> conn_;
+  std::string db_;
+};
+
+TEST_F(MysqlClientTest, WritesAndReadsARow) {
+  ASSERT_TRUE(conn_->Execute("CREATE TABLE t (id INT PRIMARY KEY, name TEXT, note TEXT)").ok());
+  std::string tricky = "O'Brien \"\\ \xE2\x9C\x93";
+  ASSERT_TRUE(conn_->Execute("INSERT INTO t VALUES (1, " + conn_->QuoteString(tricky) + ", NULL)").ok());
+  EXPECT_EQ(conn_->affected_rows(), 1u);
+  auto rows = conn_->Query("SELECT id, name, note FROM t");
+  ASSERT_TRUE(rows.ok()) << rows.status().ToString();
+  ASSERT_EQ(rows->size(), 1u);
+  EXPECT_EQ((*rows)[0][0], "1");
+  EXPECT_EQ((*rows)[0][1], tricky);
+  EXPECT_EQ((*rows)[0][2], std::nullopt);
+}
+
+TEST_F(MysqlClientTest, RollbackDiscardsAndMultiStatementCountsRows) {
+  ASSERT_TRUE(conn_->Execute("CREATE TABLE t (id INT PRIMARY KEY) ENGINE=InnoDB").ok());
+  ASSERT_TRUE(conn_->Begin().ok());
+  ASSERT_TRUE(conn_->Execute("INSERT INTO t VALUES (1); INSERT INTO t VALUES (2),(3)").ok());
+  EXPECT_EQ(conn_->affected_rows(), 3u);
+  ASSERT_TRUE(conn_->Rollback().ok());
+  auto rows = conn_->Query("SELECT COUNT(*) FROM t");
+  ASSERT_TRUE(rows.ok());
+  EXPECT_EQ((*rows)[0][0], "0");
+}
+
+TEST_F(MysqlClientTest, ErrorsKeepTheServerErrno) {
+  Status st = conn_->Execute("INSERT INTO no_such_table VALUES (1)");
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(st.code(), StatusCode::kMysql);
+  EXPECT_EQ(st.native_code(), 1146);  // ER_NO_SUCH_TABLE
+  EXPECT_FALSE(st.retriable());
+  EXPECT_NE(st.message().find("no_such_table"), std::string::npos);
+}
+
+TEST(MysqlConnectTest, UnreachableServerIsRetriableAndNamesTheAddress) {
+  MysqlOptions o = testing::StackMysqlOptions();
+  o.port = 1;  // nothing listens on port 1
+  o.timeout_seconds = 5;
+  auto conn = MysqlConnection::Connect(o);
+  ASSERT_FALSE(conn.ok());
+  EXPECT_TRUE(conn.status().retriable());
+  EXPECT_NE(conn.status().message().find(":1 "), std::string::npos) << conn.status().message();
+}
+
+}  // namespace
+}  // namespace m2m

@@ -1,0 +1,74 @@
+#include "m2m/bson_document.h"
+
+namespace m2m {
+
+BsonDocument::BsonDocument() { bson_init(&doc_); }
+
+BsonDocument::BsonDocument(const bson_t* doc) { bson_copy_to(doc, &doc_); }
+
+BsonDocument::BsonDocument(const BsonDocument& other) { bson_copy_to(&other.doc_, &doc_); }
+
+BsonDocument& BsonDocument::operator=(const BsonDocument& other) {
+  if (this != &other) {
+    bson_destroy(&doc_);
+    bson_copy_to(&other.doc_, &doc_);
+  }
+  return *this;
+}
+
+// bson_t may keep its bytes inline, so a move is a copy of the bytes followed by a reset of the source.
+BsonDocument::BsonDocument(BsonDocument&& other) noexcept {
+  bson_steal(&doc_, &other.doc_);
+  bson_init(&other.doc_);
+}
+
+BsonDocument& BsonDocument::operator=(BsonDocument&& other) noexcept {
+  if (this != &other) {
+    bson_destroy(&doc_);
+    bson_steal(&doc_, &other.doc_);
+    bson_init(&other.doc_);
+  }
+  return *this;
+}
+
+BsonDocument::~BsonDocument() { bson_destroy(&doc_); }
+
+Result<BsonDocument> BsonDocument::FromJson(std::string_view json) {
+  bson_error_t error;
+  BsonDocument out;
+  bson_destroy(&out.doc_);
+  if (!bson_init_from_json(&out.doc_, json.data(), static_cast<ssize_t>(json.size()), &error)) {
+    bson_init(&out.doc_);
+    return Status::Invalid(std::string("invalid Extended JSON document: ") + error.message);
+  }
+  return out;
+}
+
+Result<BsonDocument> BsonDocument::FromBytes(const uint8_t* data, size_t length) {
+  bson_t view;
+  if (!bson_init_static(&view, data, length)) return Status::Invalid("invalid BSON document bytes");
+  size_t offset = 0;
+  if (!bson_validate(&view, BSON_VALIDATE_NONE, &offset)) {
+    return Status::Invalid("invalid BSON document: corrupt at byte " + std::to_string(offset));
+  }
+  return BsonDocument(&view);
+}
+
+namespace {
+std::string TakeJson(char* json) {
+  if (json == nullptr) return {};
+  std::string out(json);
+  bson_free(json);
+  return out;
+}
+}  // namespace
+
+std::string BsonDocument::ToCanonicalJson() const {
+  return TakeJson(bson_as_canonical_extended_json(&doc_, nullptr));
+}
+
+std::string BsonDocument::ToRelaxedJson() const {
+  return TakeJson(bson_as_relaxed_extended_json(&doc_, nullptr));
+}
+
+}  // namespace m2m

@@ -1,0 +1,57 @@
+# The front door. `make test` and `make demo` work on a fresh machine: they install what is missing
+# (stack/install.sh), build, start the local stack and run.
+#
+#   make            build build/mongo2mysql (installs missing packages first)
+#   make test       install, build, start the stack, run every test (C++ unit + integration, pytest)
+#   make unit       C++ unit tests only (no servers needed)
+#   make demo       install, build, start the stack, run the demo
+#   make up | down | status   the local stack: MariaDB, Kafka, MongoDB stand-in (and Spark's readiness)
+#   make bench      benchmarks under bench/
+#   make clean      remove build/ (the stack's data stays in .stack/; `make down` then rm -rf .stack)
+
+SHELL := /bin/bash
+BUILD ?= build
+JOBS ?= $(shell nproc)
+PYTHON := $(or $(M2M_VENV),$(CURDIR)/.stack/venv)/bin/python
+# pytest selection, e.g. make test PYTEST_ARGS='-k spark'
+PYTEST_ARGS ?=
+
+.PHONY: all install build test unit ctest pytest demo up down status bench clean
+
+all: build
+
+install:
+	@bash stack/install.sh
+
+build: install
+	@cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo > /dev/null
+	@cmake --build $(BUILD) -j $(JOBS)
+
+up: install
+	@bash stack/ctl.sh up
+
+down:
+	@bash stack/ctl.sh down
+
+status:
+	@bash stack/ctl.sh status
+
+unit: build
+	@cd $(BUILD) && ctest -L unit --output-on-failure -j $(JOBS)
+
+ctest: build up
+	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 600
+
+pytest: build up
+	@$(PYTHON) -m pytest tests $(PYTEST_ARGS)
+
+test: ctest pytest
+
+demo: build up
+	@$(PYTHON) tests/demo.py $(DEMO_ARGS)
+
+bench: build up
+	@$(PYTHON) bench/run.py $(BENCH_ARGS)
+
+clean:
+	rm -rf $(BUILD)

@@ -1,0 +1,40 @@
+"""Builds the SparkSession every mongo2mysql Spark job and test uses.
+
+Spark's own download of its Kafka connector (spark.jars.packages, through Ivy) may not reach a
+registry, so the connector jars come from Maven through stack/install.sh and are passed here with
+spark.jars. On a cluster, spark-submit supplies the master and the same jars (README: "Spark")."""
+import glob
+import os
+from pathlib import Path
+
+from pyspark.sql import SparkSession
+
+_ROOT = Path(__file__).resolve().parents[2]
+
+
+def connector_jars() -> list[str]:
+    """The Kafka connector jars fetched by stack/install.sh (M2M_SPARK_JARS overrides the folder)."""
+    folder = os.environ.get("M2M_SPARK_JARS") or str(
+        Path(os.environ.get("M2M_STATE", _ROOT / ".stack")) / "jars" / "spark")
+    jars = sorted(glob.glob(os.path.join(folder, "*.jar")))
+    if not any("spark-sql-kafka" in j for j in jars):
+        raise RuntimeError(f"no spark-sql-kafka jar in {folder}; run stack/install.sh (or make up)")
+    return jars
+
+
+def build_session(app_name: str, master: str | None = None) -> SparkSession:
+    """A session in local mode by default (master from M2M_SPARK_MASTER, else local[2])."""
+    builder = (
+        SparkSession.builder.appName(app_name)
+        .master(master or os.environ.get("M2M_SPARK_MASTER", "local[2]"))
+        .config("spark.jars", ",".join(connector_jars()))
+        # Small machine, small batches: Spark's defaults (200 shuffle partitions, the web UI) only
+        # cost time here.
+        .config("spark.sql.shuffle.partitions", os.environ.get("M2M_SPARK_SHUFFLE_PARTITIONS", "2"))
+        .config("spark.ui.enabled", "false")
+        .config("spark.driver.memory", os.environ.get("M2M_SPARK_DRIVER_MEMORY", "2g"))
+        .config("spark.sql.session.timeZone", "UTC")
+    )
+    session = builder.getOrCreate()
+    session.sparkContext.setLogLevel(os.environ.get("M2M_SPARK_LOG_LEVEL", "WARN"))
+    return session

@@ -36,6 +36,10 @@ struct UpdateDescription {
   BsonDocument updated_fields;               // dotted paths -> new values
   std::vector<std::string> removed_fields;   // dotted paths
   std::vector<TruncatedArray> truncated_arrays;
+  // MongoDB 6.1+ (showExpandedEvents): for each updatedFields/removedFields path that is ambiguous
+  // (a field name containing "." or a numeric field name that is not an array index), the path as
+  // an array of its components (strings and array indexes). Empty when none or not sent.
+  BsonDocument disambiguated_paths;
 };
 
 struct ChangeEvent {

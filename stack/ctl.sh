@@ -78,7 +78,10 @@ SQL
 
 kafka_ready() { grep -q 'Kafka Server started' "$M2M_LOGS/kafka.log" && [ -n "$(port_holder "$M2M_KAFKA_PORT")" ]; }
 
+need_jars() { [ -d "$M2M_JARS/$1" ] || die "the $1 jars are not installed; run stack/install.sh (or make up)"; }
+
 start_kafka() {
+  need_jars kafka
   local dir=$M2M_STATE/kafka conf=$M2M_STATE/kafka/server.properties
   mkdir -p "$dir"
   cat > "$conf" <<PROPS
@@ -116,6 +119,7 @@ PROPS
 mongo_ready() { grep -q 'listening on' "$M2M_LOGS/mongo.out" && [ -n "$(port_holder "$M2M_MONGO_PORT")" ]; }
 
 start_mongo() {
+  need_jars mongo
   mkdir -p "$M2M_STATE/mongo"
   launch mongo java -Xms128m -Xmx2g -cp "$M2M_JARS/mongo/*:$M2M_JARS/mongo-launcher" MongoStandIn \
     "$M2M_HOST" "$M2M_MONGO_PORT" "$M2M_STATE/mongo/data.mv"
@@ -125,7 +129,6 @@ start_mongo() {
 up() {
   local name=$1
   if running_pid "$name" >/dev/null; then say "$name: already running"; return; fi
-  [ -d "$M2M_JARS/kafka" ] || die "the stack is not installed; run stack/install.sh (or make up)"
   check_port_free "$(port_of "$name")"
   [ "$name" != kafka ] || check_port_free "$M2M_KAFKA_CONTROLLER_PORT"
   say "$name: starting on $M2M_HOST:$(port_of "$name")"

@@ -35,8 +35,10 @@ install_jars() {
   [ -f "$out/.stamp" ] && [ "$(cat "$out/.stamp")" = "$stamp" ] && return
   say "mvn: fetching $name jars"
   rm -rf "$out"
-  mvn -q -B -Dstyle.color=never -s "$M2M_ROOT/stack/maven/settings.xml" -Dmaven.repo.local="$M2M_MAVEN_REPO" \
-    -f "$pom_dir/pom.xml" dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$out"
+  local log=$M2M_LOGS/mvn-$name.log
+  mvn -B -Dstyle.color=never -s "$M2M_ROOT/stack/maven/settings.xml" -Dmaven.repo.local="$M2M_MAVEN_REPO" \
+    -f "$pom_dir/pom.xml" dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$out" \
+    > "$log" 2>&1 || { tail -n 30 "$log" >&2; die "mvn could not fetch the $name jars; full log: $log"; }
   echo "$stamp" > "$out/.stamp"
 }
 

@@ -2,7 +2,7 @@
 
 #include <librdkafka/rdkafka.h>
 
-#include <mutex>
+#include <algorithm>
 
 namespace m2m {
 namespace {
@@ -12,6 +12,18 @@ Status KafkaStatus(rd_kafka_resp_err_t err, std::string_view what, bool retriabl
   message += ": ";
   message += rd_kafka_err2str(err);
   return Status(StatusCode::kKafka, std::move(message), retriable, err);
+}
+
+Status KafkaStatus(rd_kafka_error_t* error, std::string_view what) {
+  if (error == nullptr) return Status::OK();
+  std::string message(what);
+  message += ": ";
+  message += rd_kafka_error_string(error);
+  if (rd_kafka_error_is_fatal(error)) message += " (fatal: restart from the last checkpoint)";
+  Status st(StatusCode::kKafka, std::move(message),
+            rd_kafka_error_is_retriable(error) && !rd_kafka_error_is_fatal(error), rd_kafka_error_code(error));
+  rd_kafka_error_destroy(error);
+  return st;
 }
 
 // Builds an rd_kafka_conf_t; an unknown or invalid property is an error naming the key.
@@ -125,7 +137,9 @@ struct KafkaProducer::Impl {
 
   static void OnDelivery(rd_kafka_t*, const rd_kafka_message_t* msg, void* opaque) {
     auto* self = static_cast<Impl*>(opaque);
-    if (msg->err != RD_KAFKA_RESP_ERR_NO_ERROR && self->first_delivery_error.ok()) {
+    // Purged messages belong to a transaction we aborted ourselves: not a delivery failure.
+    bool purged = msg->err == RD_KAFKA_RESP_ERR__PURGE_QUEUE || msg->err == RD_KAFKA_RESP_ERR__PURGE_INFLIGHT;
+    if (msg->err != RD_KAFKA_RESP_ERR_NO_ERROR && !purged && self->first_delivery_error.ok()) {
       self->first_delivery_error =
           KafkaStatus(msg->err, std::string("delivery to ") + rd_kafka_topic_name(msg->rkt) + " failed");
     }
@@ -168,6 +182,33 @@ Status KafkaProducer::Flush(std::chrono::milliseconds timeout) {
   rd_kafka_resp_err_t err = rd_kafka_flush(impl_->rk.get(), static_cast<int>(timeout.count()));
   if (err != RD_KAFKA_RESP_ERR_NO_ERROR) return KafkaStatus(err, "flushing producer", true);
   Status st = std::move(impl_->first_delivery_error);
+  impl_->first_delivery_error = Status::OK();
+  return st;
+}
+
+Status KafkaProducer::InitTransactions(std::chrono::milliseconds timeout) {
+  return KafkaStatus(rd_kafka_init_transactions(impl_->rk.get(), static_cast<int>(timeout.count())),
+                     "initialising Kafka transactions");
+}
+
+Status KafkaProducer::BeginTransaction() {
+  return KafkaStatus(rd_kafka_begin_transaction(impl_->rk.get()), "beginning a Kafka transaction");
+}
+
+Status KafkaProducer::CommitTransaction(std::chrono::milliseconds timeout) {
+  M2M_RETURN_NOT_OK(KafkaStatus(rd_kafka_commit_transaction(impl_->rk.get(), static_cast<int>(timeout.count())),
+                                "committing a Kafka transaction"));
+  // The commit flushed every message; a delivery error recorded meanwhile means the broker refused
+  // part of the transaction, which librdkafka reports through the commit as well.
+  Status st = std::move(impl_->first_delivery_error);
+  impl_->first_delivery_error = Status::OK();
+  return st;
+}
+
+Status KafkaProducer::AbortTransaction(std::chrono::milliseconds timeout) {
+  Status st = KafkaStatus(rd_kafka_abort_transaction(impl_->rk.get(), static_cast<int>(timeout.count())),
+                          "aborting a Kafka transaction");
+  // Whatever failed inside the aborted transaction is void with it.
   impl_->first_delivery_error = Status::OK();
   return st;
 }
@@ -216,6 +257,75 @@ Result<std::optional<KafkaMessage>> KafkaConsumer::Poll(std::chrono::millisecond
   if (m->payload) out.value.emplace(static_cast<const char*>(m->payload), m->len);
   out.timestamp_ms = rd_kafka_message_timestamp(m, nullptr);
   return std::optional<KafkaMessage>(std::move(out));
+}
+
+// ---------------------------------------------------------------------------------------------------
+Result<std::map<std::string, std::string>> ReadTopicToEnd(const KafkaConfig& config, const std::string& topic,
+                                                          std::chrono::milliseconds timeout) {
+  KafkaConfig c = config;
+  c.emplace("isolation.level", "read_committed");
+  c.emplace("enable.auto.commit", "false");
+  c.emplace("enable.partition.eof", "true");
+  // assign() needs no group, but librdkafka's consumer wants a group.id to exist.
+  c.emplace("group.id", "mongo2mysql-topic-reader");
+  M2M_ASSIGN_OR_RETURN(rd_kafka_conf_t * conf, MakeConf(c));
+  M2M_ASSIGN_OR_RETURN(rd_kafka_t * raw, MakeHandle(RD_KAFKA_CONSUMER, conf));
+  HandlePtr rk(raw);
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  auto remaining_ms = [&] {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    return static_cast<int>(std::max<int64_t>(left.count(), 0));
+  };
+
+  const rd_kafka_metadata_t* md = nullptr;
+  rd_kafka_topic_t* rkt = rd_kafka_topic_new(rk.get(), topic.c_str(), nullptr);
+  rd_kafka_resp_err_t err = rd_kafka_metadata(rk.get(), 0, rkt, &md, remaining_ms());
+  rd_kafka_topic_destroy(rkt);
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) return KafkaStatus(err, "reading metadata of " + topic, true);
+  std::unique_ptr<const rd_kafka_metadata_t, void (*)(const rd_kafka_metadata_t*)> md_guard(md, rd_kafka_metadata_destroy);
+  if (md->topic_cnt != 1 || md->topics[0].err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    return KafkaStatus(md->topic_cnt == 1 ? md->topics[0].err : RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART,
+                       "topic " + topic);
+  }
+
+  rd_kafka_topic_partition_list_t* parts = rd_kafka_topic_partition_list_new(md->topics[0].partition_cnt);
+  int waiting = 0;
+  for (int i = 0; i < md->topics[0].partition_cnt; ++i) {
+    int32_t p = md->topics[0].partitions[i].id;
+    int64_t low = 0, high = 0;
+    err = rd_kafka_query_watermark_offsets(rk.get(), topic.c_str(), p, &low, &high, remaining_ms());
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      rd_kafka_topic_partition_list_destroy(parts);
+      return KafkaStatus(err, "reading offsets of " + topic, true);
+    }
+    if (high > low) {
+      rd_kafka_topic_partition_list_add(parts, topic.c_str(), p)->offset = RD_KAFKA_OFFSET_BEGINNING;
+      ++waiting;
+    }
+  }
+  err = rd_kafka_assign(rk.get(), parts);
+  rd_kafka_topic_partition_list_destroy(parts);
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) return KafkaStatus(err, "assigning " + topic);
+
+  std::map<std::string, std::string> latest;
+  // Each partition reports EOF once it reaches its end (the last stable offset under read_committed).
+  while (waiting > 0) {
+    if (remaining_ms() == 0) return KafkaStatus(RD_KAFKA_RESP_ERR__TIMED_OUT, "reading " + topic + " to its end", true);
+    rd_kafka_message_t* m = rd_kafka_consumer_poll(rk.get(), std::min(remaining_ms(), 500));
+    if (m == nullptr) continue;
+    std::unique_ptr<rd_kafka_message_t, void (*)(rd_kafka_message_t*)> guard(m, rd_kafka_message_destroy);
+    if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+      --waiting;
+      continue;
+    }
+    if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) return KafkaStatus(m->err, "reading " + topic, true);
+    if (m->key == nullptr) continue;
+    std::string key(static_cast<const char*>(m->key), m->key_len);
+    if (m->payload == nullptr) latest.erase(key);
+    else latest[key] = std::string(static_cast<const char*>(m->payload), m->len);
+  }
+  rd_kafka_consumer_close(rk.get());
+  return latest;
 }
 
 }  // namespace m2m

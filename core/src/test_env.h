@@ -46,3 +46,10 @@ inline std::string UniqueName(const std::string& prefix) {
 }
 
 }  // namespace m2m::testing
+
+// Asserts that a Status (or a Result's status()) is OK, printing it otherwise.
+#define M2M_ASSERT_OK(expr)                         \
+  do {                                              \
+    ::m2m::Status _st = (expr);                     \
+    ASSERT_TRUE(_st.ok()) << _st.ToString();        \
+  } while (false)

@@ -65,6 +65,17 @@ class KafkaProducer {
   // Flush.
   Status Flush(std::chrono::milliseconds timeout = std::chrono::seconds(60));
 
+  // Transactions (the config must set transactional.id). InitTransactions fences any earlier producer
+  // with the same transactional.id and aborts its open transaction, so a restarted process never
+  // publishes on top of its crashed predecessor's half-written batch. Messages produced between
+  // BeginTransaction and CommitTransaction become visible to read_committed consumers together, or
+  // not at all. After a failed commit call AbortTransaction; when that fails too, the producer is
+  // unusable (fatal) and the process must start over from its last committed checkpoint.
+  Status InitTransactions(std::chrono::milliseconds timeout = std::chrono::seconds(60));
+  Status BeginTransaction();
+  Status CommitTransaction(std::chrono::milliseconds timeout = std::chrono::seconds(60));
+  Status AbortTransaction(std::chrono::milliseconds timeout = std::chrono::seconds(60));
+
  private:
   struct Impl;
   explicit KafkaProducer(std::unique_ptr<Impl> impl);
@@ -86,5 +97,14 @@ class KafkaConsumer {
   explicit KafkaConsumer(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
+
+// Reads every partition of a topic from the beginning to its current end: how capture loads its
+// checkpoints from a compacted topic. With isolation.level=read_committed (the default here) the end
+// is the last stable offset, so records of aborted or open transactions are never returned.
+//
+// Returns the last value per key (a null value, a tombstone, erases the key).
+Result<std::map<std::string, std::string>> ReadTopicToEnd(
+    const KafkaConfig& config, const std::string& topic,
+    std::chrono::milliseconds timeout = std::chrono::seconds(120));
 
 }  // namespace m2m

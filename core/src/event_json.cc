@@ -1,0 +1,367 @@
+// ChangeEvent <-> Kafka key/value JSON (docs/events.md), and decoding of Debezium MongoDB events.
+#include <fmt/format.h>
+
+#include <array>
+#include <nlohmann/json.hpp>
+
+#include "event_bson.h"
+#include "m2m/event_codec.h"
+
+namespace m2m {
+namespace {
+
+using json = nlohmann::json;
+// Encoding keeps field order so messages read like Debezium's and byte-compare across runs.
+using ordered_json = nlohmann::ordered_json;
+
+// source.version: identifies the producer, not a Debezium release.
+constexpr const char* kSourceVersion = "mongo2mysql/1";
+
+constexpr std::array<std::string_view, 9> kKindNames = {
+    "read", "insert", "update", "replace", "delete", "drop", "rename", "dropDatabase", "invalidate"};
+
+// Debezium's op for each kind. Collection-level events get "m", Debezium's code for an event that
+// changes no row (its SMTs pass such records through, sinks that dispatch on c/u/d/r skip them).
+std::string_view OpCode(EventKind kind) {
+  switch (kind) {
+    case EventKind::kRead: return "r";
+    case EventKind::kInsert: return "c";
+    case EventKind::kUpdate:
+    case EventKind::kReplace: return "u";
+    case EventKind::kDelete: return "d";
+    default: return "m";
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Encoding
+
+ordered_json OptionalText(const std::string& s) { return s.empty() ? ordered_json(nullptr) : ordered_json(s); }
+
+ordered_json OptionalDocumentJson(const std::optional<BsonDocument>& doc) {
+  return doc ? ordered_json(doc->ToCanonicalJson()) : ordered_json(nullptr);
+}
+
+ordered_json UpdateDescriptionJson(const UpdateDescription& u) {
+  ordered_json out = ordered_json::object();
+  out["removedFields"] = u.removed_fields.empty() ? ordered_json(nullptr) : ordered_json(u.removed_fields);
+  out["updatedFields"] = u.updated_fields.ToCanonicalJson();
+  if (u.truncated_arrays.empty()) {
+    out["truncatedArrays"] = nullptr;
+  } else {
+    ordered_json arrays = ordered_json::array();
+    for (const auto& t : u.truncated_arrays) arrays.push_back({{"field", t.field}, {"size", t.new_size}});
+    out["truncatedArrays"] = std::move(arrays);
+  }
+  return out;
+}
+
+std::string_view SnapshotMarker(const ChangeEvent& event, const EncodeOptions& options) {
+  if (event.kind != EventKind::kRead) return "false";
+  return options.last_snapshot_record ? "last" : "true";
+}
+
+ordered_json SourceJson(const ChangeEvent& event, const EncodeOptions& options) {
+  ordered_json s = ordered_json::object();
+  s["version"] = kSourceVersion;
+  s["connector"] = "mongodb";
+  s["name"] = options.server_name;
+  s["ts_ms"] = event.cluster_time_s != 0 ? static_cast<int64_t>(event.cluster_time_s) * 1000 : event.wall_time_ms;
+  s["snapshot"] = SnapshotMarker(event, options);
+  s["db"] = event.db;
+  s["collection"] = OptionalText(event.collection);
+  s["ord"] = event.cluster_time_i;
+  s["lsid"] = event.txn_lsid ? ordered_json(*event.txn_lsid) : ordered_json(nullptr);
+  s["txnNumber"] = event.txn_number ? ordered_json(*event.txn_number) : ordered_json(nullptr);
+  s["wallTime"] = event.wall_time_ms;
+  return s;
+}
+
+ordered_json M2mJson(const ChangeEvent& event) {
+  ordered_json m = ordered_json::object();
+  m["v"] = kEventFormatVersion;
+  m["event"] = EventKindName(event.kind);
+  if (!event.resume_token.empty()) m["resume_token"] = event.resume_token;
+  m["cluster_time"] = {{"t", event.cluster_time_s}, {"i", event.cluster_time_i}};
+  if (!event.document_key.empty()) m["document_key"] = event.document_key.ToCanonicalJson();
+  if (event.kind == EventKind::kRename) {
+    m["rename_to"] = {{"db", event.rename_to_db}, {"collection", event.rename_to_collection}};
+  }
+  if (event.update && !event.update->disambiguated_paths.empty()) {
+    m["disambiguated_paths"] = event.update->disambiguated_paths.ToCanonicalJson();
+  }
+  return m;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Decoding helpers. `path` names the field in messages ("value.source.db").
+
+Status FieldError(std::string_view path, std::string_view cause) {
+  return Status::Invalid(fmt::format("{}: {}", path, cause));
+}
+
+std::string Path(std::string_view parent, std::string_view key) { return fmt::format("{}.{}", parent, key); }
+
+// The member `key`, or nullptr when absent or null.
+const json* Member(const json& object, std::string_view key) {
+  auto it = object.find(key);
+  return it == object.end() || it->is_null() ? nullptr : &*it;
+}
+
+Result<const json*> ObjectMember(const json& object, std::string_view key, std::string_view parent) {
+  const json* m = Member(object, key);
+  if (m != nullptr && !m->is_object()) return FieldError(Path(parent, key), "expected an object");
+  return m;
+}
+
+Result<std::optional<std::string>> StringMember(const json& object, std::string_view key, std::string_view parent) {
+  const json* m = Member(object, key);
+  if (m == nullptr) return std::optional<std::string>();
+  if (!m->is_string()) return FieldError(Path(parent, key), fmt::format("expected a string, got {}", m->type_name()));
+  return std::optional<std::string>(m->get<std::string>());
+}
+
+Result<std::string> RequiredStringMember(const json& object, std::string_view key, std::string_view parent) {
+  M2M_ASSIGN_OR_RETURN(std::optional<std::string> s, StringMember(object, key, parent));
+  if (!s) return FieldError(Path(parent, key), "missing");
+  return std::move(*s);
+}
+
+Result<std::optional<int64_t>> IntegerMember(const json& object, std::string_view key, std::string_view parent) {
+  const json* m = Member(object, key);
+  if (m == nullptr) return std::optional<int64_t>();
+  if (!m->is_number_integer()) {
+    return FieldError(Path(parent, key), fmt::format("expected an integer, got {}", m->type_name()));
+  }
+  return std::optional<int64_t>(m->get<int64_t>());
+}
+
+Result<uint32_t> Uint32Member(const json& object, std::string_view key, std::string_view parent) {
+  M2M_ASSIGN_OR_RETURN(std::optional<int64_t> n, IntegerMember(object, key, parent));
+  if (!n) return FieldError(Path(parent, key), "missing");
+  if (*n < 0 || *n > UINT32_MAX) return FieldError(Path(parent, key), "out of range for an unsigned 32-bit value");
+  return static_cast<uint32_t>(*n);
+}
+
+Result<BsonDocument> ParseEjson(const std::string& text, std::string_view path) {
+  auto doc = BsonDocument::FromJson(text);
+  if (!doc.ok()) return FieldError(path, doc.status().message());
+  return doc;
+}
+
+// A member holding a document as an Extended JSON string (after, before, updatedFields, ...).
+Result<std::optional<BsonDocument>> EjsonMember(const json& object, std::string_view key, std::string_view parent) {
+  M2M_ASSIGN_OR_RETURN(std::optional<std::string> text, StringMember(object, key, parent));
+  if (!text) return std::optional<BsonDocument>();
+  M2M_ASSIGN_OR_RETURN(BsonDocument doc, ParseEjson(*text, Path(parent, key)));
+  return std::optional<BsonDocument>(std::move(doc));
+}
+
+Result<json> ParseJson(std::string_view text, std::string_view what) {
+  json parsed = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (parsed.is_discarded()) return FieldError(what, "not valid JSON");
+  return parsed;
+}
+
+// Kafka Connect's JsonConverter with schemas enabled wraps the payload: {"schema": …, "payload": …}.
+const json& Unwrap(const json& message) {
+  if (message.is_object() && message.contains("payload") && message.contains("schema")) return message["payload"];
+  return message;
+}
+
+Result<UpdateDescription> DecodeUpdateDescription(const json& u) {
+  constexpr std::string_view kPath = "value.updateDescription";
+  UpdateDescription out;
+  M2M_ASSIGN_OR_RETURN(std::optional<BsonDocument> updated, EjsonMember(u, "updatedFields", kPath));
+  if (updated) out.updated_fields = std::move(*updated);
+  if (const json* removed = Member(u, "removedFields")) {
+    if (!removed->is_array()) return FieldError(Path(kPath, "removedFields"), "expected an array");
+    for (size_t i = 0; i < removed->size(); ++i) {
+      if (!(*removed)[i].is_string()) {
+        return FieldError(fmt::format("{}.removedFields[{}]", kPath, i), "expected a string");
+      }
+      out.removed_fields.push_back((*removed)[i].get<std::string>());
+    }
+  }
+  if (const json* truncated = Member(u, "truncatedArrays")) {
+    if (!truncated->is_array()) return FieldError(Path(kPath, "truncatedArrays"), "expected an array");
+    for (size_t i = 0; i < truncated->size(); ++i) {
+      std::string item = fmt::format("{}.truncatedArrays[{}]", kPath, i);
+      const json& t = (*truncated)[i];
+      if (!t.is_object()) return FieldError(item, "expected an object");
+      TruncatedArray entry;
+      M2M_ASSIGN_OR_RETURN(entry.field, RequiredStringMember(t, "field", item));
+      M2M_ASSIGN_OR_RETURN(std::optional<int64_t> size, IntegerMember(t, "size", item));
+      if (!size) return FieldError(Path(item, "size"), "missing");
+      entry.new_size = *size;
+      out.truncated_arrays.push_back(std::move(entry));
+    }
+  }
+  return out;
+}
+
+// Fields our format and Debezium's share: namespace, images, updateDescription, transaction, times.
+Status DecodeCommon(const json& value, ChangeEvent* event) {
+  M2M_ASSIGN_OR_RETURN(const json* source, ObjectMember(value, "source", "value"));
+  if (source == nullptr) return FieldError("value.source", "missing");
+  M2M_ASSIGN_OR_RETURN(std::optional<std::string> db, StringMember(*source, "db", "value.source"));
+  M2M_ASSIGN_OR_RETURN(std::optional<std::string> coll, StringMember(*source, "collection", "value.source"));
+  event->db = db.value_or("");
+  event->collection = coll.value_or("");
+  M2M_ASSIGN_OR_RETURN(event->txn_lsid, StringMember(*source, "lsid", "value.source"));
+  M2M_ASSIGN_OR_RETURN(event->txn_number, IntegerMember(*source, "txnNumber", "value.source"));
+  M2M_ASSIGN_OR_RETURN(std::optional<int64_t> ts_ms, IntegerMember(*source, "ts_ms", "value.source"));
+  M2M_ASSIGN_OR_RETURN(std::optional<int64_t> wall, IntegerMember(*source, "wallTime", "value.source"));
+  event->wall_time_ms = wall ? *wall : ts_ms.value_or(0);
+  // Debezium's own cluster time: seconds in source.ts_ms, increment in source.ord. Ours overrides.
+  event->cluster_time_s = static_cast<uint32_t>(ts_ms.value_or(0) / 1000);
+  M2M_ASSIGN_OR_RETURN(std::optional<int64_t> ord, IntegerMember(*source, "ord", "value.source"));
+  event->cluster_time_i = static_cast<uint32_t>(ord.value_or(0));
+
+  M2M_ASSIGN_OR_RETURN(event->after, EjsonMember(value, "after", "value"));
+  M2M_ASSIGN_OR_RETURN(event->before, EjsonMember(value, "before", "value"));
+  M2M_ASSIGN_OR_RETURN(const json* update, ObjectMember(value, "updateDescription", "value"));
+  if (update != nullptr) {
+    M2M_ASSIGN_OR_RETURN(event->update, DecodeUpdateDescription(*update));
+  }
+  return Status::OK();
+}
+
+Status DecodeM2m(const json& value, const json& m2m, ChangeEvent* event) {
+  constexpr std::string_view kPath = "value.m2m";
+  M2M_ASSIGN_OR_RETURN(std::optional<int64_t> version, IntegerMember(m2m, "v", kPath));
+  if (version != kEventFormatVersion) {
+    return FieldError("value.m2m.v", fmt::format("unsupported event format version {} (this build reads {})",
+                                                 version ? std::to_string(*version) : "(missing)",
+                                                 kEventFormatVersion));
+  }
+  M2M_ASSIGN_OR_RETURN(std::string name, RequiredStringMember(m2m, "event", kPath));
+  auto kind = ParseEventKind(name);
+  if (!kind.ok()) return FieldError("value.m2m.event", kind.status().message());
+  event->kind = *kind;
+  M2M_ASSIGN_OR_RETURN(std::optional<std::string> op, StringMember(value, "op", "value"));
+  if (op != OpCode(event->kind)) {
+    return FieldError("value.op", fmt::format("\"{}\" does not match m2m.event \"{}\"", op.value_or(""), name));
+  }
+  M2M_ASSIGN_OR_RETURN(std::optional<std::string> token, StringMember(m2m, "resume_token", kPath));
+  event->resume_token = token.value_or("");
+  M2M_ASSIGN_OR_RETURN(const json* cluster_time, ObjectMember(m2m, "cluster_time", kPath));
+  if (cluster_time == nullptr) return FieldError("value.m2m.cluster_time", "missing");
+  M2M_ASSIGN_OR_RETURN(event->cluster_time_s, Uint32Member(*cluster_time, "t", "value.m2m.cluster_time"));
+  M2M_ASSIGN_OR_RETURN(event->cluster_time_i, Uint32Member(*cluster_time, "i", "value.m2m.cluster_time"));
+  M2M_ASSIGN_OR_RETURN(std::optional<BsonDocument> key, EjsonMember(m2m, "document_key", kPath));
+  if (key) event->document_key = std::move(*key);
+  M2M_ASSIGN_OR_RETURN(const json* rename_to, ObjectMember(m2m, "rename_to", kPath));
+  if (event->kind == EventKind::kRename) {
+    if (rename_to == nullptr) return FieldError("value.m2m.rename_to", "missing on a rename");
+    M2M_ASSIGN_OR_RETURN(event->rename_to_db, RequiredStringMember(*rename_to, "db", "value.m2m.rename_to"));
+    M2M_ASSIGN_OR_RETURN(event->rename_to_collection,
+                         RequiredStringMember(*rename_to, "collection", "value.m2m.rename_to"));
+  }
+  M2M_ASSIGN_OR_RETURN(std::optional<BsonDocument> paths, EjsonMember(m2m, "disambiguated_paths", kPath));
+  if (paths) {
+    if (!event->update) return FieldError("value.m2m.disambiguated_paths", "present without updateDescription");
+    event->update->disambiguated_paths = std::move(*paths);
+  }
+  return Status::OK();
+}
+
+// Debezium keys hold the _id as an Extended JSON value in a string: {"id": "{\"$oid\": \"…\"}"}.
+Result<BsonDocument> DecodeDebeziumKey(std::optional<std::string_view> key) {
+  if (!key) return FieldError("key", "missing (a Debezium event without after needs the key's id)");
+  M2M_ASSIGN_OR_RETURN(json parsed, ParseJson(*key, "key"));
+  const json& payload = Unwrap(parsed);
+  if (!payload.is_object()) return FieldError("key", "expected an object");
+  M2M_ASSIGN_OR_RETURN(std::string id, RequiredStringMember(payload, "id", "key"));
+  return ParseEjson(fmt::format("{{\"_id\": {}}}", id), "key.id");
+}
+
+Status DecodeDebezium(const json& value, std::optional<std::string_view> key, ChangeEvent* event) {
+  M2M_ASSIGN_OR_RETURN(std::string op, RequiredStringMember(value, "op", "value"));
+  if (op == "c") {
+    event->kind = EventKind::kInsert;
+  } else if (op == "r") {
+    event->kind = EventKind::kRead;
+  } else if (op == "d") {
+    event->kind = EventKind::kDelete;
+  } else if (op == "u") {
+    // Debezium sends a replace as "u" with the whole document and no updateDescription.
+    event->kind = event->update ? EventKind::kUpdate : EventKind::kReplace;
+  } else {
+    return FieldError("value.op", fmt::format("unsupported operation \"{}\" (expected c, u, d or r)", op));
+  }
+  bool needs_after = event->kind == EventKind::kInsert || event->kind == EventKind::kRead ||
+                     event->kind == EventKind::kReplace;
+  if (needs_after && !event->after) return FieldError("value.after", fmt::format("missing on op \"{}\"", op));
+  // after's _id keeps its exact BSON type; the key's may not (Debezium writes 1004L as "1004").
+  bson_iter_t id;
+  if (event->after && bson_iter_init_find(&id, event->after->get(), "_id")) {
+    bson_append_iter(event->document_key.mutable_get(), "_id", 3, &id);
+    return Status::OK();
+  }
+  M2M_ASSIGN_OR_RETURN(event->document_key, DecodeDebeziumKey(key));
+  return Status::OK();
+}
+
+}  // namespace
+
+std::string_view EventKindName(EventKind kind) { return kKindNames[static_cast<size_t>(kind)]; }
+
+Result<EventKind> ParseEventKind(std::string_view name) {
+  for (size_t i = 0; i < kKindNames.size(); ++i) {
+    if (kKindNames[i] == name) return static_cast<EventKind>(i);
+  }
+  return Status::Invalid(fmt::format("unknown event kind \"{}\"", name));
+}
+
+Status EncodeOptions::Validate() const {
+  if (server_name.empty()) return Status::Invalid("EncodeOptions.server_name must not be empty");
+  if (processed_at_ms < 0) return Status::Invalid("EncodeOptions.processed_at_ms must not be negative");
+  return Status::OK();
+}
+
+std::string EncodeKey(const ChangeEvent& event) {
+  ordered_json key = ordered_json::object();
+  bson_iter_t id;
+  if (bson_iter_init_find(&id, event.document_key.get(), "_id")) {
+    key["id"] = event_internal::ValueToCanonicalJson(&id);
+  } else {
+    key["id"] = nullptr;
+  }
+  return key.dump();
+}
+
+std::string EncodeValue(const ChangeEvent& event, const EncodeOptions& options) {
+  ordered_json v = ordered_json::object();
+  v["before"] = OptionalDocumentJson(event.before);
+  v["after"] = OptionalDocumentJson(event.after);
+  v["updateDescription"] = event.update ? UpdateDescriptionJson(*event.update) : ordered_json(nullptr);
+  v["source"] = SourceJson(event, options);
+  v["op"] = OpCode(event.kind);
+  v["ts_ms"] = options.processed_at_ms != 0 ? options.processed_at_ms : event.wall_time_ms;
+  v["transaction"] = nullptr;
+  v["m2m"] = M2mJson(event);
+  // Strings from MongoDB are valid UTF-8; "replace" keeps a stray invalid byte from aborting the dump.
+  return v.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+Result<std::optional<ChangeEvent>> DecodeEvent(std::optional<std::string_view> key,
+                                               std::optional<std::string_view> value) {
+  if (!value) return std::optional<ChangeEvent>();
+  M2M_ASSIGN_OR_RETURN(json parsed, ParseJson(*value, "value"));
+  const json& payload = Unwrap(parsed);
+  if (payload.is_null()) return std::optional<ChangeEvent>();  // a tombstone that went through the envelope
+  if (!payload.is_object()) return FieldError("value", "expected an object");
+
+  ChangeEvent event;
+  M2M_RETURN_NOT_OK(DecodeCommon(payload, &event));
+  M2M_ASSIGN_OR_RETURN(const json* m2m, ObjectMember(payload, "m2m", "value"));
+  if (m2m != nullptr) {
+    M2M_RETURN_NOT_OK(DecodeM2m(payload, *m2m, &event));
+  } else {
+    M2M_RETURN_NOT_OK(DecodeDebezium(payload, key, &event));
+  }
+  return std::optional<ChangeEvent>(std::move(event));
+}
+
+}  // namespace m2m

@@ -43,10 +43,13 @@ install_jars() {
 }
 
 install_mongo_launcher() {
-  local src=$M2M_ROOT/stack/mongo-launcher/MongoStandIn.java out=$M2M_JARS/mongo-launcher
-  [ -f "$out/MongoStandIn.class" ] && [ "$out/MongoStandIn.class" -nt "$src" ] && return
-  mkdir -p "$out"
-  javac -d "$out" -cp "$M2M_JARS/mongo/*" "$src"
+  local src=$M2M_ROOT/stack/mongo-launcher out=$M2M_JARS/mongo-launcher
+  local stamp; stamp=$(cat "$src"/*.java "$M2M_JARS/mongo/.stamp" | sha256sum | cut -c1-16)
+  [ -f "$out/.stamp" ] && [ "$(cat "$out/.stamp")" = "$stamp" ] && return
+  rm -rf "$out" && mkdir -p "$out"
+  javac -d "$out" -cp "$M2M_JARS/mongo/*" "$src"/*.java > "$M2M_LOGS/javac-mongo-launcher.log" 2>&1 \
+    || { cat "$M2M_LOGS/javac-mongo-launcher.log" >&2; die "compiling the MongoDB stand-in launcher failed"; }
+  echo "$stamp" > "$out/.stamp"
 }
 
 install_venv() {

@@ -152,13 +152,28 @@ Status ParseCommonFields(const bson_t* change, ChangeEvent* event) {
   return Status::OK();
 }
 
-// documentKey must hold _id. The stand-in puts the update specification there instead ({$set: …});
-// the document's _id is then taken from fullDocument (which it requires for updates anyway).
+// True for an update specification such as {$set: {…}, $unset: {…}}.
+bool IsUpdateSpecification(const bson_t* doc) {
+  bson_iter_t it;
+  bson_iter_init(&it, doc);
+  bool any = false;
+  while (bson_iter_next(&it)) {
+    if (bson_iter_key(&it)[0] != '$') return false;
+    any = true;
+  }
+  return any;
+}
+
+// documentKey must hold _id. mongo-java-server's own oplog puts the update specification there
+// ({$set: …}); only for that shape is the _id taken from fullDocument instead.
 Status ParseDocumentKey(const bson_t* change, ChangeEvent* event) {
   M2M_ASSIGN_OR_RETURN(event->document_key, RequiredDocument(change, "documentKey", "documentKey"));
   if (bson_has_field(event->document_key.get(), "_id")) return Status::OK();
   bson_iter_t id;
-  if (!event->after || !bson_iter_init_find(&id, event->after->get(), "_id")) return Missing("documentKey._id");
+  if (!IsUpdateSpecification(event->document_key.get()) || !event->after ||
+      !bson_iter_init_find(&id, event->after->get(), "_id")) {
+    return Missing("documentKey._id");
+  }
   BsonDocument key;
   bson_append_iter(key.mutable_get(), "_id", 3, &id);
   event->document_key = std::move(key);

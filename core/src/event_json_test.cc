@@ -65,7 +65,7 @@ TEST(EventJsonTest, KeyIsTheCanonicalIdAndStable) {
   i32.document_key = Doc(R"({"_id": 1})");
   i64.document_key = Doc(R"({"_id": {"$numberLong": "1"}})");
   EXPECT_EQ(EncodeKey(i32), R"({"id":"{ \"$numberInt\" : \"1\" }"})");
-  EXPECT_NE(EncodeKey(i32), EncodeKey(i64));  // distinct _id values in MongoDB, distinct keys
+  EXPECT_NE(EncodeKey(i32), EncodeKey(i64));  // the type is part of the key; a stored _id keeps its type
 
   ChangeEvent drop;
   drop.kind = EventKind::kDrop;

@@ -55,14 +55,16 @@ bool IsSupportedOperationType(std::string_view operation_type);
 // stand-in); an `ns` in the event wins. Notes on shapes:
 // - update with updateDescription -> kUpdate with `update` set; `after` is fullDocument when present
 //   (updateLookup / post-image) and not null.
-// - update without updateDescription (the stand-in) -> kUpdate with `update` unset; then fullDocument
-//   is required and taken as the whole document (capture must ask the stand-in for updateLookup).
+// - update without updateDescription (mongo-java-server's own oplog) -> kUpdate with `update` unset;
+//   then fullDocument is required and is the whole document (capture must ask for updateLookup). Its
+//   documentKey holds the update specification ({$set: …}); only then _id is taken from fullDocument.
 // - wallTime (6.0+) gives wall_time_ms; without it, clusterTime seconds * 1000.
 // - resume_token is the canonical Extended JSON of `_id`; lsid is canonical Extended JSON.
 // - invalidate events carry no ns; db/collection then come from `fallback` or stay empty.
-// Errors (kInvalidArgument) name the field: missing/mistyped operationType, documentKey on document
-// events, fullDocument on insert/replace, `to` on rename, ns (without fallback) on document and
-// collection events, _id (the resume token), clusterTime.
+// Errors (kInvalidArgument) name the field: missing/mistyped operationType, documentKey (or its _id)
+// on document events, fullDocument on insert/replace, `to` on rename, ns (without fallback) on
+// document and collection events, _id (the resume token), clusterTime. Messages read
+// 'change stream "insert" event: field "documentKey" is missing'.
 Result<ChangeEvent> FromChangeStreamDocument(const bson_t* change, const Namespace* fallback = nullptr);
 
 // A document copied by the initial snapshot: kind kRead, document_key {_id}, after = doc, no resume
@@ -114,8 +116,8 @@ struct EncodeOptions {
 
 // The message key: {"id": "<canonical Extended JSON of document_key._id>"}. The same _id gives the
 // same bytes every time, so all events of one document land in one partition and stay ordered.
-// Collection-level events (no document_key) get {"id": null}; capture may send them to every
-// partition or use a fixed one (docs/events.md).
+// Collection-level events (no document_key) get {"id": null}; capture must deliver them in order
+// with the collection's other events, e.g. a copy to every partition (docs/events.md).
 std::string EncodeKey(const ChangeEvent& event);
 
 // The message value (docs/events.md). Its size is not bounded here; see the header comment.
@@ -125,10 +127,10 @@ std::string EncodeValue(const ChangeEvent& event, const EncodeOptions& options =
 // - nullopt result: a Debezium tombstone (null value after a delete), to skip. Not an error.
 // - Our format is recognised by its "m2m" block; its version must be kEventFormatVersion.
 // - Other values are read as Debezium MongoDB events (op c/u/d/r), with or without the
-//   {"schema", "payload"} envelope; the document key then comes from the message key's "id" (or,
-//   for c/r/u with after, after's _id). Fields only we carry (resume token, replace vs update,
+//   {"schema", "payload"} envelope; document_key is {_id} from `after` when present (exact type),
+//   else from the message key's "id". Fields only we carry (resume token, replace vs update,
 //   collection events) are then absent: a Debezium "u" with updateDescription is kUpdate, without it
-//   kReplace.
+//   kReplace. A null value, JSON null, or an envelope with a null payload is a tombstone (nullopt).
 // Errors (kInvalidArgument) name the field and the cause, e.g. "value.after: invalid Extended JSON".
 Result<std::optional<ChangeEvent>> DecodeEvent(std::optional<std::string_view> key,
                                                std::optional<std::string_view> value);

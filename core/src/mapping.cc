@@ -1,0 +1,759 @@
+#include "m2m/mapping.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
+
+#include "m2m/identifiers.h"
+
+namespace m2m {
+namespace {
+
+using Path = std::vector<std::string>;
+
+constexpr size_t kMaxColumnComment = 1024;
+constexpr size_t kMaxTableComment = 2048;
+constexpr std::string_view kKeyPrefix = "#key ";
+
+Path SplitDots(std::string_view s) {
+  Path out;
+  size_t start = 0;
+  for (;;) {
+    size_t dot = s.find('.', start);
+    out.emplace_back(s.substr(start, dot == std::string_view::npos ? dot : dot - start));
+    if (dot == std::string_view::npos) return out;
+    start = dot + 1;
+  }
+}
+
+std::string JoinDots(const Path& p) {
+  std::string out;
+  for (const std::string& c : p) out += (out.empty() ? "" : ".") + c;
+  return out;
+}
+
+bool IsPrefix(const Path& prefix, const Path& path) {
+  return prefix.size() <= path.size() && std::equal(prefix.begin(), prefix.end(), path.begin());
+}
+
+bool AllDigits(std::string_view s) {
+  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+// The path of a field column's source; nullopt for structural columns (#key, #idx, #value).
+std::optional<Path> SourcePath(std::string_view source) {
+  nlohmann::json j = nlohmann::json::parse(source, nullptr, false);
+  if (!j.is_array()) return std::nullopt;
+  Path out;
+  for (const auto& c : j) {
+    if (!c.is_string()) return std::nullopt;
+    out.push_back(c.get<std::string>());
+  }
+  return out;
+}
+
+// The array levels of a table source (empty for a root table).
+std::vector<Path> SourceLevels(std::string_view source) {
+  nlohmann::json j = nlohmann::json::parse(source, nullptr, false);
+  std::vector<Path> out;
+  if (!j.is_array()) return out;
+  for (size_t i = 1; i < j.size(); ++i) {
+    Path p;
+    for (const auto& c : j[i]) p.push_back(c.is_string() ? c.get<std::string>() : "");
+    out.push_back(std::move(p));
+  }
+  return out;
+}
+
+std::string KeyLabel(const bson_t* key) {
+  std::string out;
+  bson_iter_t it;
+  if (!bson_iter_init(&it, key)) return out;
+  while (bson_iter_next(&it)) {
+    out += (out.empty() ? "" : " ") + std::string(bson_iter_key(&it)) + "=" + RelaxedJson(&it);
+  }
+  return out;
+}
+
+// Maps one event. Works on copies of the tables it touches and commits them to the catalog only when
+// the whole event mapped, so a failure leaves the catalog as it was.
+class EventMapper {
+ public:
+  EventMapper(const MappingConfig& config, const CollectionMapping& cm, Catalog& catalog,
+              const std::string& collection, std::string root_name)
+      : o_(config.options), cm_(cm), catalog_(catalog), collection_(collection),
+        root_name_(std::move(root_name)), root_source_(TableSource(collection, {})) {}
+
+  Result<DocumentOp> Upsert(const bson_t* doc, const bson_t* document_key);
+  Result<DocumentOp> Delete(const bson_t* document_key);
+  Result<DocumentOp> Update(const UpdateDescription& ud, const bson_t* document_key);
+  void Commit(std::vector<SchemaChange>* changes);
+
+ private:
+  struct Work {
+    std::optional<TableSchema> original;  // nullopt: created by this event
+    TableSchema now;
+  };
+  // The table a row goes to and the key columns its child rows copy.
+  struct Level {
+    TableSchema* table;
+    std::vector<Path> levels;
+    std::vector<std::pair<std::string, ColumnValue>> key;  // (column source, value)
+    std::string where;  // display path of the row: "" or "items.3"
+  };
+
+  Status Fail(const std::string& field, const std::string& cause) const {
+    return Status::Mapping(collection_ + " " + label_ + (field.empty() ? "" : " field " + field) +
+                           ": " + cause);
+  }
+  std::string Display(const Level& lvl, const Path& path) const {
+    std::string p = JoinDots(path);
+    return lvl.where.empty() ? p : p.empty() ? lvl.where : lvl.where + "." + p;
+  }
+
+  TableSchema* FindTable(const std::string& source);
+  Result<TableSchema*> GetTable(const std::string& source, std::string_view prefix, const Path& name_path);
+  bool TableNameTaken(std::string_view name, std::string_view source) const;
+  Status Put(Level& lvl, Row& row, const std::string& source, const Path& name_path,
+             const std::string& explicit_name, const SqlValue& v, bool key, const std::string& field);
+  Result<Level> RootLevel(const bson_t* doc, const bson_t* document_key, Row* key_row, bool create);
+  Status WalkDocument(Level& lvl, Row& row, const bson_t* doc, Path& path, int depth, bool root);
+  Status WalkField(Level& lvl, Row& row, const bson_iter_t* it, Path& path, int depth, bool root);
+  Status EmitChildren(Level& lvl, const bson_iter_t* array, const Path& path);
+  const ColumnMapping* ExplicitColumn(const std::string& dotted) const;
+  std::optional<std::string> DeltaBlocker(const Path& path) const;
+  void NullUnder(const Path& path, Row& row) const;
+
+  const MappingOptions& o_;
+  const CollectionMapping& cm_;
+  Catalog& catalog_;
+  const std::string& collection_;
+  std::string root_name_;
+  std::string root_source_;
+  std::string label_;
+  std::map<std::string, Work> work_;  // by lower-cased table name
+  std::vector<std::string> work_order_;
+  std::map<std::string, std::vector<Row>> children_;
+};
+
+TableSchema* EventMapper::FindTable(const std::string& source) {
+  for (auto& [k, w] : work_) {
+    if (w.now.source == source) return &w.now;
+  }
+  const TableSchema* t = catalog_.FindSource(source);
+  if (t == nullptr) return nullptr;
+  std::string k = AsciiLower(t->name);
+  work_order_.push_back(k);
+  Work& w = work_[k];
+  w.original = *t;
+  w.now = *t;
+  return &w.now;
+}
+
+bool EventMapper::TableNameTaken(std::string_view name, std::string_view source) const {
+  auto it = work_.find(AsciiLower(name));
+  if (it != work_.end()) return it->second.now.source != source;
+  const TableSchema* t = catalog_.Find(name);
+  return t != nullptr && t->source != source;
+}
+
+Result<TableSchema*> EventMapper::GetTable(const std::string& source, std::string_view prefix,
+                                           const Path& name_path) {
+  if (TableSchema* t = FindTable(source)) return t;
+  if (source.size() > kMaxTableComment) return Fail(JoinDots(name_path), "path too long to record in a table comment");
+  TableSchema t;
+  t.source = source;
+  t.name = prefix.empty()
+               ? root_name_
+               : MakeIdentifier(prefix, name_path, o_.separator, source,
+                                [&](std::string_view n) { return TableNameTaken(n, source); });
+  std::string k = AsciiLower(t.name);
+  work_order_.push_back(k);
+  Work& w = work_[k];
+  w.now = std::move(t);
+  return &w.now;
+}
+
+const ColumnMapping* EventMapper::ExplicitColumn(const std::string& dotted) const {
+  for (const ColumnMapping& c : cm_.columns) {
+    if (c.source == dotted) return &c;
+  }
+  return nullptr;
+}
+
+Status EventMapper::Put(Level& lvl, Row& row, const std::string& source, const Path& name_path,
+                        const std::string& explicit_name, const SqlValue& v, bool key,
+                        const std::string& field) {
+  TableSchema& t = *lvl.table;
+  ColumnSchema* c = const_cast<ColumnSchema*>(t.FindSource(source));
+  if (c == nullptr) {
+    if (source.size() + 5 > kMaxColumnComment) return Fail(field, "path too long to record in a column comment");
+    ColumnSchema col;
+    col.source = source;
+    col.name = !explicit_name.empty()
+                   ? explicit_name
+                   : MakeIdentifier("", name_path, o_.separator, source,
+                                    [&](std::string_view n) { return t.FindColumn(n) != nullptr; });
+    if (lvl.levels.empty() && !key) {
+      std::string dotted = JoinDots(name_path);
+      if (const ColumnMapping* m = ExplicitColumn(dotted); m && m->type) {
+        col.type = ParseColumnType(*m->type, false);
+        if (col.type == SqlType::kOther) col.raw_type = *m->type;
+        col.fixed_type = true;
+      }
+    }
+    t.columns.push_back(std::move(col));
+    c = &t.columns.back();
+  }
+  auto varchars = std::count_if(t.columns.begin(), t.columns.end(),
+                                [](const ColumnSchema& x) { return x.type == SqlType::kVarchar; });
+  SqlType wanted = key ? WidenKey(c->type, v)
+                       : Widen(c->type, v, varchars < o_.max_varchar_columns || c->type == SqlType::kVarchar);
+  if (wanted != c->type) {
+    if (c->fixed_type && c->type != SqlType::kNull) {
+      return Fail(field, "value " + v.text.substr(0, 64) + " needs " + std::string(SqlTypeName(wanted)) +
+                             " but column `" + c->name + "` has the fixed type " + c->TypeDdl());
+    }
+    c->type = wanted;
+  }
+  row.push_back({c->name, v});
+  return Status::OK();
+}
+
+Result<EventMapper::Level> EventMapper::RootLevel(const bson_t* doc, const bson_t* document_key,
+                                                  Row* key_row, bool create) {
+  label_ = KeyLabel(document_key && !bson_empty(document_key) ? document_key : doc);
+  Level lvl{nullptr, {}, {}, ""};
+  if (create) {
+    M2M_ASSIGN_OR_RETURN(lvl.table, GetTable(root_source_, "", {collection_}));
+  } else {
+    lvl.table = FindTable(root_source_);
+    if (lvl.table == nullptr) return lvl;
+  }
+  bool fresh = lvl.table->primary_key.empty();
+  for (const std::string& pk : cm_.primary_key) {
+    bson_iter_t it, found;
+    bool ok = false;
+    for (const bson_t* d : {doc, document_key}) {
+      if (!ok && d && bson_iter_init(&it, d) && bson_iter_find_descendant(&it, pk.c_str(), &found)) ok = true;
+    }
+    if (!ok) return Fail(pk, "the primary key field is missing");
+    auto v = KeyValueFromBson(&found);
+    if (!v.ok()) return Fail(pk, v.status().message());
+    Path p = SplitDots(pk);
+    const ColumnMapping* m = ExplicitColumn(pk);
+    M2M_RETURN_NOT_OK(Put(lvl, *key_row, PathSource(p), p, m ? m->column : "", *v, true, pk));
+    lvl.key.emplace_back(PathSource(p), key_row->back());
+    if (fresh) lvl.table->primary_key.push_back(key_row->back().column);
+  }
+  return lvl;
+}
+
+Status EventMapper::WalkDocument(Level& lvl, Row& row, const bson_t* doc, Path& path, int depth, bool root) {
+  bson_iter_t it;
+  if (!bson_iter_init(&it, doc)) return Fail(Display(lvl, path), "corrupt BSON");
+  while (bson_iter_next(&it)) {
+    path.emplace_back(bson_iter_key(&it), bson_iter_key_len(&it));
+    Status st = WalkField(lvl, row, &it, path, depth, root);
+    path.pop_back();
+    M2M_RETURN_NOT_OK(st);
+  }
+  return Status::OK();
+}
+
+Status EventMapper::WalkField(Level& lvl, Row& row, const bson_iter_t* it, Path& path, int depth, bool root) {
+  const std::string field = Display(lvl, path);
+  const std::string source = PathSource(path);
+  if (root) {
+    const std::string dotted = JoinDots(path);
+    if (std::find(cm_.exclude.begin(), cm_.exclude.end(), dotted) != cm_.exclude.end()) return Status::OK();
+    if (std::find(cm_.primary_key.begin(), cm_.primary_key.end(), dotted) != cm_.primary_key.end()) {
+      return Status::OK();
+    }
+    if (const ColumnMapping* m = ExplicitColumn(dotted)) {
+      return Put(lvl, row, source, path, m->column, ValueFromBson(it), false, field);
+    }
+    if (cm_.unmapped == UnmappedFields::kIgnore &&
+        std::none_of(cm_.columns.begin(), cm_.columns.end(),
+                     [&](const ColumnMapping& c) { return c.source.starts_with(dotted + "."); })) {
+      return Status::OK();
+    }
+  }
+  switch (bson_iter_type(it)) {
+    case BSON_TYPE_NULL:
+      return Status::OK();
+    case BSON_TYPE_DOCUMENT:
+      if (depth < o_.flatten_depth) {
+        uint32_t len = 0;
+        const uint8_t* data = nullptr;
+        bson_iter_document(it, &len, &data);
+        bson_t sub;
+        if (!bson_init_static(&sub, data, len)) return Fail(field, "corrupt BSON");
+        return WalkDocument(lvl, row, &sub, path, depth + 1, root);
+      }
+      break;
+    case BSON_TYPE_ARRAY: {
+      bson_iter_t el;
+      bson_iter_recurse(it, &el);
+      size_t n = 0;
+      bool any_doc = false;
+      while (bson_iter_next(&el)) {
+        ++n;
+        any_doc |= BSON_ITER_HOLDS_DOCUMENT(&el);
+      }
+      std::vector<Path> levels = lvl.levels;
+      levels.push_back(path);
+      bool table_mode = o_.scalar_arrays == ScalarArrayMode::kTable;
+      if (any_doc || (n > 0 && table_mode) || (n == 0 && FindTable(TableSource(collection_, levels)))) {
+        return EmitChildren(lvl, it, path);
+      }
+      if (n == 0 && table_mode) return Status::OK();
+      break;
+    }
+    default:
+      break;
+  }
+  return Put(lvl, row, source, path, "", ValueFromBson(it), false, field);
+}
+
+Status EventMapper::EmitChildren(Level& lvl, const bson_iter_t* array, const Path& path) {
+  Level child{nullptr, lvl.levels, {}, ""};
+  child.levels.push_back(path);
+  M2M_ASSIGN_OR_RETURN(child.table, GetTable(TableSource(collection_, child.levels), lvl.table->name, path));
+  bool fresh = child.table->primary_key.empty();
+  const std::string idx_name = "_idx" + std::to_string(child.levels.size());
+  std::vector<Row>& rows = children_[child.table->name];
+  bson_iter_t el;
+  bson_iter_recurse(array, &el);
+  for (int64_t i = 0; bson_iter_next(&el); ++i) {
+    Row row;
+    const std::string where = Display(lvl, path) + "." + std::to_string(i);
+    child.key.clear();
+    for (const auto& [src, cv] : lvl.key) {
+      std::string s = src.starts_with('#') ? src : std::string(kKeyPrefix) + src;
+      M2M_RETURN_NOT_OK(Put(child, row, s, {}, cv.column, cv.value, true, where));
+      child.key.emplace_back(s, row.back());
+    }
+    SqlValue idx;
+    idx.type = SqlType::kInt;
+    idx.text = std::to_string(i);
+    idx.decimal = idx.text;
+    M2M_RETURN_NOT_OK(Put(child, row, "#idx" + std::to_string(child.levels.size()), {}, idx_name, idx, true, where));
+    child.key.emplace_back("#idx" + std::to_string(child.levels.size()), row.back());
+    if (fresh) {
+      for (const auto& [s, cv] : child.key) child.table->primary_key.push_back(cv.column);
+      fresh = false;
+    }
+    child.where = where;
+    if (BSON_ITER_HOLDS_DOCUMENT(&el)) {
+      uint32_t len = 0;
+      const uint8_t* data = nullptr;
+      bson_iter_document(&el, &len, &data);
+      bson_t sub;
+      if (!bson_init_static(&sub, data, len)) return Fail(where, "corrupt BSON");
+      Path sub_path;
+      M2M_RETURN_NOT_OK(WalkDocument(child, row, &sub, sub_path, 0, false));
+    } else if (!BSON_ITER_HOLDS_NULL(&el)) {
+      M2M_RETURN_NOT_OK(Put(child, row, "#value", {}, "_value", ValueFromBson(&el), false, where));
+    }
+    rows.push_back(std::move(row));
+  }
+  return Status::OK();
+}
+
+Result<DocumentOp> EventMapper::Upsert(const bson_t* doc, const bson_t* document_key) {
+  DocumentOp op;
+  op.kind = DocumentOpKind::kUpsert;
+  M2M_ASSIGN_OR_RETURN(Level root, RootLevel(doc, document_key, &op.key, true));
+  op.row = op.key;
+  Path path;
+  M2M_RETURN_NOT_OK(WalkDocument(root, op.row, doc, path, 0, true));
+  op.table = root.table->name;
+  op.children = std::move(children_);
+  return op;
+}
+
+Result<DocumentOp> EventMapper::Delete(const bson_t* document_key) {
+  DocumentOp op;
+  M2M_ASSIGN_OR_RETURN(Level root, RootLevel(nullptr, document_key, &op.key, false));
+  if (root.table == nullptr) return op;  // nothing was ever written for this collection
+  op.kind = DocumentOpKind::kDelete;
+  op.table = root.table->name;
+  return op;
+}
+
+std::optional<std::string> EventMapper::DeltaBlocker(const Path& path) const {
+  const std::string dotted = JoinDots(path);
+  for (size_t i = 1; i < path.size(); ++i) {
+    if (AllDigits(path[i])) return "field " + dotted + " is an array position";
+  }
+  if (static_cast<int>(path.size()) > o_.flatten_depth + 1) {
+    return "field " + dotted + " is inside a sub-document stored as JSON";
+  }
+  for (const ColumnMapping& c : cm_.columns) {
+    if (dotted.starts_with(c.source + ".") || c.source.starts_with(dotted + ".")) {
+      return "field " + dotted + " overlaps the mapped column " + c.source;
+    }
+  }
+  const TableSchema* root = catalog_.FindSource(root_source_);
+  for (size_t i = 1; i < path.size(); ++i) {
+    const ColumnSchema* c = root->FindSource(PathSource(Path(path.begin(), path.begin() + i)));
+    if (c && (c->type == SqlType::kJson || IsTextType(c->type))) {
+      return "field " + dotted + " is inside the JSON column " + c->name;
+    }
+  }
+  for (const TableSchema* t : catalog_.CollectionTables(collection_)) {
+    std::vector<Path> levels = SourceLevels(t->source);
+    if (!levels.empty() && (IsPrefix(path, levels[0]) || IsPrefix(levels[0], path))) {
+      return "field " + dotted + " maps to the child table " + t->name;
+    }
+  }
+  return std::nullopt;
+}
+
+void EventMapper::NullUnder(const Path& path, Row& row) const {
+  const TableSchema* root = catalog_.FindSource(root_source_);
+  for (const ColumnSchema& c : root->columns) {
+    std::optional<Path> p = SourcePath(c.source);
+    if (!p || !IsPrefix(path, *p)) continue;
+    if (std::find(root->primary_key.begin(), root->primary_key.end(), c.name) != root->primary_key.end()) continue;
+    if (std::none_of(row.begin(), row.end(), [&](const ColumnValue& cv) { return cv.column == c.name; })) {
+      row.push_back({c.name, SqlValue{}});
+    }
+  }
+}
+
+Result<DocumentOp> EventMapper::Update(const UpdateDescription& ud, const bson_t* document_key) {
+  DocumentOp op;
+  M2M_ASSIGN_OR_RETURN(Level root, RootLevel(nullptr, document_key, &op.key, false));
+  if (root.table == nullptr) return op;
+  op.table = root.table->name;
+  auto needs_full = [&](std::string reason) {
+    op.kind = DocumentOpKind::kNeedsFullDocument;
+    op.reason = std::move(reason);
+    op.set.clear();
+    return std::move(op);
+  };
+  if (!ud.truncated_arrays.empty()) return needs_full("field " + ud.truncated_arrays[0].field + " is a truncated array");
+  bson_iter_t it;
+  if (!bson_iter_init(&it, ud.updated_fields.get())) return Fail("", "corrupt updateDescription");
+  while (bson_iter_next(&it)) {
+    Path path = SplitDots(bson_iter_key(&it));
+    if (auto why = DeltaBlocker(path)) return needs_full(*why);
+    Row part;
+    M2M_RETURN_NOT_OK(WalkField(root, part, &it, path, static_cast<int>(path.size()) - 1, true));
+    if (!children_.empty()) return needs_full("field " + JoinDots(path) + " holds an array of documents");
+    // The whole sub-tree was replaced: its columns that the new value does not set are gone.
+    bool excluded = std::find(cm_.exclude.begin(), cm_.exclude.end(), JoinDots(path)) != cm_.exclude.end();
+    if (!excluded) NullUnder(path, part);
+    for (ColumnValue& cv : part) op.set.push_back(std::move(cv));
+  }
+  for (const std::string& removed : ud.removed_fields) {
+    Path path = SplitDots(removed);
+    if (auto why = DeltaBlocker(path)) return needs_full(*why);
+    NullUnder(path, op.set);
+  }
+  // A removed field of a column made by this event is NULL anyway; keep the last value per column.
+  Row dedup;
+  for (ColumnValue& cv : op.set) {
+    auto same = std::find_if(dedup.begin(), dedup.end(), [&](const ColumnValue& x) { return x.column == cv.column; });
+    if (same == dedup.end()) dedup.push_back(std::move(cv)); else same->value = std::move(cv.value);
+  }
+  op.set = std::move(dedup);
+  op.kind = op.set.empty() ? DocumentOpKind::kNone : DocumentOpKind::kUpdate;
+  return op;
+}
+
+void EventMapper::Commit(std::vector<SchemaChange>* changes) {
+  for (const std::string& k : work_order_) {
+    Work& w = work_[k];
+    TableSchema& t = w.now;
+    if (!w.original) {
+      if (t.columns.empty()) continue;
+      t.created = true;
+      changes->push_back({SchemaChangeKind::kCreateTable, t.name, t.source, t.columns, t.primary_key});
+    } else {
+      SchemaChange add{SchemaChangeKind::kAddColumns, t.name, "", {}, {}};
+      for (const ColumnSchema& c : t.columns) {
+        const ColumnSchema* before = w.original->FindColumn(c.name);
+        if (before == nullptr) {
+          add.columns.push_back(c);
+        } else if (before->type != c.type) {
+          changes->push_back({SchemaChangeKind::kModifyColumn, t.name, "", {c}, t.primary_key});
+        }
+      }
+      if (!add.columns.empty()) changes->push_back(std::move(add));
+    }
+    catalog_.Add(t);
+  }
+}
+
+}  // namespace
+
+Status MappingOptions::Validate() const {
+  if (separator.empty()) return Status::Invalid("mapping: separator must not be empty");
+  bool changed = false;
+  if (SanitizeComponent(separator, &changed) != separator || changed) {
+    return Status::Invalid("mapping: separator may contain only A-Z, a-z, 0-9 and _");
+  }
+  if (flatten_depth < 0 || flatten_depth > 32) return Status::Invalid("mapping: flatten_depth must be 0..32");
+  if (max_varchar_columns < 0) return Status::Invalid("mapping: max_varchar_columns must be >= 0");
+  return Status::OK();
+}
+
+Status MappingConfig::Validate() const {
+  M2M_RETURN_NOT_OK(options.Validate());
+  for (const auto& [name, cm] : collections) {
+    const std::string where = "mapping: collection " + name + ": ";
+    if (cm.table.size() > kMaxIdentifierLength) return Status::Invalid(where + "table name longer than 64");
+    if (cm.primary_key.empty()) return Status::Invalid(where + "primary_key must not be empty");
+    std::set<std::string> names;
+    for (const ColumnMapping& c : cm.columns) {
+      if (c.source.empty()) return Status::Invalid(where + "a column has no source");
+      if (c.column.size() > kMaxIdentifierLength) return Status::Invalid(where + "column name longer than 64: " + c.column);
+      if (!c.column.empty() && !names.insert(AsciiLower(c.column)).second) {
+        return Status::Invalid(where + "column " + c.column + " is mapped twice (names are case-insensitive)");
+      }
+      if (c.type && ParseColumnType(*c.type, false) == SqlType::kNull) return Status::Invalid(where + "bad type");
+    }
+  }
+  return Status::OK();
+}
+
+namespace {
+
+// yaml-cpp reports errors by exception; they stop here.
+Status ParseYamlInto(const YAML::Node& root, MappingConfig* config) {
+  if (!root.IsMap()) return Status::Invalid("mapping: the document must be a map");
+  MappingOptions& o = config->options;
+  for (const auto& kv : root) {
+    const std::string key = kv.first.as<std::string>();
+    const YAML::Node& v = kv.second;
+    auto choice = [&](std::initializer_list<const char*> allowed) -> Result<int> {
+      std::string s = v.as<std::string>();
+      int i = 0;
+      for (const char* a : allowed) {
+        if (s == a) return i;
+        ++i;
+      }
+      return Status::Invalid("mapping: " + key + ": unknown value '" + s + "'");
+    };
+    if (key == "separator") {
+      o.separator = v.as<std::string>();
+    } else if (key == "flatten_depth") {
+      o.flatten_depth = v.as<int>();
+    } else if (key == "max_varchar_columns") {
+      o.max_varchar_columns = v.as<int>();
+    } else if (key == "scalar_arrays") {
+      M2M_ASSIGN_OR_RETURN(int c, choice({"json", "table"}));
+      o.scalar_arrays = static_cast<ScalarArrayMode>(c);
+    } else if (key == "on_drop") {
+      M2M_ASSIGN_OR_RETURN(int c, choice({"keep", "drop"}));
+      o.on_drop = static_cast<DropPolicy>(c);
+    } else if (key == "on_rename") {
+      M2M_ASSIGN_OR_RETURN(int c, choice({"rename", "keep"}));
+      o.on_rename = static_cast<RenamePolicy>(c);
+    } else if (key == "collections") {
+      for (const auto& ckv : v) {
+        const std::string name = ckv.first.as<std::string>();
+        CollectionMapping cm;
+        for (const auto& f : ckv.second) {
+          const std::string fk = f.first.as<std::string>();
+          const YAML::Node& fv = f.second;
+          if (fk == "table") {
+            cm.table = fv.as<std::string>();
+          } else if (fk == "primary_key") {
+            cm.primary_key = fv.IsSequence() ? fv.as<std::vector<std::string>>()
+                                             : std::vector<std::string>{fv.as<std::string>()};
+          } else if (fk == "exclude") {
+            cm.exclude = fv.as<std::vector<std::string>>();
+          } else if (fk == "unmapped") {
+            std::string s = fv.as<std::string>();
+            if (s != "auto" && s != "ignore") return Status::Invalid("mapping: " + name + ".unmapped: auto or ignore");
+            cm.unmapped = s == "auto" ? UnmappedFields::kAuto : UnmappedFields::kIgnore;
+          } else if (fk == "columns") {
+            for (const auto& col : fv) {
+              ColumnMapping m;
+              if (col.IsScalar()) {
+                m.source = col.as<std::string>();
+              } else {
+                for (const auto& ck : col) {
+                  const std::string k = ck.first.as<std::string>();
+                  if (k == "source") m.source = ck.second.as<std::string>();
+                  else if (k == "column") m.column = ck.second.as<std::string>();
+                  else if (k == "type") m.type = ck.second.as<std::string>();
+                  else return Status::Invalid("mapping: " + name + ".columns: unknown key " + k);
+                }
+              }
+              cm.columns.push_back(std::move(m));
+            }
+          } else {
+            return Status::Invalid("mapping: collection " + name + ": unknown key " + fk);
+          }
+        }
+        config->collections[name] = std::move(cm);
+      }
+    } else {
+      return Status::Invalid("mapping: unknown key " + key);
+    }
+  }
+  return Status::OK();
+}
+
+}  // namespace
+
+Result<MappingConfig> ParseMappingYaml(std::string_view yaml) {
+  MappingConfig config;
+  try {
+    M2M_RETURN_NOT_OK(ParseYamlInto(YAML::Load(std::string(yaml)), &config));
+  } catch (const YAML::Exception& e) {
+    return Status::Invalid(std::string("mapping: ") + e.what());
+  }
+  M2M_RETURN_NOT_OK(config.Validate());
+  return config;
+}
+
+Result<MappingConfig> LoadMappingFile(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return Status::IoError("cannot read mapping file " + path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  auto config = ParseMappingYaml(ss.str());
+  if (!config.ok()) return config.status().WithContext(path);
+  return config;
+}
+
+Result<Mapper> Mapper::Make(MappingConfig config) {
+  M2M_RETURN_NOT_OK(config.Validate());
+  return Mapper(std::move(config));
+}
+
+std::string Mapper::RootTableName(std::string_view collection, const Catalog& catalog) const {
+  if (const TableSchema* t = catalog.FindSource(TableSource(collection, {}))) return t->name;
+  return NewRootName(collection, [&](std::string_view n) { return catalog.Find(n) != nullptr; });
+}
+
+std::string Mapper::NewRootName(std::string_view collection,
+                                const std::function<bool(std::string_view)>& taken) const {
+  auto it = config_.collections.find(std::string(collection));
+  if (it != config_.collections.end() && !it->second.table.empty()) return it->second.table;
+  return MakeIdentifier("", {std::string(collection)}, config_.options.separator,
+                        TableSource(collection, {}), taken);
+}
+
+Result<MappedEvent> Mapper::Map(const ChangeEvent& ev, Catalog& catalog) const {
+  static const CollectionMapping kAutomatic;
+  auto found = config_.collections.find(ev.collection);
+  const CollectionMapping& cm = found == config_.collections.end() ? kAutomatic : found->second;
+  MappedEvent out;
+  switch (ev.kind) {
+    case EventKind::kInvalidate:
+      return out;
+    case EventKind::kDrop:
+    case EventKind::kDropDatabase: {
+      CollectionOp op;
+      op.kind = ev.kind == EventKind::kDrop ? CollectionOpKind::kDrop : CollectionOpKind::kDropDatabase;
+      op.collection = ev.kind == EventKind::kDrop ? ev.collection : "";
+      op.propagate = config_.options.on_drop == DropPolicy::kDrop;
+      std::vector<const TableSchema*> tables;
+      if (ev.kind == EventKind::kDrop) {
+        tables = catalog.CollectionTables(ev.collection);
+      } else {
+        for (const auto& [k, t] : catalog.tables()) {
+          if (SourceCollection(t.source)) tables.push_back(&t);
+        }
+      }
+      for (auto t = tables.rbegin(); t != tables.rend(); ++t) op.tables.push_back((*t)->name);
+      if (op.propagate) {
+        for (const std::string& t : op.tables) catalog.Remove(t);
+      }
+      out.collection = std::move(op);
+      return out;
+    }
+    case EventKind::kRename: {
+      CollectionOp op;
+      op.kind = CollectionOpKind::kRename;
+      op.collection = ev.collection;
+      op.to_collection = ev.rename_to_collection;
+      op.propagate = config_.options.on_rename == RenamePolicy::kRename;
+      std::vector<const TableSchema*> tables = catalog.CollectionTables(ev.collection);
+      if (!op.propagate || tables.empty()) {
+        out.collection = std::move(op);
+        return out;
+      }
+      if (!catalog.CollectionTables(ev.rename_to_collection).empty()) {
+        return Status::Mapping("rename " + ev.collection + " -> " + ev.rename_to_collection +
+                               ": the target collection already has tables; drop them first");
+      }
+      // Parents before children, so a child's new name derives from its parent's new name.
+      std::sort(tables.begin(), tables.end(), [](const TableSchema* a, const TableSchema* b) {
+        return SourceLevels(a->source).size() < SourceLevels(b->source).size();
+      });
+      Catalog renamed;
+      std::set<std::string> taken;
+      std::map<std::string, std::string> new_by_source;  // new source -> new name
+      for (const TableSchema* t : tables) {
+        std::vector<Path> levels = SourceLevels(t->source);
+        std::string source = TableSource(ev.rename_to_collection, levels);
+        auto is_taken = [&](std::string_view n) {
+          const TableSchema* other = catalog.Find(n);
+          return taken.count(AsciiLower(n)) || (other && SourceCollection(other->source) != ev.collection);
+        };
+        std::string name;
+        if (levels.empty()) {
+          name = NewRootName(ev.rename_to_collection, is_taken);
+        } else {
+          std::vector<Path> parent_levels(levels.begin(), levels.end() - 1);
+          name = MakeIdentifier(new_by_source[TableSource(ev.rename_to_collection, parent_levels)],
+                                levels.back(), config_.options.separator, source, is_taken);
+        }
+        taken.insert(AsciiLower(name));
+        new_by_source[source] = name;
+        op.tables.push_back(t->name);
+        op.renames.emplace_back(t->name, name, source);
+        TableSchema copy = *t;
+        copy.name = name;
+        copy.source = source;
+        renamed.Add(std::move(copy));
+      }
+      for (const std::string& old : op.tables) catalog.Remove(old);
+      for (const auto& [k, t] : renamed.tables()) catalog.Add(t);
+      out.collection = std::move(op);
+      return out;
+    }
+    default:
+      break;
+  }
+  EventMapper em(config_, cm, catalog, ev.collection, RootTableName(ev.collection, catalog));
+  Result<DocumentOp> op = Status::Internal("unmapped event kind");
+  if (ev.kind == EventKind::kDelete) {
+    op = em.Delete(ev.document_key.get());
+  } else if (ev.after) {
+    op = em.Upsert(ev.after->get(), ev.document_key.get());
+  } else if (ev.kind == EventKind::kUpdate && ev.update) {
+    op = em.Update(*ev.update, ev.document_key.get());
+  } else {
+    op = DocumentOp{};  // no post-image and no description: the document is gone or unknown
+  }
+  if (!op.ok()) return op.status();
+  em.Commit(&out.schema_changes);
+  out.document = std::move(*op);
+  if (out.document->kind == DocumentOpKind::kUpsert || out.document->kind == DocumentOpKind::kDelete) {
+    for (const TableSchema* t : catalog.CollectionTables(ev.collection)) {
+      if (!SourceLevels(t->source).empty()) out.document->descendants.push_back(t->name);
+    }
+    std::stable_sort(out.document->descendants.begin(), out.document->descendants.end(),
+                     [&](const std::string& a, const std::string& b) {
+                       return SourceLevels(catalog.Find(a)->source).size() > SourceLevels(catalog.Find(b)->source).size();
+                     });
+  }
+  out.document->label = ev.collection + " " + KeyLabel(ev.document_key.empty() && ev.after ? ev.after->get()
+                                                                                          : ev.document_key.get());
+  return out;
+}
+
+}  // namespace m2m

@@ -1,0 +1,93 @@
+#include "m2m/row_ops.h"
+
+namespace m2m {
+namespace {
+
+// Later values of the same column replace earlier ones; new columns are appended.
+void Merge(Row& into, const Row& from) {
+  for (const ColumnValue& cv : from) {
+    auto it = std::find_if(into.begin(), into.end(), [&](const ColumnValue& x) { return x.column == cv.column; });
+    if (it == into.end()) {
+      into.push_back(cv);
+    } else {
+      it->value = cv.value;
+    }
+  }
+}
+
+// The state after `prev` then `next` for the same key (docs/mapping.md, "Coalescing").
+void Fold(DocumentOp& prev, DocumentOp next) {
+  if (next.kind == DocumentOpKind::kNone) return;
+  if (next.kind != DocumentOpKind::kUpdate) {
+    prev = std::move(next);
+    return;
+  }
+  switch (prev.kind) {
+    case DocumentOpKind::kUpsert:
+      Merge(prev.row, next.set);
+      return;
+    case DocumentOpKind::kUpdate:
+      Merge(prev.set, next.set);
+      return;
+    case DocumentOpKind::kNone:
+      prev = std::move(next);
+      return;
+    case DocumentOpKind::kDelete:             // an update of a deleted row changes nothing
+    case DocumentOpKind::kNeedsFullDocument:  // the fetched document will include this update
+      return;
+  }
+}
+
+}  // namespace
+
+std::string KeyText(const Row& key, const TableSchema* table) {
+  std::string out;
+  for (const ColumnValue& cv : key) {
+    const ColumnSchema* c = table ? table->FindColumn(cv.column) : nullptr;
+    out += SqlLiteral(cv.value, c ? c->type : cv.value.type);
+    out += ',';
+  }
+  return out;
+}
+
+Batch::Segment& Batch::Open() {
+  if (segments_.empty() || segments_.back().collection) {
+    segments_.emplace_back();
+    index_.clear();
+  }
+  return segments_.back();
+}
+
+void Batch::Add(MappedEvent event, const Catalog& catalog) {
+  Segment& seg = Open();
+  for (SchemaChange& c : event.schema_changes) seg.schema_changes.push_back(std::move(c));
+  if (event.document && event.document->kind != DocumentOpKind::kNone) {
+    DocumentOp& op = *event.document;
+    auto remember = [&](const std::string& name) {
+      if (const TableSchema* t = catalog.Find(name)) seg.tables[t->name] = *t;
+    };
+    remember(op.table);
+    for (const std::string& d : op.descendants) remember(d);
+    std::pair<std::string, std::string> k(op.table, KeyText(op.key, catalog.Find(op.table)));
+    auto it = index_.find(k);
+    if (it == index_.end()) {
+      index_.emplace(std::move(k), seg.documents.size());
+      seg.documents.push_back(std::move(op));
+    } else {
+      Fold(seg.documents[it->second], std::move(op));
+    }
+  }
+  if (event.collection) seg.collection = std::move(event.collection);
+}
+
+std::vector<const DocumentOp*> Batch::NeedsFullDocument() const {
+  std::vector<const DocumentOp*> out;
+  for (const Segment& s : segments_) {
+    for (const DocumentOp& d : s.documents) {
+      if (d.kind == DocumentOpKind::kNeedsFullDocument) out.push_back(&d);
+    }
+  }
+  return out;
+}
+
+}  // namespace m2m

@@ -1,0 +1,127 @@
+#include "m2m/table_schema.h"
+
+#include <algorithm>
+#include <nlohmann/json.hpp>
+
+#include "m2m/identifiers.h"
+
+namespace m2m {
+namespace {
+constexpr std::string_view kJsonPrefix = "json ";
+}  // namespace
+
+std::string ColumnSchema::TypeDdl() const {
+  return type == SqlType::kOther ? raw_type : std::string(SqlTypeName(type));
+}
+
+std::string ColumnSchema::Comment() const {
+  return type == SqlType::kJson ? std::string(kJsonPrefix) + source : source;
+}
+
+const ColumnSchema* TableSchema::FindColumn(std::string_view n) const {
+  std::string lower = AsciiLower(n);
+  for (const ColumnSchema& c : columns) {
+    if (AsciiLower(c.name) == lower) return &c;
+  }
+  return nullptr;
+}
+
+ColumnSchema* TableSchema::FindColumn(std::string_view n) {
+  return const_cast<ColumnSchema*>(std::as_const(*this).FindColumn(n));
+}
+
+const ColumnSchema* TableSchema::FindSource(std::string_view s) const {
+  for (const ColumnSchema& c : columns) {
+    if (c.source == s) return &c;
+  }
+  return nullptr;
+}
+
+TableSchema* Catalog::Find(std::string_view name) {
+  auto it = tables_.find(AsciiLower(name));
+  return it == tables_.end() ? nullptr : &it->second;
+}
+
+const TableSchema* Catalog::Find(std::string_view name) const {
+  return const_cast<Catalog*>(this)->Find(name);
+}
+
+const TableSchema* Catalog::FindSource(std::string_view source) const {
+  for (const auto& [key, t] : tables_) {
+    if (t.source == source) return &t;
+  }
+  return nullptr;
+}
+
+TableSchema& Catalog::Add(TableSchema table) {
+  std::string key = AsciiLower(table.name);
+  return tables_[key] = std::move(table);
+}
+
+void Catalog::Remove(std::string_view name) { tables_.erase(AsciiLower(name)); }
+
+std::vector<const TableSchema*> Catalog::CollectionTables(std::string_view collection) const {
+  std::vector<const TableSchema*> out;
+  for (const auto& [key, t] : tables_) {
+    if (SourceCollection(t.source) == collection) out.push_back(&t);
+  }
+  // The root's source is the shortest; children follow by source so the order is deterministic.
+  std::sort(out.begin(), out.end(), [](const TableSchema* a, const TableSchema* b) {
+    return std::pair(a->source.size(), a->source) < std::pair(b->source.size(), b->source);
+  });
+  return out;
+}
+
+std::string InformationSchemaQuery(std::string_view database) {
+  return "SELECT c.TABLE_NAME, c.COLUMN_NAME, c.COLUMN_TYPE, c.COLUMN_KEY, c.COLUMN_COMMENT, "
+         "t.TABLE_COMMENT FROM information_schema.COLUMNS c JOIN information_schema.TABLES t "
+         "ON t.TABLE_SCHEMA = c.TABLE_SCHEMA AND t.TABLE_NAME = c.TABLE_NAME WHERE c.TABLE_SCHEMA = " +
+         QuoteString(database) + " ORDER BY c.TABLE_NAME, c.ORDINAL_POSITION";
+}
+
+Result<Catalog> CatalogFromInformationSchema(
+    const std::vector<std::vector<std::optional<std::string>>>& rows) {
+  Catalog catalog;
+  for (const auto& row : rows) {
+    if (row.size() < 6 || !row[0] || !row[1] || !row[2]) {
+      return Status::Invalid("information_schema row: expected the 6 columns of InformationSchemaQuery");
+    }
+    TableSchema* table = catalog.Find(*row[0]);
+    if (table == nullptr) {
+      TableSchema t;
+      t.name = *row[0];
+      t.source = row[5].value_or("");
+      t.created = true;
+      table = &catalog.Add(std::move(t));
+    }
+    ColumnSchema c;
+    c.name = *row[1];
+    std::string comment = row[4].value_or("");
+    bool json = comment.starts_with(kJsonPrefix);
+    c.source = json ? comment.substr(kJsonPrefix.size()) : comment;
+    c.type = ParseColumnType(*row[2], json);
+    if (c.type == SqlType::kOther) c.raw_type = *row[2];
+    // Columns created by someone else keep their type: the mapping never alters them.
+    c.fixed_type = c.type == SqlType::kOther || c.source.empty();
+    if (row[3].value_or("") == "PRI") table->primary_key.push_back(c.name);
+    table->columns.push_back(std::move(c));
+  }
+  return catalog;
+}
+
+std::string PathSource(const std::vector<std::string>& path) { return nlohmann::json(path).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+std::string TableSource(std::string_view collection, const std::vector<std::vector<std::string>>& levels) {
+  nlohmann::json j = nlohmann::json::array({std::string(collection)});
+  for (const auto& level : levels) j.push_back(level);
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+std::optional<std::string> SourceCollection(std::string_view source) {
+  nlohmann::json j = nlohmann::json::parse(source, nullptr, false);
+  if (!j.is_array() || j.empty() || !j[0].is_string()) return std::nullopt;
+  return j[0].get<std::string>();
+}
+
+}  // namespace m2m

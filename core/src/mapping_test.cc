@@ -1,0 +1,414 @@
+#include "m2m/mapping.h"
+
+#include <gtest/gtest.h>
+
+#include "m2m/identifiers.h"
+#include "m2m/sql_writer.h"
+
+namespace m2m {
+namespace {
+
+ChangeEvent Insert(const std::string& json, const std::string& coll = "orders") {
+  ChangeEvent ev;
+  ev.kind = EventKind::kInsert;
+  ev.collection = coll;
+  auto doc = BsonDocument::FromJson(json);
+  EXPECT_TRUE(doc.ok()) << doc.status().ToString();
+  ev.after = *doc;
+  bson_iter_t it;
+  if (bson_iter_init_find(&it, doc->get(), "_id")) {
+    bson_append_iter(ev.document_key.mutable_get(), "_id", 3, &it);
+  }
+  return ev;
+}
+
+ChangeEvent Keyed(EventKind kind, const std::string& key_json, const std::string& coll = "orders") {
+  ChangeEvent ev;
+  ev.kind = kind;
+  ev.collection = coll;
+  ev.document_key = *BsonDocument::FromJson(key_json);
+  return ev;
+}
+
+class MappingTest : public ::testing::Test {
+ protected:
+  void Use(const std::string& yaml) {
+    auto config = ParseMappingYaml(yaml);
+    ASSERT_TRUE(config.ok()) << config.status().ToString();
+    mapper_ = std::make_unique<Mapper>(*Mapper::Make(*config));
+  }
+  // Maps the events and returns all statements of one batch.
+  std::vector<std::string> Sql(const std::vector<ChangeEvent>& events) {
+    Batch batch;
+    for (const ChangeEvent& ev : events) {
+      auto m = mapper_->Map(ev, catalog_);
+      EXPECT_TRUE(m.ok()) << m.status().ToString();
+      if (m.ok()) batch.Add(std::move(*m), catalog_);
+    }
+    auto sql = RenderBatch(batch, options_);
+    EXPECT_TRUE(sql.ok()) << sql.status().ToString();
+    return sql.ok() ? *sql : std::vector<std::string>{};
+  }
+  const ColumnSchema* Column(const std::string& table, const std::string& column) {
+    const TableSchema* t = catalog_.Find(table);
+    return t ? t->FindColumn(column) : nullptr;
+  }
+  SqlType TypeOf(const std::string& table, const std::string& column) {
+    const ColumnSchema* c = Column(table, column);
+    return c ? c->type : SqlType::kNull;
+  }
+
+  std::unique_ptr<Mapper> mapper_ = std::make_unique<Mapper>(*Mapper::Make({}));
+  Catalog catalog_;
+  SqlOptions options_;
+};
+
+TEST(IdentifiersTest, QuotesAndEscapes) {
+  EXPECT_EQ(QuoteIdentifier("a`b"), "`a``b`");
+  EXPECT_EQ(QuoteString(std::string("a'b\"c\\d\ne\rf\x1ag\0h", 15)), "'a\\'b\\\"c\\\\d\\ne\\rf\\Zg\\0h'");
+  EXPECT_EQ(QuoteString("caf\xC3\xA9"), "'caf\xC3\xA9'");
+  EXPECT_EQ(HexLiteral(std::string("\x00\xff", 2)), "X'00FF'");
+}
+
+TEST(IdentifiersTest, SanitizesDeterministically) {
+  auto none = [](std::string_view) { return false; };
+  EXPECT_EQ(MakeIdentifier("", {"address", "city"}, "_", "s", none), "address_city");
+  // Lossy names always carry the hash of their source, so they cannot steal a clean name.
+  std::string dotted = MakeIdentifier("", {"a.b"}, "_", "[\"a.b\"]", none);
+  EXPECT_EQ(dotted, "a_b_" + Fnv1a32Hex("[\"a.b\"]"));
+  EXPECT_EQ(MakeIdentifier("", {"pr\xC3\xA9nom"}, "_", "x", none).substr(0, 7), "pr_nom_");
+  EXPECT_EQ(MakeIdentifier("", {""}, "_", "x", none), "_" + Fnv1a32Hex("x"));
+  std::string long_name = MakeIdentifier("", {std::string(100, 'a')}, "_", "x", none);
+  EXPECT_EQ(long_name.size(), 64u);
+  auto taken = [](std::string_view n) { return AsciiLower(n) == "name"; };
+  EXPECT_EQ(MakeIdentifier("", {"Name"}, "_", "y", taken), "Name_" + Fnv1a32Hex("y"));
+}
+
+TEST(SqlTypesTest, FixedDecimal) {
+  EXPECT_EQ(FixedDecimal("1.5E+3"), "1500");
+  EXPECT_EQ(FixedDecimal("1e-07"), "0.0000001");
+  EXPECT_EQ(FixedDecimal("-12.340"), "-12.34");
+  EXPECT_EQ(FixedDecimal("0E-6176"), "0");
+  EXPECT_EQ(FixedDecimal("1E+35"), std::nullopt);
+  EXPECT_EQ(FixedDecimal("1E-31"), std::nullopt);
+  EXPECT_EQ(FixedDecimal("NaN"), std::nullopt);
+}
+
+TEST(SqlTypesTest, EveryBsonTypeHasATypeAndText) {
+  auto doc = BsonDocument::FromJson(R"J({
+    "oid": {"$oid": "65a1b2c3d4e5f60718293a4b"}, "s": "x", "i": 1, "l": {"$numberLong": "9007199254740993"},
+    "d": 1.5, "nan": {"$numberDouble": "NaN"}, "inf": {"$numberDouble": "-Infinity"},
+    "dec": {"$numberDecimal": "12.50"}, "bigdec": {"$numberDecimal": "1E+40"}, "b": true,
+    "date": {"$date": "2024-01-02T03:04:05.678Z"}, "old": {"$date": {"$numberLong": "-62135596800000"}},
+    "ts": {"$timestamp": {"t": 1, "i": 2}}, "bin": {"$binary": {"base64": "AAE=", "subType": "00"}},
+    "uuid": {"$binary": {"base64": "ASNFZ4mrze8BI0VniavN7w==", "subType": "04"}}, "n": null,
+    "re": {"$regularExpression": {"pattern": "^a", "options": "i"}}, "js": {"$code": "f()"},
+    "min": {"$minKey": 1}, "max": {"$maxKey": 1}, "arr": [1, "a"], "doc": {"x": 1}})J");
+  ASSERT_TRUE(doc.ok());
+  std::map<std::string, SqlValue> v;
+  bson_iter_t it;
+  bson_iter_init(&it, doc->get());
+  while (bson_iter_next(&it)) v[bson_iter_key(&it)] = ValueFromBson(&it);
+  EXPECT_EQ(v["oid"].type, SqlType::kObjectId);
+  EXPECT_EQ(v["oid"].text, "65a1b2c3d4e5f60718293a4b");
+  EXPECT_EQ(v["s"].type, SqlType::kVarchar);
+  EXPECT_EQ(v["i"].type, SqlType::kInt);
+  EXPECT_EQ(v["l"].type, SqlType::kBigInt);
+  EXPECT_FALSE(v["l"].exact_in_double);
+  EXPECT_EQ(v["d"].type, SqlType::kDouble);
+  EXPECT_EQ(v["nan"].type, SqlType::kVarchar);
+  EXPECT_EQ(v["nan"].text, "NaN");
+  EXPECT_EQ(v["inf"].text, "-Infinity");
+  EXPECT_EQ(v["dec"].type, SqlType::kDecimal);
+  EXPECT_EQ(*v["dec"].decimal, "12.5");
+  EXPECT_EQ(v["bigdec"].type, SqlType::kVarchar);
+  EXPECT_EQ(v["bigdec"].text, "1E+40");
+  EXPECT_EQ(v["b"].type, SqlType::kBool);
+  EXPECT_EQ(v["b"].text, "1");
+  EXPECT_EQ(v["date"].type, SqlType::kDateTime);
+  EXPECT_EQ(v["date"].text, "2024-01-02 03:04:05.678");
+  EXPECT_EQ(v["old"].type, SqlType::kVarchar);
+  EXPECT_EQ(v["old"].text, "0001-01-01 00:00:00.000");
+  EXPECT_EQ(v["ts"].text, R"({"$timestamp":{"t":1,"i":2}})");
+  EXPECT_EQ(v["bin"].type, SqlType::kBlob);
+  EXPECT_EQ(v["bin"].bytes, std::string("\x00\x01", 2));
+  EXPECT_EQ(SqlLiteral(v["bin"], SqlType::kBlob), "X'0001'");
+  EXPECT_EQ(v["uuid"].type, SqlType::kUuid);
+  EXPECT_EQ(v["uuid"].text, "01234567-89ab-cdef-0123-456789abcdef");
+  EXPECT_TRUE(v["n"].is_null());
+  EXPECT_EQ(v["re"].text, R"({"$regularExpression":{"pattern":"^a","options":"i"}})");
+  EXPECT_EQ(v["js"].text, R"J({"$code":"f()"})J");
+  EXPECT_EQ(v["min"].text, R"({"$minKey":1})");
+  EXPECT_EQ(v["arr"].type, SqlType::kJson);
+  EXPECT_EQ(v["arr"].text, R"([1,"a"])");
+  EXPECT_EQ(v["doc"].text, R"({"x":1})");
+  EXPECT_EQ(SqlLiteral(v["dec"], SqlType::kDecimal), "12.5");
+  EXPECT_EQ(SqlLiteral(v["s"], SqlType::kVarchar), "'x'");
+}
+
+TEST(SqlTypesTest, WideningLadder) {
+  auto val = [](SqlType t, std::string text = "1") {
+    SqlValue v;
+    v.type = t;
+    v.text = text;
+    v.decimal = text;
+    return v;
+  };
+  EXPECT_EQ(Widen(SqlType::kBool, val(SqlType::kInt), true), SqlType::kInt);
+  EXPECT_EQ(Widen(SqlType::kInt, val(SqlType::kBigInt), true), SqlType::kBigInt);
+  EXPECT_EQ(Widen(SqlType::kInt, val(SqlType::kDouble), true), SqlType::kDouble);
+  EXPECT_EQ(Widen(SqlType::kBigInt, val(SqlType::kDouble, "1.5"), true), SqlType::kDecimal);
+  EXPECT_EQ(Widen(SqlType::kBigInt, val(SqlType::kDecimal), true), SqlType::kDecimal);
+  SqlValue huge = val(SqlType::kDouble, "1e+300");
+  huge.decimal.reset();
+  EXPECT_EQ(Widen(SqlType::kBigInt, huge, true), SqlType::kVarchar);
+  SqlValue big = val(SqlType::kBigInt, "9007199254740993");
+  big.exact_in_double = false;
+  EXPECT_EQ(Widen(SqlType::kDouble, big, true), SqlType::kVarchar);
+  EXPECT_EQ(Widen(SqlType::kDateTime, val(SqlType::kVarchar, "x"), true), SqlType::kVarchar);
+  EXPECT_EQ(Widen(SqlType::kVarchar, val(SqlType::kText, std::string(300, 'x')), true), SqlType::kText);
+  EXPECT_EQ(Widen(SqlType::kText, val(SqlType::kVarchar), true), SqlType::kText);
+  EXPECT_EQ(Widen(SqlType::kJson, val(SqlType::kInt), true), SqlType::kLongText);
+  EXPECT_EQ(Widen(SqlType::kBlob, val(SqlType::kVarchar, "x"), true), SqlType::kBlob);
+  EXPECT_EQ(Widen(SqlType::kInt, val(SqlType::kVarchar, "x"), false), SqlType::kText);
+  EXPECT_EQ(WidenKey(SqlType::kBigInt, val(SqlType::kObjectId)), SqlType::kKeyText);
+}
+
+TEST_F(MappingTest, FlattensNestedDocumentsAndUpserts) {
+  auto sql = Sql({Insert(R"({"_id": 1, "name": "a", "address": {"city": "Paris", "geo": {"lat": 1.5}}})")});
+  ASSERT_EQ(sql.size(), 2u);
+  EXPECT_EQ(sql[0],
+            "CREATE TABLE IF NOT EXISTS `orders` (`_id` BIGINT NOT NULL COMMENT '[\\\"_id\\\"]', "
+            "`name` VARCHAR(255) NULL COMMENT '[\\\"name\\\"]', "
+            "`address_city` VARCHAR(255) NULL COMMENT '[\\\"address\\\",\\\"city\\\"]', "
+            "`address_geo_lat` DOUBLE NULL COMMENT '[\\\"address\\\",\\\"geo\\\",\\\"lat\\\"]', "
+            "PRIMARY KEY (`_id`)) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin "
+            "COMMENT='[\\\"orders\\\"]'");
+  EXPECT_EQ(sql[1],
+            "INSERT INTO `orders` (`_id`,`name`,`address_city`,`address_geo_lat`) VALUES (1,'a','Paris',1.5) "
+            "ON DUPLICATE KEY UPDATE `name`=VALUES(`name`),`address_city`=VALUES(`address_city`),"
+            "`address_geo_lat`=VALUES(`address_geo_lat`)");
+}
+
+TEST_F(MappingTest, DepthLimitKeepsDeeperPartsAsJson) {
+  Use("flatten_depth: 1");
+  Sql({Insert(R"({"_id": 1, "a": {"b": {"c": 1}, "d": 2}})")});
+  EXPECT_EQ(TypeOf("orders", "a_b"), SqlType::kJson);
+  EXPECT_EQ(TypeOf("orders", "a_d"), SqlType::kInt);
+  EXPECT_EQ(Column("orders", "a_b")->Comment(), "json [\"a\",\"b\"]");
+}
+
+TEST_F(MappingTest, HostileNamesAreQuotedUniqueAndCannotInject) {
+  auto sql = Sql({Insert(R"({"_id": "x'); DROP TABLE t; --", "a_b": 1, "a": {"b": 2}, "a.b": 3, "A_B": 4,
+                              "we`ird": 5, "": 6, "$x": 7, "name": "O'Br\\\\ien\u0000"})")});
+  const TableSchema* t = catalog_.Find("orders");
+  ASSERT_NE(t, nullptr);
+  std::set<std::string> lower;
+  for (const ColumnSchema& c : t->columns) {
+    EXPECT_LE(c.name.size(), 64u);
+    EXPECT_EQ(c.name.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_"),
+              std::string::npos) << c.name;
+    EXPECT_TRUE(lower.insert(AsciiLower(c.name)).second) << c.name;
+  }
+  EXPECT_EQ(t->columns.size(), 9u);
+  EXPECT_EQ(t->FindSource("[\"a_b\"]")->name, "a_b");  // first come keeps the clean name
+  EXPECT_NE(t->FindSource("[\"a\",\"b\"]")->name, "a_b");
+  EXPECT_NE(sql.back().find("'x\\'); DROP TABLE t; --'"), std::string::npos);
+  EXPECT_NE(sql.back().find("'O\\'Br\\\\\\\\ien\\0'"), std::string::npos) << sql.back();
+}
+
+TEST_F(MappingTest, ArraysOfDocumentsBecomeChildTablesReplacedPerParent) {
+  auto sql = Sql({Insert(R"({"_id": 1, "items": [{"sku": "a", "qty": 1}, {"sku": "b", "parts": [{"p": 1}]}],
+                              "tags": ["x", "y"]})")});
+  EXPECT_EQ(TypeOf("orders", "tags"), SqlType::kJson);
+  const TableSchema* items = catalog_.Find("orders_items");
+  ASSERT_NE(items, nullptr);
+  EXPECT_EQ(items->primary_key, (std::vector<std::string>{"_id", "_idx1"}));
+  const TableSchema* parts = catalog_.Find("orders_items_parts");
+  ASSERT_NE(parts, nullptr);
+  EXPECT_EQ(parts->primary_key, (std::vector<std::string>{"_id", "_idx1", "_idx2"}));
+  std::vector<std::string> dml(sql.begin() + 3, sql.end());
+  EXPECT_EQ(dml[0], "DELETE FROM `orders_items_parts` WHERE `_id` IN (1)");
+  EXPECT_EQ(dml[1], "DELETE FROM `orders_items` WHERE `_id` IN (1)");
+  EXPECT_EQ(dml[3], "INSERT INTO `orders_items` (`_id`,`_idx1`,`sku`,`qty`) VALUES (1,0,'a',1),(1,1,'b',NULL)");
+  EXPECT_EQ(dml[4], "INSERT INTO `orders_items_parts` (`_id`,`_idx1`,`_idx2`,`p`) VALUES (1,1,0,1)");
+}
+
+TEST_F(MappingTest, ScalarArraysCanBeChildTables) {
+  Use("scalar_arrays: table");
+  Sql({Insert(R"({"_id": 1, "tags": ["x", 2]})")});
+  const TableSchema* t = catalog_.Find("orders_tags");
+  ASSERT_NE(t, nullptr);
+  EXPECT_EQ(t->FindColumn("_value")->type, SqlType::kVarchar);
+}
+
+TEST_F(MappingTest, TypeFlipsWidenColumnsWithDdl) {
+  Sql({Insert(R"({"_id": 1, "n": 1, "d": {"$date": "2024-01-01T00:00:00Z"}})")});
+  auto sql = Sql({Insert(R"({"_id": 2, "n": {"$numberLong": "5000000000"}, "d": "soon", "x": true})")});
+  EXPECT_EQ(sql[0], "ALTER TABLE `orders` MODIFY COLUMN `n` BIGINT NULL COMMENT '[\\\"n\\\"]'");
+  EXPECT_EQ(sql[1], "ALTER TABLE `orders` MODIFY COLUMN `d` VARCHAR(255) NULL COMMENT '[\\\"d\\\"]'");
+  EXPECT_EQ(sql[2], "ALTER TABLE `orders` ADD COLUMN `x` TINYINT(1) NULL COMMENT '[\\\"x\\\"]', ALGORITHM=INSTANT");
+  options_.instant_add_column = false;
+  sql = Sql({Insert(R"({"_id": 3, "y": 1})")});
+  EXPECT_EQ(sql[0], "ALTER TABLE `orders` ADD COLUMN `y` INT NULL COMMENT '[\\\"y\\\"]'");
+}
+
+TEST_F(MappingTest, OutOfRangeValuesBecomeText) {
+  Sql({Insert(R"({"_id": 1, "v": 1.5, "when": {"$date": "2024-01-01T00:00:00Z"}})")});
+  Sql({Insert(R"({"_id": 2, "v": {"$numberDouble": "Infinity"}, "when": {"$date": {"$numberLong": "253402300800000"}}})")});
+  EXPECT_EQ(TypeOf("orders", "v"), SqlType::kVarchar);
+  EXPECT_EQ(TypeOf("orders", "when"), SqlType::kVarchar);
+}
+
+TEST_F(MappingTest, DeletesChildrenBeforeParents) {
+  Sql({Insert(R"({"_id": 1, "items": [{"a": 1}]})")});
+  auto sql = Sql({Keyed(EventKind::kDelete, R"({"_id": 1})")});
+  ASSERT_EQ(sql.size(), 2u);
+  EXPECT_EQ(sql[0], "DELETE FROM `orders_items` WHERE `_id` IN (1)");
+  EXPECT_EQ(sql[1], "DELETE FROM `orders` WHERE `_id` IN (1)");
+}
+
+TEST_F(MappingTest, DeleteOfUnknownCollectionDoesNothing) {
+  EXPECT_TRUE(Sql({Keyed(EventKind::kDelete, R"({"_id": 1})", "never")}).empty());
+}
+
+TEST_F(MappingTest, CoalescesLatestStatePerKey) {
+  ChangeEvent upd = Keyed(EventKind::kUpdate, R"({"_id": 1})");
+  upd.update = UpdateDescription{*BsonDocument::FromJson(R"({"n": 9})"), {"s"}, {}};
+  auto sql = Sql({Insert(R"({"_id": 1, "n": 1, "s": "a"})"), Insert(R"({"_id": 2, "n": 2})"), upd,
+                  Keyed(EventKind::kDelete, R"({"_id": 2})")});
+  ASSERT_EQ(sql.size(), 3u);
+  EXPECT_EQ(sql[1], "DELETE FROM `orders` WHERE `_id` IN (2)");
+  EXPECT_EQ(sql[2], "INSERT INTO `orders` (`_id`,`n`,`s`) VALUES (1,9,NULL) ON DUPLICATE KEY UPDATE "
+                    "`n`=VALUES(`n`),`s`=VALUES(`s`)");
+}
+
+TEST_F(MappingTest, SplitsStatementsAtTheSizeLimit) {
+  options_.max_statement_bytes = 1024;
+  std::vector<ChangeEvent> events;
+  for (int i = 0; i < 200; ++i) events.push_back(Insert(R"({"_id": )" + std::to_string(i) + R"(, "s": "0123456789"})"));
+  auto sql = Sql(events);
+  EXPECT_GT(sql.size(), 3u);
+  for (const std::string& s : sql) EXPECT_LE(s.size(), 1024u);
+}
+
+TEST_F(MappingTest, CompositeKeysUseRowConstructors) {
+  Use("collections:\n  orders:\n    primary_key: [_id, tenant]\n");
+  ChangeEvent del = Keyed(EventKind::kDelete, R"({"_id": 1, "tenant": "t"})");
+  auto sql = Sql({Insert(R"({"_id": 1, "tenant": "t", "items": [{"a": 1}]})"), del});
+  EXPECT_EQ(sql[2], "DELETE FROM `orders_items` WHERE (`_id`,`tenant`) IN ((1,'t'))");
+}
+
+TEST_F(MappingTest, DeltaUpdatesSetColumnsAndNullRemovedFields) {
+  Sql({Insert(R"({"_id": 1, "a": {"b": 1, "c": 2}, "s": "x", "tags": [1], "items": [{"q": 1}]})")});
+  ChangeEvent upd = Keyed(EventKind::kUpdate, R"({"_id": 1})");
+  upd.update = UpdateDescription{*BsonDocument::FromJson(R"({"a": {"b": 5}, "n": 1})"), {"s"}, {}};
+  auto sql = Sql({upd});
+  EXPECT_EQ(sql.back(), "UPDATE `orders` SET `a_b`=5,`a_c`=NULL,`n`=1,`s`=NULL WHERE `_id`=1");
+
+  for (std::string path : {"items.0.q", "items", "tags.1", "a.b.c.d.e"}) {
+    upd.update = UpdateDescription{*BsonDocument::FromJson("{\"" + path + "\": 1}"), {}, {}};
+    auto m = mapper_->Map(upd, catalog_);
+    ASSERT_TRUE(m.ok());
+    EXPECT_EQ(m->document->kind, DocumentOpKind::kNeedsFullDocument) << path;
+    EXPECT_FALSE(m->document->reason.empty());
+  }
+  upd.update = UpdateDescription{BsonDocument(), {}, {{"tags", 0}}};
+  EXPECT_EQ(mapper_->Map(upd, catalog_)->document->kind, DocumentOpKind::kNeedsFullDocument);
+}
+
+TEST_F(MappingTest, UpdateWithoutDocumentOrDescriptionChangesNothing) {
+  Sql({Insert(R"({"_id": 1})")});
+  ChangeEvent upd = Keyed(EventKind::kUpdate, R"({"_id": 1})");
+  auto m = mapper_->Map(upd, catalog_);
+  ASSERT_TRUE(m.ok());
+  EXPECT_EQ(m->document->kind, DocumentOpKind::kNone);
+}
+
+TEST_F(MappingTest, NeedsFullDocumentBlocksRenderingUntilResolved) {
+  Sql({Insert(R"({"_id": 1, "items": [{"q": 1}]})")});
+  ChangeEvent upd = Keyed(EventKind::kUpdate, R"({"_id": 1})");
+  upd.update = UpdateDescription{*BsonDocument::FromJson(R"({"items.0.q": 2})"), {}, {}};
+  Batch batch;
+  batch.Add(*mapper_->Map(upd, catalog_), catalog_);
+  ASSERT_EQ(batch.NeedsFullDocument().size(), 1u);
+  EXPECT_FALSE(RenderBatch(batch, options_).ok());
+  batch.Add(*mapper_->Map(Insert(R"({"_id": 1, "items": [{"q": 2}]})"), catalog_), catalog_);
+  EXPECT_TRUE(batch.NeedsFullDocument().empty());
+  EXPECT_TRUE(RenderBatch(batch, options_).ok());
+}
+
+TEST_F(MappingTest, ErrorsNameDocumentFieldAndCause) {
+  Use("collections:\n  orders:\n    columns:\n      - {source: price, type: INT}\n");
+  auto m = mapper_->Map(Insert(R"({"_id": {"$oid": "65a1b2c3d4e5f60718293a4b"}, "price": "cheap"})"), catalog_);
+  ASSERT_FALSE(m.ok());
+  EXPECT_EQ(m.status().code(), StatusCode::kMapping);
+  EXPECT_NE(m.status().message().find("orders _id={\"$oid\":\"65a1b2c3d4e5f60718293a4b\"} field price:"),
+            std::string::npos) << m.status().message();
+  EXPECT_EQ(catalog_.Find("orders"), nullptr);  // a failed event leaves the catalog untouched
+}
+
+TEST_F(MappingTest, YamlMappingRenamesExcludesAndIgnores) {
+  Use(R"(
+collections:
+  orders:
+    table: shop_orders
+    exclude: [secret]
+    unmapped: ignore
+    columns:
+      - {source: customer.name, column: customer}
+      - total
+)");
+  Sql({Insert(R"({"_id": 1, "customer": {"name": "Ann", "age": 3}, "total": 5, "secret": "x", "other": 1})")});
+  const TableSchema* t = catalog_.Find("shop_orders");
+  ASSERT_NE(t, nullptr);
+  std::vector<std::string> names;
+  for (const ColumnSchema& c : t->columns) names.push_back(c.name);
+  EXPECT_EQ(names, (std::vector<std::string>{"_id", "customer", "total"}));
+  EXPECT_FALSE(ParseMappingYaml("bogus: 1").ok());
+  EXPECT_FALSE(ParseMappingYaml("separator: '-'").ok());
+  EXPECT_FALSE(ParseMappingYaml("collections: [").ok());
+}
+
+TEST_F(MappingTest, RenameAndDropFollowPolicy) {
+  Sql({Insert(R"({"_id": 1, "items": [{"a": 1}]})")});
+  ChangeEvent ren = Keyed(EventKind::kRename, "{}");
+  ren.rename_to_collection = "orders2";
+  auto sql = Sql({ren});
+  ASSERT_EQ(sql.size(), 3u);
+  EXPECT_EQ(sql[0], "RENAME TABLE `orders` TO `orders2`, `orders_items` TO `orders2_items`");
+  ASSERT_NE(catalog_.Find("orders2_items"), nullptr);
+  EXPECT_TRUE(Sql({Keyed(EventKind::kDrop, "{}", "orders2")}).empty());  // kept by default
+  Use("on_drop: drop");
+  sql = Sql({Keyed(EventKind::kDrop, "{}", "orders2")});
+  ASSERT_EQ(sql.size(), 1u);
+  EXPECT_EQ(sql[0], "DROP TABLE IF EXISTS `orders2_items`, `orders2`");
+  EXPECT_EQ(catalog_.Find("orders2"), nullptr);
+}
+
+TEST_F(MappingTest, SchemaSurvivesARestartThroughInformationSchema) {
+  Sql({Insert(R"({"_id": 1, "a_b": 1, "a": {"b": 2}, "tags": [1]})")});
+  // What information_schema returns for those tables.
+  std::vector<std::vector<std::optional<std::string>>> rows;
+  for (const auto& [k, t] : catalog_.tables()) {
+    for (const ColumnSchema& c : t.columns) {
+      bool pk = std::find(t.primary_key.begin(), t.primary_key.end(), c.name) != t.primary_key.end();
+      std::string type = c.type == SqlType::kJson ? "longtext" : AsciiLower(c.TypeDdl());
+      rows.push_back({t.name, c.name, type, pk ? "PRI" : "", c.Comment(), t.source});
+    }
+  }
+  auto restored = CatalogFromInformationSchema(rows);
+  ASSERT_TRUE(restored.ok());
+  const TableSchema* t = restored->Find("orders");
+  ASSERT_NE(t, nullptr);
+  EXPECT_EQ(t->primary_key, std::vector<std::string>{"_id"});
+  EXPECT_EQ(t->FindColumn("tags")->type, SqlType::kJson);
+  catalog_ = std::move(*restored);
+  auto sql = Sql({Insert(R"({"_id": 2, "a": {"b": 3}})")});
+  ASSERT_EQ(sql.size(), 1u);  // no DDL: the nested field finds its hashed column again
+  EXPECT_NE(sql[0].find(catalog_.Find("orders")->FindSource("[\"a\",\"b\"]")->name), std::string::npos);
+  EXPECT_NE(InformationSchemaQuery("d'b").find("'d\\'b'"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace m2m

@@ -27,8 +27,14 @@ int main(int argc, char** argv) {
 
   m2m::cli::Action action;
   m2m::cli::AddDoctorCommand(app, action);
+  m2m::cli::AddCaptureCommand(app, action);
 
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    // --help and --version are "errors" with exit code 0; everything else is bad usage.
+    return app.exit(e) == 0 ? 0 : 2;
+  }
   m2m::Status status = action ? action() : m2m::Status::Internal("no command ran");
   if (!status.ok()) std::fprintf(stderr, "mongo2mysql: %s\n", status.ToString().c_str());
   return m2m::cli::ExitCodeFor(status);

@@ -99,6 +99,9 @@ offsets.topic.replication.factor=1
 transaction.state.log.replication.factor=1
 transaction.state.log.min.isr=1
 group.initial.rebalance.delay.ms=0
+# Topics are created on purpose (capture makes its topics compacted or partitioned as configured);
+# a metadata request for a missing topic must not create it with the broker's defaults.
+auto.create.topics.enable=false
 # Tests create and delete many topics; keep the broker's per-topic footprint small.
 log.segment.bytes=67108864
 log.retention.check.interval.ms=60000

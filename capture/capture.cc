@@ -1,0 +1,367 @@
+#include "capture.h"
+
+#include <bson/bson.h>
+#include <spdlog/spdlog.h>
+
+#include <nlohmann/json.hpp>
+#include <set>
+#include <thread>
+
+#include "m2m/event_codec.h"
+
+namespace m2m::capture {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using nlohmann::json;
+
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string Fnv1aHex(const std::string& s) {
+  uint64_t h = 1469598103934665603ULL;
+  for (unsigned char c : s) h = (h ^ c) * 1099511628211ULL;
+  char buf[9];
+  snprintf(buf, sizeof buf, "%08x", static_cast<unsigned>(h ^ (h >> 32)));
+  return buf;
+}
+
+std::string OperationType(const bson_t* raw) {
+  bson_iter_t it;
+  if (bson_iter_init_find(&it, raw, "operationType") && BSON_ITER_HOLDS_UTF8(&it)) return bson_iter_utf8(&it, nullptr);
+  return {};
+}
+
+std::string ScopeKey(const StreamOptions& s) {
+  switch (s.scope) {
+    case StreamScope::kCollection: return "collection:" + s.database + "." + s.collection;
+    case StreamScope::kDatabase: return "database:" + s.database;
+    case StreamScope::kDeployment: return "deployment";
+  }
+  return "";
+}
+
+// What a checkpoint record holds: where the stream continues.
+struct Checkpoint {
+  std::optional<BsonDocument> resume_token;
+  std::optional<std::pair<uint32_t, uint32_t>> start_at;
+};
+
+}  // namespace
+
+std::string TopicFor(const std::string& prefix, const std::string& db, const std::string& collection) {
+  std::string wanted = prefix + "." + db + "." + collection;
+  std::string topic;
+  bool changed = false;
+  for (char c : wanted) {
+    bool legal = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+                 c == '_' || c == '-';
+    topic += legal ? c : '_';
+    changed |= !legal;
+  }
+  constexpr size_t kMaxTopic = 249;
+  if (changed || topic.size() > kMaxTopic) topic = topic.substr(0, kMaxTopic - 9) + "_" + Fnv1aHex(wanted);
+  return topic;
+}
+
+Status CaptureOptions::Validate() const {
+  if (name.empty()) return Status::Invalid("capture.name is empty");
+  M2M_RETURN_NOT_OK(mongo.Validate());
+  M2M_RETURN_NOT_OK(stream.Validate());
+  if (kafka.find("bootstrap.servers") == kafka.end()) return Status::Invalid("kafka.bootstrap.servers is not set");
+  if (kafka.count("transactional.id")) {
+    return Status::Invalid("kafka.transactional.id is set by capture from capture.name; remove it");
+  }
+  if (topic_prefix.empty()) return Status::Invalid("capture.topic_prefix is empty");
+  if (topic_partitions <= 0) return Status::Invalid("capture.topic_partitions must be positive");
+  if (max_batch_events <= 0) return Status::Invalid("capture.max_batch_events must be positive");
+  if (max_batch_time.count() <= 0) return Status::Invalid("capture.max_batch_time must be positive");
+  if (max_message_bytes < 1024) return Status::Invalid("capture.max_message_bytes must be at least 1024");
+  return Status::OK();
+}
+
+// One run of the capture loop; lives for the duration of Capture::Run.
+struct Capture::Loop {
+  const CaptureOptions& o;
+  CaptureStats& stats;
+  std::atomic<bool>& stop;
+
+  std::unique_ptr<MongoClient> mongo;
+  std::unique_ptr<KafkaAdmin> admin;
+  std::unique_ptr<KafkaProducer> producer;
+  std::unique_ptr<ChangeStreamReader> reader;
+  SplitEventAssembler assembler;
+  std::set<std::string> topics_ready;
+  std::string checkpoint_key;
+
+  Checkpoint committed;           // the last checkpoint known to be committed
+  bool in_transaction = false;
+  int batch_events = 0;
+  Clock::time_point batch_started;
+  Clock::time_point last_checkpoint_at = Clock::now();
+  std::optional<BsonDocument> reopen_after;  // set by an invalidate event
+
+  Status Setup() {
+    M2M_ASSIGN_OR_RETURN(mongo, MongoClient::Connect(o.mongo));
+    M2M_ASSIGN_OR_RETURN(admin, KafkaAdmin::Make(o.kafka));
+    KafkaConfig pc = o.kafka;
+    pc["transactional.id"] = o.transactional_id();
+    pc.emplace("linger.ms", "5");
+    pc.emplace("message.max.bytes", std::to_string(std::max<int64_t>(o.max_message_bytes + 4096, 1000000)));
+    M2M_ASSIGN_OR_RETURN(producer, KafkaProducer::Make(pc));
+    // Fences any earlier run with our transactional.id and aborts what it left open, before the
+    // checkpoint is read, so the read sees a settled topic.
+    M2M_RETURN_NOT_OK(producer->InitTransactions().WithContext("starting capture " + o.name));
+    M2M_RETURN_NOT_OK(admin->CreateTopic(o.checkpoint_topic(), 1, {{"cleanup.policy", "compact"}}));
+    M2M_RETURN_NOT_OK(admin->CreateTopic(o.dead_letter_topic(), 1));
+    checkpoint_key = "stream/" + o.name;
+    return LoadCheckpoint();
+  }
+
+  Status LoadCheckpoint() {
+    M2M_ASSIGN_OR_RETURN(auto records, ReadTopicToEnd(o.kafka, o.checkpoint_topic()));
+    auto found = records.find(checkpoint_key);
+    if (found == records.end()) {
+      M2M_ASSIGN_OR_RETURN(auto start, ServerClusterTime(*mongo));
+      committed.start_at = start;
+      spdlog::info("capture {}: no checkpoint; starting at cluster time {}.{}", o.name, start.first, start.second);
+      // Record the start point before reading anything, so a crash before the first batch resumes here.
+      M2M_RETURN_NOT_OK(BeginIfNeeded());
+      return CommitBatch(committed);
+    }
+    json j = json::parse(found->second, nullptr, false);
+    if (j.is_discarded() || !j.is_object()) {
+      return Status::Invalid("checkpoint " + checkpoint_key + " in topic " + o.checkpoint_topic() + " is not JSON");
+    }
+    std::string scope = j.value("scope", "");
+    if (scope != ScopeKey(o.stream)) {
+      return Status::Invalid("capture '" + o.name + "' was checkpointed for " + scope + " but is now configured for " +
+                             ScopeKey(o.stream) + "; use a different capture name for a different source");
+    }
+    if (j.contains("resume_token") && j["resume_token"].is_string()) {
+      M2M_ASSIGN_OR_RETURN(BsonDocument token, BsonDocument::FromJson(j["resume_token"].get<std::string>()));
+      committed.resume_token = std::move(token);
+    } else if (j.contains("start_at") && j["start_at"].is_object()) {
+      committed.start_at = std::make_pair(j["start_at"].value("t", 0u), j["start_at"].value("i", 0u));
+    } else {
+      return Status::Invalid("checkpoint " + checkpoint_key + " holds neither resume_token nor start_at");
+    }
+    spdlog::info("capture {}: resuming after checkpoint {}", o.name, found->second);
+    return Status::OK();
+  }
+
+  Status OpenReader(const Checkpoint& from) {
+    reader.reset();
+    assembler.Reset();
+    ResumePoint point;
+    if (from.resume_token) point.resume_after = *from.resume_token;
+    else point.start_at_operation_time = from.start_at;
+    M2M_ASSIGN_OR_RETURN(reader, ChangeStreamReader::Open(*mongo, o.stream, point));
+    return Status::OK();
+  }
+
+  Status BeginIfNeeded() {
+    if (in_transaction) return Status::OK();
+    M2M_RETURN_NOT_OK(producer->BeginTransaction());
+    in_transaction = true;
+    batch_events = 0;
+    batch_started = Clock::now();
+    return Status::OK();
+  }
+
+  Status EnsureTopic(const std::string& topic) {
+    if (topics_ready.count(topic)) return Status::OK();
+    M2M_RETURN_NOT_OK(admin->CreateTopic(topic, o.topic_partitions));
+    topics_ready.insert(topic);
+    return Status::OK();
+  }
+
+  Status DeadLetter(const bson_t* raw, const std::string& reason, const std::string& intended_topic) {
+    std::string event_json = BsonDocument(raw).ToCanonicalJson();
+    json record = {{"reason", reason}, {"topic", intended_topic}, {"capture", o.name}, {"at_ms", NowMs()}};
+    // The dead-letter record must itself fit in a message; a huge event keeps its head and its size.
+    size_t room = static_cast<size_t>(o.max_message_bytes / 2);
+    record["event_bytes"] = event_json.size();
+    record["truncated"] = event_json.size() > room;
+    record["event"] = event_json.size() > room ? event_json.substr(0, room) : event_json;
+    bson_iter_t it;
+    if (bson_iter_init_find(&it, raw, "_id") && BSON_ITER_HOLDS_DOCUMENT(&it)) {
+      const uint8_t* data;
+      uint32_t len;
+      bson_iter_document(&it, &len, &data);
+      auto token = BsonDocument::FromBytes(data, len);
+      if (token.ok()) record["resume_token"] = token->ToCanonicalJson();
+    }
+    spdlog::warn("capture {}: event sent to {}: {}", o.name, o.dead_letter_topic(), reason);
+    stats.dead_letters++;
+    return producer->Produce(o.dead_letter_topic(), std::nullopt, record.dump());
+  }
+
+  // Converts and publishes one complete raw event inside the open transaction.
+  Status Publish(const bson_t* raw) {
+    std::string type = OperationType(raw);
+    if (!IsSupportedOperationType(type)) {
+      // DDL-like events (create, createIndexes, ...) carry no row changes; the stream moves past them.
+      spdlog::debug("capture {}: skipping {} event", o.name, type);
+      return Status::OK();
+    }
+    Namespace fallback{o.stream.database, o.stream.collection};
+    bool collection_scope = o.stream.scope == StreamScope::kCollection;
+    auto converted = FromChangeStreamDocument(raw, collection_scope ? &fallback : nullptr);
+    if (!converted.ok()) return DeadLetter(raw, converted.status().message(), "");
+    ChangeEvent& event = *converted;
+    stats.last_cluster_time_s = event.cluster_time_s;
+    if (event.kind == EventKind::kInvalidate) {
+      // The watched collection or database is gone (drop/rename, already published). startAfter the
+      // invalidate token continues with whatever takes its place.
+      reopen_after = BsonDocument::FromJson(event.resume_token).value();
+      return Status::OK();
+    }
+    if (event.kind == EventKind::kDropDatabase) {
+      // MongoDB sends a drop event for each collection first; those carry the change to the tables.
+      spdlog::info("capture {}: database {} dropped", o.name, event.db);
+      return Status::OK();
+    }
+    std::string topic = TopicFor(o.topic_prefix, event.db, event.collection);
+    EncodeOptions eo;
+    eo.server_name = o.topic_prefix;
+    eo.processed_at_ms = NowMs();
+    std::string value = EncodeValue(event, eo);
+    if (static_cast<int64_t>(value.size()) > o.max_message_bytes) {
+      return DeadLetter(raw,
+                        "encoded event is " + std::to_string(value.size()) + " bytes, over capture.max_message_bytes " +
+                            std::to_string(o.max_message_bytes) + " (document " + event.document_key.ToRelaxedJson() +
+                            " in " + event.db + "." + event.collection + ")",
+                        topic);
+    }
+    M2M_RETURN_NOT_OK(EnsureTopic(topic));
+    M2M_RETURN_NOT_OK(producer->Produce(topic, EncodeKey(event), value));
+    stats.events++;
+    return Status::OK();
+  }
+
+  std::string CheckpointValue(const Checkpoint& c) const {
+    json j = {{"v", 1}, {"capture", o.name}, {"scope", ScopeKey(o.stream)}, {"committed_at_ms", NowMs()},
+              {"events", stats.events.load()}};
+    if (c.resume_token) j["resume_token"] = c.resume_token->ToCanonicalJson();
+    if (c.start_at) j["start_at"] = {{"t", c.start_at->first}, {"i", c.start_at->second}};
+    return j.dump();
+  }
+
+  // Adds the checkpoint to the open transaction and commits both.
+  Status CommitBatch(const Checkpoint& next) {
+    M2M_RETURN_NOT_OK(producer->Produce(o.checkpoint_topic(), checkpoint_key, CheckpointValue(next)));
+    M2M_RETURN_NOT_OK(producer->CommitTransaction());
+    in_transaction = false;
+    committed = next;
+    last_checkpoint_at = Clock::now();
+    stats.transactions++;
+    return Status::OK();
+  }
+
+  // Gives up the open transaction; the stream is reopened from the last committed checkpoint, so
+  // nothing of the aborted batch is lost or published twice.
+  Status AbortAndRewind(const Status& cause) {
+    spdlog::warn("capture {}: {}; rewinding to the last checkpoint", o.name, cause.ToString());
+    if (in_transaction) {
+      M2M_RETURN_NOT_OK(producer->AbortTransaction().WithContext("after " + cause.ToString()));
+      in_transaction = false;
+    }
+    return OpenReader(committed);
+  }
+
+  bool TokenMoved() const {
+    auto token = reader->resume_token();
+    return token && (!committed.resume_token || !(*token == *committed.resume_token));
+  }
+
+  // One transaction's worth of events; returns when it was committed or nothing was to be done.
+  Status RunBatch() {
+    auto backoff = std::chrono::milliseconds(10);
+    while (!stop.load()) {
+      bool batch_full = batch_events >= o.max_batch_events ||
+                        (in_transaction && Clock::now() - batch_started >= o.max_batch_time);
+      if (batch_full && !assembler.pending()) break;
+      auto polled_at = Clock::now();
+      M2M_ASSIGN_OR_RETURN(auto raw, reader->Next());
+      if (!raw) {
+        if (in_transaction && !assembler.pending()) break;
+        if (!in_transaction && TokenMoved() && Clock::now() - last_checkpoint_at >= o.idle_checkpoint_interval) break;
+        // A server that answers an empty batch before max_await (no await support) is polled with a
+        // growing pause instead of in a busy loop.
+        if (Clock::now() - polled_at < o.stream.max_await / 2) {
+          std::this_thread::sleep_for(backoff);
+          backoff = std::min(backoff * 2, std::chrono::duration_cast<std::chrono::milliseconds>(o.stream.max_await));
+        }
+        continue;
+      }
+      backoff = std::chrono::milliseconds(10);
+      M2M_ASSIGN_OR_RETURN(auto merged, assembler.Add(raw->get()));
+      if (!merged) continue;
+      M2M_RETURN_NOT_OK(BeginIfNeeded());
+      M2M_RETURN_NOT_OK(Publish(merged->get()));
+      batch_events++;
+      if (reopen_after) break;
+    }
+    if (assembler.pending()) return Status::OK();  // stopping mid-event: the checkpoint stays before it
+    if (!in_transaction && !TokenMoved()) return Status::OK();
+    Checkpoint next = committed;
+    if (auto token = reader->resume_token()) {
+      next.resume_token = std::move(token);
+      next.start_at.reset();
+    }
+    M2M_RETURN_NOT_OK(BeginIfNeeded());
+    M2M_RETURN_NOT_OK(CommitBatch(next));
+    if (reopen_after) {
+      committed.resume_token = std::move(*reopen_after);
+      reopen_after.reset();
+      return OpenReader(committed);
+    }
+    return Status::OK();
+  }
+
+  Status Run() {
+    M2M_RETURN_NOT_OK(Setup());
+    M2M_RETURN_NOT_OK(OpenReader(committed));
+    auto last_report = Clock::now();
+    int64_t reported_events = 0;
+    while (!stop.load()) {
+      Status st = RunBatch();
+      if (!st.ok()) {
+        if (st.code() == StatusCode::kHistoryLost || !st.retriable()) {
+          if (in_transaction) (void)producer->AbortTransaction();
+          return st;
+        }
+        M2M_RETURN_NOT_OK(AbortAndRewind(st));
+      }
+      if (Clock::now() - last_report >= std::chrono::seconds(10)) {
+        double secs = std::chrono::duration<double>(Clock::now() - last_report).count();
+        int64_t events = stats.events.load();
+        spdlog::info("capture {}: {} events ({:.0f}/s), {} dead-lettered, lag {} s", o.name, events,
+                     (events - reported_events) / secs, stats.dead_letters.load(),
+                     stats.last_cluster_time_s ? NowMs() / 1000 - stats.last_cluster_time_s.load() : 0);
+        last_report = Clock::now();
+        reported_events = events;
+      }
+    }
+    if (in_transaction) (void)producer->AbortTransaction();
+    return Status::OK();
+  }
+};
+
+Capture::Capture(CaptureOptions options) : options_(std::move(options)) {}
+Capture::~Capture() = default;
+
+Result<std::unique_ptr<Capture>> Capture::Make(CaptureOptions options) {
+  M2M_RETURN_NOT_OK(options.Validate());
+  return std::unique_ptr<Capture>(new Capture(std::move(options)));
+}
+
+Status Capture::Run() {
+  Loop loop{options_, stats_, stop_};
+  return loop.Run();
+}
+
+}  // namespace m2m::capture

@@ -1,0 +1,90 @@
+// Capture: MongoDB change streams into Kafka, exactly once.
+//
+// Protocol (docs/checkpoints.md): capture owns one Kafka transactional.id per capture name. Each
+// batch of events is published in one Kafka transaction together with a checkpoint record (the
+// resume token after the batch) in a compacted checkpoint topic. After any crash the next run calls
+// InitTransactions, which aborts the crashed run's open transaction, reads the last committed
+// checkpoint and resumes the change stream right after it: read_committed consumers see every
+// change exactly once.
+//
+// Thread safety: Run() is called from one thread; RequestStop() from any thread (a signal handler
+// may set the flag it returns).
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "change_stream_reader.h"
+#include "m2m/kafka_client.h"
+#include "m2m/mongo_client.h"
+#include "m2m/status.h"
+
+namespace m2m::capture {
+
+struct CaptureOptions {
+  // Names this capture: its Kafka transactional.id is "mongo2mysql-capture-<name>" and its checkpoint
+  // key "stream/<name>". Two captures of different sources need different names. Default: default
+  std::string name = "default";
+  MongoOptions mongo;
+  StreamOptions stream;
+  // librdkafka properties (the kafka.* keys), bootstrap.servers at least.
+  KafkaConfig kafka = {{"bootstrap.servers", "127.0.0.1:9092"}};
+  // Events of <db>.<collection> go to topic "<topic_prefix>.<db>.<collection>". Default: m2m
+  std::string topic_prefix = "m2m";
+  // Partitions of the topics capture creates (existing topics are left as they are). Default: 1
+  int topic_partitions = 1;
+  // A transaction is committed after this many events... Default: 1000
+  int max_batch_events = 1000;
+  // ...or after this long, whichever comes first. Default: 200 ms
+  std::chrono::milliseconds max_batch_time = std::chrono::milliseconds(200);
+  // While no events arrive, the server's postBatchResumeToken still moves; it is checkpointed at most
+  // this often, so a restart after a long idle time resumes near the present. Default: 5 s
+  std::chrono::milliseconds idle_checkpoint_interval = std::chrono::seconds(5);
+  // An encoded event larger than this goes to the dead-letter topic instead (keep it at or below the
+  // topics' max.message.bytes). Default: 1000000
+  int64_t max_message_bytes = 1000000;
+
+  Status Validate() const;
+  std::string checkpoint_topic() const { return topic_prefix + ".__checkpoints"; }
+  std::string dead_letter_topic() const { return topic_prefix + ".__dead_letter"; }
+  std::string transactional_id() const { return "mongo2mysql-capture-" + name; }
+};
+
+// The Kafka topic for a namespace: "<prefix>.<db>.<collection>", with characters Kafka does not allow
+// in topic names replaced by '_' and, when anything was replaced or the name is too long, a short
+// hash of the original appended so that distinct namespaces never share a topic.
+std::string TopicFor(const std::string& prefix, const std::string& db, const std::string& collection);
+
+// Counters for progress output and metrics; read from any thread.
+struct CaptureStats {
+  std::atomic<int64_t> events{0};
+  std::atomic<int64_t> dead_letters{0};
+  std::atomic<int64_t> transactions{0};
+  std::atomic<int64_t> last_cluster_time_s{0};
+};
+
+class Capture {
+ public:
+  static Result<std::unique_ptr<Capture>> Make(CaptureOptions options);
+  ~Capture();
+
+  // Streams until RequestStop() or a non-retriable error. Returns OK after a clean stop, with the
+  // last batch committed.
+  Status Run();
+  void RequestStop() { stop_.store(true); }
+  const CaptureStats& stats() const { return stats_; }
+
+ private:
+  explicit Capture(CaptureOptions options);
+  struct Loop;
+
+  CaptureOptions options_;
+  std::atomic<bool> stop_{false};
+  CaptureStats stats_;
+};
+
+}  // namespace m2m::capture

@@ -1,0 +1,99 @@
+// mongo2mysql capture: MongoDB change streams into Kafka, exactly once.
+#include <atomic>
+#include <csignal>
+
+#include "capture.h"
+#include "commands.h"
+
+namespace m2m::cli {
+namespace {
+
+// A signal may come before the capture object exists (during start-up) or while it runs.
+std::atomic<bool> g_stop{false};
+std::atomic<capture::Capture*> g_running{nullptr};
+
+void OnSignal(int) {
+  g_stop = true;
+  if (capture::Capture* c = g_running.load()) c->RequestStop();
+}
+
+Status RunCapture(capture::CaptureOptions o, const std::vector<std::string>& kafka_props) {
+  for (const auto& kv : kafka_props) {
+    auto eq = kv.find('=');
+    if (eq == std::string::npos || eq == 0) return Status::Invalid("--kafka expects key=value, got '" + kv + "'");
+    o.kafka[kv.substr(0, eq)] = kv.substr(eq + 1);
+  }
+  if (!o.stream.collection.empty()) o.stream.scope = capture::StreamScope::kCollection;
+  else if (!o.stream.database.empty()) o.stream.scope = capture::StreamScope::kDatabase;
+  else o.stream.scope = capture::StreamScope::kDeployment;
+  std::signal(SIGINT, OnSignal);
+  std::signal(SIGTERM, OnSignal);
+  M2M_ASSIGN_OR_RETURN(auto cap, capture::Capture::Make(std::move(o)));
+  g_running = cap.get();
+  if (g_stop) cap->RequestStop();
+  Status st = cap->Run();
+  g_running = nullptr;
+  return st;
+}
+
+}  // namespace
+
+void AddCaptureCommand(CLI::App& app, Action& action) {
+  auto o = std::make_shared<capture::CaptureOptions>();
+  auto kafka_props = std::make_shared<std::vector<std::string>>();
+  auto bootstrap = std::make_shared<std::string>("127.0.0.1:9092");
+  CLI::App* cmd = app.add_subcommand("capture", "Stream MongoDB changes into Kafka, exactly once.");
+  cmd->footer(
+      "Watches one collection (--db and --collection), one database (--db) or the whole deployment\n"
+      "(neither), and publishes each change to the topic <topic-prefix>.<db>.<collection>, keyed by\n"
+      "the document's _id, in the format of docs/events.md. Events and the resume point are committed\n"
+      "in one Kafka transaction, so after a crash capture continues exactly after the last committed\n"
+      "batch: nothing lost, nothing published twice for read_committed consumers. Events that cannot\n"
+      "be converted or are too large go to <topic-prefix>.__dead_letter with the reason.\n"
+      "Stop with Ctrl-C or SIGTERM; the current batch is abandoned and redone on the next start.\n\n"
+      "Example:\n"
+      "  mongo2mysql capture --mongo-uri 'mongodb://db1:27017/?replicaSet=rs0' --db shop \\\n"
+      "      --kafka-bootstrap broker:9092 --kafka security.protocol=SASL_SSL --name shop");
+  cmd->add_option("--mongo-uri", o->mongo.uri, "MongoDB connection string (TLS and auth as URI options)")
+      ->capture_default_str();
+  cmd->add_option("--db", o->stream.database, "Database to watch (omit to watch the whole deployment)");
+  cmd->add_option("--collection", o->stream.collection, "Collection to watch (needs --db)");
+  cmd->add_option("--kafka-bootstrap", *bootstrap, "Kafka bootstrap servers")->capture_default_str();
+  cmd->add_option("--kafka", *kafka_props, "A librdkafka property key=value (repeatable), e.g. sasl.username=u");
+  cmd->add_option("--name", o->name, "Name of this capture: its transactional.id and checkpoint key")
+      ->capture_default_str();
+  cmd->add_option("--topic-prefix", o->topic_prefix, "Prefix of the topics written")->capture_default_str();
+  cmd->add_option("--partitions", o->topic_partitions, "Partitions of topics capture creates")->capture_default_str();
+  static const std::map<std::string, capture::FullDocumentMode> kFullDocument = {
+      {"default", capture::FullDocumentMode::kDefault},
+      {"updateLookup", capture::FullDocumentMode::kUpdateLookup},
+      {"whenAvailable", capture::FullDocumentMode::kWhenAvailable},
+      {"required", capture::FullDocumentMode::kRequired}};
+  static const std::map<std::string, capture::BeforeChangeMode> kBeforeChange = {
+      {"off", capture::BeforeChangeMode::kOff},
+      {"whenAvailable", capture::BeforeChangeMode::kWhenAvailable},
+      {"required", capture::BeforeChangeMode::kRequired}};
+  auto full_document = std::make_shared<std::string>("updateLookup");
+  auto before_change = std::make_shared<std::string>("off");
+  cmd->add_option("--full-document", *full_document,
+                  "What update events carry besides the delta: the current document (updateLookup), the "
+                  "post-image (whenAvailable, required; MongoDB 6.0+) or nothing (default)")
+      ->check(CLI::IsMember({"default", "updateLookup", "whenAvailable", "required"}))
+      ->capture_default_str();
+  cmd->add_option("--before-change", *before_change, "Pre-images (MongoDB 6.0+): off, whenAvailable or required")
+      ->check(CLI::IsMember({"off", "whenAvailable", "required"}))
+      ->capture_default_str();
+  cmd->add_option("--max-batch-events", o->max_batch_events, "Events per Kafka transaction, at most")
+      ->capture_default_str();
+  auto batch_ms = std::make_shared<int>(200);
+  cmd->add_option("--max-batch-ms", *batch_ms, "Milliseconds per Kafka transaction, at most")->capture_default_str();
+  cmd->callback([o, kafka_props, bootstrap, batch_ms, full_document, before_change, &action] {
+    o->kafka["bootstrap.servers"] = *bootstrap;
+    o->stream.full_document = kFullDocument.at(*full_document);
+    o->stream.before_change = kBeforeChange.at(*before_change);
+    o->max_batch_time = std::chrono::milliseconds(*batch_ms);
+    action = [o, kafka_props] { return RunCapture(*o, *kafka_props); };
+  });
+}
+
+}  // namespace m2m::cli

@@ -152,31 +152,10 @@ Status ParseCommonFields(const bson_t* change, ChangeEvent* event) {
   return Status::OK();
 }
 
-// True for an update specification such as {$set: {…}, $unset: {…}}.
-bool IsUpdateSpecification(const bson_t* doc) {
-  bson_iter_t it;
-  bson_iter_init(&it, doc);
-  bool any = false;
-  while (bson_iter_next(&it)) {
-    if (bson_iter_key(&it)[0] != '$') return false;
-    any = true;
-  }
-  return any;
-}
-
-// documentKey must hold _id. mongo-java-server's own oplog puts the update specification there
-// ({$set: …}); only for that shape is the _id taken from fullDocument instead.
+// documentKey must hold _id: it is the row's identity everywhere downstream.
 Status ParseDocumentKey(const bson_t* change, ChangeEvent* event) {
   M2M_ASSIGN_OR_RETURN(event->document_key, RequiredDocument(change, "documentKey", "documentKey"));
-  if (bson_has_field(event->document_key.get(), "_id")) return Status::OK();
-  bson_iter_t id;
-  if (!IsUpdateSpecification(event->document_key.get()) || !event->after ||
-      !bson_iter_init_find(&id, event->after->get(), "_id")) {
-    return Missing("documentKey._id");
-  }
-  BsonDocument key;
-  bson_append_iter(key.mutable_get(), "_id", 3, &id);
-  event->document_key = std::move(key);
+  if (!bson_has_field(event->document_key.get(), "_id")) return Missing("documentKey._id");
   return Status::OK();
 }
 
@@ -185,8 +164,7 @@ struct KindByName {
   EventKind kind;
 };
 
-// The operationType values we convert. "replace" arrives from real servers; the stand-in sends
-// "update" for it.
+// The operationType values we convert.
 constexpr std::array<KindByName, 8> kOperationTypes = {{
     {"insert", EventKind::kInsert},
     {"update", EventKind::kUpdate},
@@ -237,7 +215,7 @@ Result<ChangeEvent> Convert(const bson_t* change, EventKind kind, const Namespac
   M2M_ASSIGN_OR_RETURN(event.before,
                        OptionalDocument(change, "fullDocumentBeforeChange", "fullDocumentBeforeChange"));
   if (kind == EventKind::kDelete) {
-    event.after.reset();  // the stand-in sends fullDocument: null; nothing is after a delete
+    event.after.reset();  // nothing is after a delete, whatever fullDocument says
   }
   if ((kind == EventKind::kInsert || kind == EventKind::kReplace) && !event.after) return Missing("fullDocument");
   if (kind == EventKind::kUpdate) {

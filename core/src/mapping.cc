@@ -483,7 +483,7 @@ void EventMapper::Commit(std::vector<SchemaChange>* changes) {
         if (before == nullptr) {
           add.columns.push_back(c);
         } else if (before->type != c.type) {
-          changes->push_back({SchemaChangeKind::kModifyColumn, t.name, "", {c}, t.primary_key});
+          changes->push_back({SchemaChangeKind::kModifyColumn, t.name, "", {c}, t.primary_key, before->type});
         }
       }
       if (!add.columns.empty()) changes->push_back(std::move(add));

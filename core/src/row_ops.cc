@@ -1,5 +1,9 @@
 #include "m2m/row_ops.h"
 
+#include <algorithm>
+
+#include "m2m/identifiers.h"
+
 namespace m2m {
 namespace {
 
@@ -38,6 +42,28 @@ void Fold(DocumentOp& prev, DocumentOp next) {
   }
 }
 
+// Pending values of a column that an ALTER turns into text become what MySQL makes of the rows it
+// already holds, so the result does not depend on where batches start and end.
+void ConvertPending(std::vector<DocumentOp>& documents, const SchemaChange& change) {
+  const ColumnSchema& c = change.columns.at(0);
+  if (!IsTextType(c.type) || IsTextType(change.previous_type)) return;
+  auto convert = [&](Row& row) {
+    for (ColumnValue& cv : row) {
+      if (AsciiLower(cv.column) == AsciiLower(c.name)) cv.value = ConvertedToText(cv.value, change.previous_type);
+    }
+  };
+  for (DocumentOp& d : documents) {
+    if (d.table == change.table) {
+      convert(d.row);
+      convert(d.set);
+    }
+    auto rows = d.children.find(change.table);
+    if (rows != d.children.end()) {
+      for (Row& r : rows->second) convert(r);
+    }
+  }
+}
+
 }  // namespace
 
 std::string KeyText(const Row& key, const TableSchema* table) {
@@ -60,7 +86,10 @@ Batch::Segment& Batch::Open() {
 
 void Batch::Add(MappedEvent event, const Catalog& catalog) {
   Segment& seg = Open();
-  for (SchemaChange& c : event.schema_changes) seg.schema_changes.push_back(std::move(c));
+  for (SchemaChange& c : event.schema_changes) {
+    if (c.kind == SchemaChangeKind::kModifyColumn) ConvertPending(seg.documents, c);
+    seg.schema_changes.push_back(std::move(c));
+  }
   if (event.document && event.document->kind != DocumentOpKind::kNone) {
     DocumentOp& op = *event.document;
     auto remember = [&](const std::string& name) {

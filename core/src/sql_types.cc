@@ -46,7 +46,24 @@ std::string DoubleText(double d) {
   if (std::isinf(d)) return d > 0 ? "Infinity" : "-Infinity";
   char buf[64];
   auto res = std::to_chars(buf, buf + sizeof buf, d);
-  return std::string(buf, res.ptr);
+  std::string out(buf, res.ptr);
+  // MySQL's spelling of the exponent: 1e20, 1e-5 (not 1e+20, 1e-05).
+  if (size_t e = out.find('e'); e != std::string::npos) {
+    size_t digits = e + 1 + (out[e + 1] == '-' || out[e + 1] == '+');
+    size_t first = out.find_first_not_of('0', digits);
+    out = out.substr(0, e + 1) + (out[e + 1] == '-' ? "-" : "") + out.substr(first);
+  }
+  return out;
+}
+
+// DECIMAL(65,30)'s text: exactly 30 fraction digits.
+std::string DecimalColumnText(std::string fixed) {
+  size_t dot = fixed.find('.');
+  if (dot == std::string::npos) {
+    dot = fixed.size();
+    fixed += '.';
+  }
+  return fixed + std::string(kDecimalFracDigits - (fixed.size() - dot - 1), '0');
 }
 
 // Days since 1970-01-01 to a civil date (Howard Hinnant's algorithm), valid for any int64 day count
@@ -258,6 +275,7 @@ SqlValue ValueFromBson(const bson_iter_t* iter) {
       out.decimal = FixedDecimal(out.text);
       if (!out.decimal) return Text(out.text);
       out.type = SqlType::kDecimal;
+      out.text = DecimalColumnText(*out.decimal);
       return out;
     }
     case BSON_TYPE_DATE_TIME: {
@@ -359,6 +377,17 @@ SqlType WidenKey(SqlType current, const SqlValue& v) {
     return current == SqlType::kNull ? v.type : current;
   }
   return SqlType::kKeyText;
+}
+
+std::string StoredText(const SqlValue& v, SqlType column) {
+  if (column == SqlType::kDecimal && v.decimal) return DecimalColumnText(*v.decimal);
+  if (IsBlobType(column) && IsBlobType(v.type)) return v.bytes;
+  return v.text;
+}
+
+SqlValue ConvertedToText(const SqlValue& v, SqlType from) {
+  if (v.is_null()) return v;
+  return Text(StoredText(v, from));
 }
 
 std::string SqlLiteral(const SqlValue& v, SqlType column) {

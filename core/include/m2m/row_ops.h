@@ -34,7 +34,8 @@ struct SchemaChange {
   std::string table;
   std::string table_source;                // kCreateTable: the table COMMENT
   std::vector<ColumnSchema> columns;       // create: all; add: the new ones; modify: the one
-  std::vector<std::string> primary_key;    // kCreateTable
+  std::vector<std::string> primary_key;    // kCreateTable, kModifyColumn
+  SqlType previous_type = SqlType::kNull;  // kModifyColumn: the type before
 };
 
 enum class DocumentOpKind {

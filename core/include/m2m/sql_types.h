@@ -83,6 +83,12 @@ SqlType Widen(SqlType current, const SqlValue& value, bool varchar_allowed);
 // The same for key columns: BIGINT and CHAR(24) widen to VARBINARY(1024).
 SqlType WidenKey(SqlType current, const SqlValue& value);
 
+// The text MySQL returns for `value` stored in a column of type `column` (and keeps when an ALTER
+// turns that column into text): DECIMAL pads to 30 fraction digits, blobs return the raw bytes.
+std::string StoredText(const SqlValue& value, SqlType column);
+// `value` as it is after MySQL converted its column from `from` to the text type `to` by ALTER.
+SqlValue ConvertedToText(const SqlValue& value, SqlType from);
+
 // The literal that stores `value` in a column of type `column`.
 std::string SqlLiteral(const SqlValue& value, SqlType column);
 

@@ -15,6 +15,7 @@ namespace m2m::cli {
 using Action = std::function<Status()>;
 
 void AddDoctorCommand(CLI::App& app, Action& action);
+void AddPreviewCommand(CLI::App& app, Action& action);
 void AddCaptureCommand(CLI::App& app, Action& action);
 
 // 0 success; 2 bad usage or configuration; 3 a server could not be reached (retrying may help);

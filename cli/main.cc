@@ -27,6 +27,7 @@ int main(int argc, char** argv) {
 
   m2m::cli::Action action;
   m2m::cli::AddDoctorCommand(app, action);
+  m2m::cli::AddPreviewCommand(app, action);
   m2m::cli::AddCaptureCommand(app, action);
 
   try {

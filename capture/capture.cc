@@ -255,6 +255,7 @@ struct Capture::Loop {
     M2M_RETURN_NOT_OK(producer->Produce(o.checkpoint_topic(), checkpoint_key, CheckpointValue(next)));
     M2M_RETURN_NOT_OK(producer->CommitTransaction());
     in_transaction = false;
+    batch_events = 0;
     committed = next;
     last_checkpoint_at = Clock::now();
     stats.transactions++;
@@ -268,6 +269,7 @@ struct Capture::Loop {
     if (in_transaction) {
       M2M_RETURN_NOT_OK(producer->AbortTransaction().WithContext("after " + cause.ToString()));
       in_transaction = false;
+      batch_events = 0;
     }
     return OpenReader(committed);
   }
@@ -281,8 +283,8 @@ struct Capture::Loop {
   Status RunBatch() {
     auto backoff = std::chrono::milliseconds(10);
     while (!stop.load()) {
-      bool batch_full = batch_events >= o.max_batch_events ||
-                        (in_transaction && Clock::now() - batch_started >= o.max_batch_time);
+      bool batch_full = in_transaction && (batch_events >= o.max_batch_events ||
+                                         Clock::now() - batch_started >= o.max_batch_time);
       if (batch_full && !assembler.pending()) break;
       auto polled_at = Clock::now();
       M2M_ASSIGN_OR_RETURN(auto raw, reader->Next());

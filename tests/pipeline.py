@@ -52,6 +52,14 @@ def start_capture(tmp_path, db, collection=None, prefix="m2m", name="capture", e
     return Process(args, tmp_path / f"capture-{name}.log")
 
 
+def wait_for_checkpoint(prefix, capture):
+    """capture commits its start point before reading; changes made after that are never missed."""
+    def committed():
+        capture.assert_running()
+        return topic_end_offsets(f"{prefix}.__checkpoints") > 0
+    stack.wait_for(committed, timeout=120, what="capture's first checkpoint")
+
+
 def read_topic(topic, expected, timeout=120, process=None):
     """Reads `topic` from the start with read_committed until `expected` messages arrived.
     Returns [(key, value)] with both decoded from JSON (None for a null key or value)."""

@@ -12,6 +12,7 @@ import java.time.Instant;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.ConcurrentSkipListMap;
 import java.util.stream.Stream;
 
 import de.bwaldvogel.mongo.MongoBackend;
@@ -32,6 +33,9 @@ final class RealShapeOplog implements Oplog {
   private final MongoCollection<Document> store;
   private final CursorRegistry cursors;
   private final Clock clock;
+  // Every entry of `store`, by timestamp: a poll reads only what follows its position instead of
+  // deserializing and sorting the whole oplog, whose size grows with every test ever run.
+  private final ConcurrentSkipListMap<Long, Document> byTimestamp = new ConcurrentSkipListMap<>();
   private int lastSecond;
   private int increment;
 
@@ -43,6 +47,7 @@ final class RealShapeOplog implements Oplog {
     // Continue after what an earlier run of the server wrote, so cluster times only grow.
     for (Document entry : store.queryAll()) {
       BsonTimestamp ts = (BsonTimestamp) entry.get("ts");
+      byTimestamp.put(ts.getValue(), entry);
       if (ts.getTime() > lastSecond || (ts.getTime() == lastSecond && ts.getInc() > increment)) {
         lastSecond = ts.getTime();
         increment = ts.getInc();
@@ -63,9 +68,11 @@ final class RealShapeOplog implements Oplog {
     return namespace.equals(store.getFullName());
   }
 
-  private void record(String namespace, Document event) {
-    store.addDocument(new Document("ts", nextTimestamp()).append("ns", namespace)
-        .append("wall", clock.instant()).append("event", event));
+  private synchronized void record(String namespace, Document event) {
+    BsonTimestamp ts = nextTimestamp();
+    Document entry = new Document("ts", ts).append("ns", namespace).append("wall", clock.instant()).append("event", event);
+    store.addDocument(entry);
+    byTimestamp.put(ts.getValue(), entry);
   }
 
   private static Document key(Object id) {
@@ -181,10 +188,10 @@ final class RealShapeOplog implements Oplog {
   }
 
   private Stream<Document> read(String namespace, OplogPosition after, String fullDocument) {
-    return store.queryAllAsStream()
-        .filter(e -> namespace.equals(e.get("ns")))
+    long from = Long.parseUnsignedLong(after.toHexString(), 16);
+    return byTimestamp.tailMap(from, true).values().stream()
         .filter(e -> new OplogPosition((BsonTimestamp) e.get("ts")).isAfter(after))
-        .sorted((a, b) -> ((BsonTimestamp) a.get("ts")).compareTo((BsonTimestamp) b.get("ts")))
+        .filter(e -> namespace.equals(e.get("ns")))
         .map(e -> toChangeEvent(e, namespace, fullDocument));
   }
 

@@ -10,19 +10,11 @@ def capture_topic(prefix, db, coll):
     return f"{prefix}.{db}.{coll}"
 
 
-def wait_for_checkpoint(prefix, name, capture):
-    """capture commits its start point before reading; writes made after that are never missed."""
-    def committed():
-        capture.assert_running()
-        return pipeline.topic_end_offsets(f"{prefix}.__checkpoints") > 0
-    stack.wait_for(committed, timeout=120, what=f"capture {name}'s first checkpoint")
-
-
 def test_changes_land_in_kafka_keyed_ordered_and_complete(mongo_db, tmp_path):
     prefix = stack.unique("cap")
     cap = pipeline.start_capture(tmp_path, mongo_db.name, "orders", prefix=prefix)
     try:
-        wait_for_checkpoint(prefix, "capture", cap)
+        pipeline.wait_for_checkpoint(prefix, cap)
         orders = mongo_db.orders
         orders.insert_one({"_id": 1, "customer": {"name": "Ada", "city": "Paris"}, "items": [{"sku": "a", "qty": 2}]})
         orders.insert_one({"_id": 2, "customer": {"name": "Bob"}, "total": 10.5})
@@ -53,7 +45,7 @@ def test_restart_continues_after_the_last_checkpoint_without_duplicates(mongo_db
     prefix = stack.unique("cap")
     topic = capture_topic(prefix, mongo_db.name, "events")
     cap = pipeline.start_capture(tmp_path, mongo_db.name, "events", prefix=prefix, name="r")
-    wait_for_checkpoint(prefix, "r", cap)
+    pipeline.wait_for_checkpoint(prefix, cap)
     mongo_db.events.insert_many([{"_id": i} for i in range(5)])
     pipeline.read_topic(topic, 5, process=cap)
     assert cap.stop() == 0, cap.log()[-3000:]

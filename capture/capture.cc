@@ -4,7 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include <nlohmann/json.hpp>
-#include <set>
+#include <map>
 #include <thread>
 
 #include "m2m/event_codec.h"
@@ -93,7 +93,7 @@ struct Capture::Loop {
   std::unique_ptr<KafkaProducer> producer;
   std::unique_ptr<ChangeStreamReader> reader;
   SplitEventAssembler assembler;
-  std::set<std::string> topics_ready;
+  std::map<std::string, int> topic_partitions;  // topics known to exist, with their partition count
   std::string checkpoint_key;
 
   Checkpoint committed;           // the last checkpoint known to be committed
@@ -171,11 +171,13 @@ struct Capture::Loop {
     return Status::OK();
   }
 
-  Status EnsureTopic(const std::string& topic) {
-    if (topics_ready.count(topic)) return Status::OK();
+  Result<int> EnsureTopic(const std::string& topic) {
+    auto known = topic_partitions.find(topic);
+    if (known != topic_partitions.end()) return known->second;
     M2M_RETURN_NOT_OK(admin->CreateTopic(topic, o.topic_partitions));
-    topics_ready.insert(topic);
-    return Status::OK();
+    M2M_ASSIGN_OR_RETURN(int partitions, admin->PartitionCount(topic));
+    topic_partitions[topic] = partitions;
+    return partitions;
   }
 
   Status DeadLetter(const bson_t* raw, const std::string& reason, const std::string& intended_topic) {
@@ -236,8 +238,15 @@ struct Capture::Loop {
                             " in " + event.db + "." + event.collection + ")",
                         topic);
     }
-    M2M_RETURN_NOT_OK(EnsureTopic(topic));
-    M2M_RETURN_NOT_OK(producer->Produce(topic, EncodeKey(event), value));
+    M2M_ASSIGN_OR_RETURN(int partitions, EnsureTopic(topic));
+    std::string key = EncodeKey(event);
+    if (event.document_key.empty()) {
+      // A drop or rename concerns every document, wherever its partition: each partition gets a copy,
+      // in order with the events of the documents it holds (docs/events.md).
+      for (int32_t p = 0; p < partitions; ++p) M2M_RETURN_NOT_OK(producer->ProduceTo(topic, p, key, value));
+    } else {
+      M2M_RETURN_NOT_OK(producer->Produce(topic, key, value));
+    }
     stats.events++;
     return Status::OK();
   }

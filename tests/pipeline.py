@@ -86,14 +86,20 @@ def read_topic(topic, expected, timeout=120, process=None):
 
 def read_all(topic, timeout=120):
     """Every committed message of `topic` up to its current end, read_committed: for exact counts
-    (read_topic stops at the count it expects and cannot tell if more follow)."""
+    (read_topic stops at the count it expects and cannot tell if more follow). Partitions are
+    concatenated; see read_all_by_partition for per-partition order."""
+    return [m for messages in read_all_by_partition(topic, timeout).values() for m in messages]
+
+
+def read_all_by_partition(topic, timeout=120):
+    """{partition: [(key, value)]} of every committed message of `topic` up to its current end."""
     consumer = Consumer({"bootstrap.servers": stack.KAFKA_BOOTSTRAP, "group.id": stack.unique("reader"),
                          "isolation.level": "read_committed", "enable.auto.commit": False,
                          "enable.partition.eof": True})
     try:
         partitions = consumer.list_topics(topic, timeout=30).topics[topic].partitions
         consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
-        pending, out = set(partitions), []
+        pending, out = set(partitions), {p: [] for p in partitions}
         deadline = time.monotonic() + timeout
         while pending:
             assert time.monotonic() < deadline, f"{topic}: not at its end after {timeout}s"
@@ -104,7 +110,7 @@ def read_all(topic, timeout=120):
                 pending.discard(msg.partition())
                 continue
             decode = lambda b: None if b is None else json.loads(b)  # noqa: E731
-            out.append((decode(msg.key()), decode(msg.value())))
+            out[msg.partition()].append((decode(msg.key()), decode(msg.value())))
         return out
     finally:
         consumer.close()

@@ -161,13 +161,19 @@ Result<std::unique_ptr<KafkaProducer>> KafkaProducer::Make(const KafkaConfig& co
 
 Status KafkaProducer::Produce(const std::string& topic, std::optional<std::string_view> key,
                               std::optional<std::string_view> value) {
+  return ProduceTo(topic, RD_KAFKA_PARTITION_UA, key, value);
+}
+
+Status KafkaProducer::ProduceTo(const std::string& topic, int32_t partition, std::optional<std::string_view> key,
+                                std::optional<std::string_view> value) {
   void* key_ptr = key ? const_cast<char*>(key->data()) : nullptr;
   size_t key_len = key ? key->size() : 0;
   void* value_ptr = value ? const_cast<char*>(value->data()) : nullptr;
   size_t value_len = value ? value->size() : 0;
   while (true) {
     rd_kafka_resp_err_t err = rd_kafka_producev(
-        impl_->rk.get(), RD_KAFKA_V_TOPIC(topic.c_str()), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+        impl_->rk.get(), RD_KAFKA_V_TOPIC(topic.c_str()), RD_KAFKA_V_PARTITION(partition),
+        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
         RD_KAFKA_V_KEY(key_ptr, key_len), RD_KAFKA_V_VALUE(value_ptr, value_len), RD_KAFKA_V_END);
     if (err == RD_KAFKA_RESP_ERR_NO_ERROR) break;
     // A full local queue is back-pressure, not failure: serve delivery reports and try again.
@@ -259,6 +265,32 @@ Result<std::optional<KafkaMessage>> KafkaConsumer::Poll(std::chrono::millisecond
   return std::optional<KafkaMessage>(std::move(out));
 }
 
+namespace {
+
+using MetadataPtr = std::unique_ptr<const rd_kafka_metadata_t, void (*)(const rd_kafka_metadata_t*)>;
+
+// The broker's metadata of one topic; an error naming the topic when it does not exist.
+Result<MetadataPtr> TopicMetadata(rd_kafka_t* rk, const std::string& topic, int timeout_ms) {
+  const rd_kafka_metadata_t* md = nullptr;
+  rd_kafka_topic_t* rkt = rd_kafka_topic_new(rk, topic.c_str(), nullptr);
+  rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 0, rkt, &md, timeout_ms);
+  rd_kafka_topic_destroy(rkt);
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) return KafkaStatus(err, "reading metadata of " + topic, true);
+  MetadataPtr guard(md, rd_kafka_metadata_destroy);
+  if (md->topic_cnt != 1 || md->topics[0].err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    return KafkaStatus(md->topic_cnt == 1 ? md->topics[0].err : RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART,
+                       "topic " + topic);
+  }
+  return guard;
+}
+
+}  // namespace
+
+Result<int> KafkaAdmin::PartitionCount(const std::string& name, std::chrono::milliseconds timeout) {
+  M2M_ASSIGN_OR_RETURN(MetadataPtr md, TopicMetadata(impl_->rk.get(), name, static_cast<int>(timeout.count())));
+  return md->topics[0].partition_cnt;
+}
+
 // ---------------------------------------------------------------------------------------------------
 Result<std::map<std::string, std::string>> ReadTopicToEnd(const KafkaConfig& config, const std::string& topic,
                                                           std::chrono::milliseconds timeout) {
@@ -277,16 +309,8 @@ Result<std::map<std::string, std::string>> ReadTopicToEnd(const KafkaConfig& con
     return static_cast<int>(std::max<int64_t>(left.count(), 0));
   };
 
-  const rd_kafka_metadata_t* md = nullptr;
-  rd_kafka_topic_t* rkt = rd_kafka_topic_new(rk.get(), topic.c_str(), nullptr);
-  rd_kafka_resp_err_t err = rd_kafka_metadata(rk.get(), 0, rkt, &md, remaining_ms());
-  rd_kafka_topic_destroy(rkt);
-  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) return KafkaStatus(err, "reading metadata of " + topic, true);
-  std::unique_ptr<const rd_kafka_metadata_t, void (*)(const rd_kafka_metadata_t*)> md_guard(md, rd_kafka_metadata_destroy);
-  if (md->topic_cnt != 1 || md->topics[0].err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-    return KafkaStatus(md->topic_cnt == 1 ? md->topics[0].err : RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART,
-                       "topic " + topic);
-  }
+  M2M_ASSIGN_OR_RETURN(MetadataPtr md, TopicMetadata(rk.get(), topic, remaining_ms()));
+  rd_kafka_resp_err_t err;
 
   rd_kafka_topic_partition_list_t* parts = rd_kafka_topic_partition_list_new(md->topics[0].partition_cnt);
   int waiting = 0;

@@ -61,3 +61,22 @@ def test_restart_continues_after_the_last_checkpoint_without_duplicates(mongo_db
     everything = pipeline.read_all(topic)
     ids = [json.loads(v["after"])["_id"]["$numberInt"] for _, v in everything]
     assert ids == [str(i) for i in range(13)]  # each insert once, in order, none lost while down
+
+
+def test_a_drop_reaches_every_partition_after_that_partitions_documents(mongo_db, tmp_path):
+    prefix = stack.unique("cap")
+    topic = capture_topic(prefix, mongo_db.name, "p")
+    cap = pipeline.start_capture(tmp_path, mongo_db.name, "p", prefix=prefix, name="p", extra=["--partitions", "3"])
+    try:
+        pipeline.wait_for_checkpoint(prefix, cap)
+        mongo_db.p.insert_many([{"_id": i} for i in range(12)])
+        mongo_db.p.drop()
+        pipeline.read_topic(topic, 12 + 3, process=cap)
+    finally:
+        assert cap.stop() == 0, cap.log()[-3000:]
+    by_partition = pipeline.read_all_by_partition(topic)
+    assert sorted(by_partition) == [0, 1, 2]
+    for messages in by_partition.values():
+        kinds = [v["m2m"]["event"] for _, v in messages]
+        assert kinds[-1] == "drop" and kinds.count("drop") == 1 and set(kinds[:-1]) <= {"insert"}
+    assert sum(len(m) for m in by_partition.values()) == 15

@@ -45,6 +45,9 @@ class KafkaAdmin {
                      std::chrono::milliseconds timeout = std::chrono::seconds(30));
   Status DeleteTopic(const std::string& name,
                      std::chrono::milliseconds timeout = std::chrono::seconds(30));
+  // How many partitions the topic has.
+  Result<int> PartitionCount(const std::string& name,
+                             std::chrono::milliseconds timeout = std::chrono::seconds(30));
 
  private:
   struct Impl;
@@ -61,6 +64,9 @@ class KafkaProducer {
   // all events of one document key keep their order. Delivery failures surface in Flush().
   Status Produce(const std::string& topic, std::optional<std::string_view> key,
                  std::optional<std::string_view> value);
+  // The same, to one given partition.
+  Status ProduceTo(const std::string& topic, int32_t partition, std::optional<std::string_view> key,
+                   std::optional<std::string_view> value);
   // Waits until every queued message is delivered; fails with the first delivery error since the last
   // Flush.
   Status Flush(std::chrono::milliseconds timeout = std::chrono::seconds(60));

@@ -4,7 +4,10 @@
 #include <spdlog/spdlog.h>
 
 #include <nlohmann/json.hpp>
+#include <condition_variable>
+#include <deque>
 #include <map>
+#include <mutex>
 #include <thread>
 
 #include "m2m/event_codec.h"
@@ -43,10 +46,18 @@ std::string ScopeKey(const StreamOptions& s) {
   return "";
 }
 
-// What a checkpoint record holds: where the stream continues.
+// What a checkpoint record holds: where the stream continues, and whether the snapshot that must
+// precede it is still to be finished.
 struct Checkpoint {
   std::optional<BsonDocument> resume_token;
   std::optional<std::pair<uint32_t, uint32_t>> start_at;
+  bool snapshot_pending = false;
+};
+
+// One chunk read by a snapshot worker, or why it could not be.
+struct ChunkResult {
+  size_t index;
+  Result<std::vector<BsonDocument>> docs;
 };
 
 }  // namespace
@@ -70,6 +81,7 @@ Status CaptureOptions::Validate() const {
   if (name.empty()) return Status::Invalid("capture.name is empty");
   M2M_RETURN_NOT_OK(mongo.Validate());
   M2M_RETURN_NOT_OK(stream.Validate());
+  M2M_RETURN_NOT_OK(snapshot.Validate());
   if (kafka.find("bootstrap.servers") == kafka.end()) return Status::Invalid("kafka.bootstrap.servers is not set");
   if (kafka.count("transactional.id")) {
     return Status::Invalid("kafka.transactional.id is set by capture from capture.name; remove it");
@@ -97,6 +109,7 @@ struct Capture::Loop {
   std::string checkpoint_key;
 
   Checkpoint committed;           // the last checkpoint known to be committed
+  std::map<std::string, std::string> records;  // the checkpoint topic as read at start
   bool in_transaction = false;
   int batch_events = 0;
   Clock::time_point batch_started;
@@ -121,13 +134,17 @@ struct Capture::Loop {
   }
 
   Status LoadCheckpoint() {
-    M2M_ASSIGN_OR_RETURN(auto records, ReadTopicToEnd(o.kafka, o.checkpoint_topic()));
+    M2M_ASSIGN_OR_RETURN(records, ReadTopicToEnd(o.kafka, o.checkpoint_topic()));
     auto found = records.find(checkpoint_key);
-    if (found == records.end()) {
+    if (found == records.end() || o.resnapshot) {
       M2M_ASSIGN_OR_RETURN(auto start, ServerClusterTime(*mongo));
-      committed.start_at = start;
-      spdlog::info("capture {}: no checkpoint; starting at cluster time {}.{}", o.name, start.first, start.second);
-      // Record the start point before reading anything, so a crash before the first batch resumes here.
+      committed = Checkpoint{std::nullopt, start, o.snapshot_mode == SnapshotMode::kInitial};
+      spdlog::info("capture {}: {}; starting at cluster time {}.{}{}", o.name,
+                   o.resnapshot ? "re-snapshot requested" : "no checkpoint", start.first, start.second,
+                   committed.snapshot_pending ? ", after a snapshot" : "");
+      if (o.resnapshot) DropSnapshotRecords();
+      // Record the start point before reading anything, so a crash before the first batch resumes here
+      // and the snapshot's copy is followed by every change made since.
       M2M_RETURN_NOT_OK(BeginIfNeeded());
       return CommitBatch(committed);
     }
@@ -148,6 +165,7 @@ struct Capture::Loop {
     } else {
       return Status::Invalid("checkpoint " + checkpoint_key + " holds neither resume_token nor start_at");
     }
+    committed.snapshot_pending = j.value("snapshot", "") == "pending";
     spdlog::info("capture {}: resuming after checkpoint {}", o.name, found->second);
     return Status::OK();
   }
@@ -256,11 +274,13 @@ struct Capture::Loop {
               {"events", stats.events.load()}};
     if (c.resume_token) j["resume_token"] = c.resume_token->ToCanonicalJson();
     if (c.start_at) j["start_at"] = {{"t", c.start_at->first}, {"i", c.start_at->second}};
+    j["snapshot"] = c.snapshot_pending ? "pending" : "done";
     return j.dump();
   }
 
-  // Adds the checkpoint to the open transaction and commits both.
-  Status CommitBatch(const Checkpoint& next) {
+  // Adds the checkpoint (and any other progress records) to the open transaction and commits all.
+  Status CommitBatch(const Checkpoint& next, const std::map<std::string, std::string>& progress = {}) {
+    for (const auto& [key, value] : progress) M2M_RETURN_NOT_OK(producer->Produce(o.checkpoint_topic(), key, value));
     M2M_RETURN_NOT_OK(producer->Produce(o.checkpoint_topic(), checkpoint_key, CheckpointValue(next)));
     M2M_RETURN_NOT_OK(producer->CommitTransaction());
     in_transaction = false;
@@ -333,15 +353,194 @@ struct Capture::Loop {
     return Status::OK();
   }
 
+  std::string SnapshotKey(const Namespace& ns) const {
+    return "snapshot/" + o.name + "/" + ns.db + "." + ns.collection;
+  }
+
+  // A re-snapshot starts every collection over; tombstones erase the old plans.
+  void DropSnapshotRecords() {
+    std::string prefix = "snapshot/" + o.name + "/";
+    for (auto it = records.begin(); it != records.end();) {
+      if (it->first.rfind(prefix, 0) == 0) {
+        dropped_snapshot_keys.push_back(it->first);
+        it = records.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+  std::vector<std::string> dropped_snapshot_keys;
+
+  // Copies every collection of the scope, chunk by chunk, then marks the snapshot done; the stream
+  // then starts from the point recorded before the copy.
+  Status RunSnapshot() {
+    if (!dropped_snapshot_keys.empty()) {
+      M2M_RETURN_NOT_OK(BeginIfNeeded());
+      for (const auto& key : dropped_snapshot_keys) M2M_RETURN_NOT_OK(producer->Produce(o.checkpoint_topic(), key, std::nullopt));
+      M2M_RETURN_NOT_OK(CommitBatch(committed));
+      dropped_snapshot_keys.clear();
+    }
+    M2M_ASSIGN_OR_RETURN(auto collections, ListCollections(*mongo, o.stream));
+    for (const Namespace& ns : collections) {
+      if (stop.load()) return Status::OK();
+      CollectionSnapshot plan;
+      auto found = records.find(SnapshotKey(ns));
+      if (found != records.end()) {
+        M2M_ASSIGN_OR_RETURN(plan, CollectionSnapshot::FromJson(found->second));
+      } else {
+        M2M_ASSIGN_OR_RETURN(plan, PlanSnapshot(*mongo, ns, o.snapshot.chunk_size));
+        spdlog::info("capture {}: snapshot of {}.{}: {} documents in {} chunks", o.name, ns.db, ns.collection,
+                     plan.documents, plan.chunks.size());
+      }
+      M2M_RETURN_NOT_OK(CopyCollection(plan));
+    }
+    if (stop.load()) return Status::OK();
+    Checkpoint next = committed;
+    next.snapshot_pending = false;
+    M2M_RETURN_NOT_OK(BeginIfNeeded());
+    M2M_RETURN_NOT_OK(CommitBatch(next));
+    spdlog::info("capture {}: snapshot complete ({} documents); streaming from the recorded start point", o.name,
+                 stats.snapshot_documents.load());
+    return Status::OK();
+  }
+
+  // Reads the unfinished chunks of `plan` with parallel workers and publishes each in a transaction
+  // of its own, together with the plan's updated progress.
+  Status CopyCollection(CollectionSnapshot& plan) {
+    std::vector<size_t> todo;
+    for (size_t i = 0; i < plan.chunks.size(); ++i) {
+      if (!plan.done[i]) todo.push_back(i);
+    }
+    std::string key = SnapshotKey(plan.ns);
+    if (todo.empty()) {
+      if (!records.count(key)) {  // an empty collection: record that it is done
+        M2M_RETURN_NOT_OK(BeginIfNeeded());
+        M2M_RETURN_NOT_OK(CommitBatch(committed, {{key, plan.ToJson()}}));
+      }
+      return Status::OK();
+    }
+    std::mutex mu;
+    std::condition_variable cv;
+    std::deque<ChunkResult> ready;
+    size_t next_task = 0;
+    bool abandon = false;
+    auto worker = [&] {
+      auto client = MongoClient::Connect(o.mongo);
+      while (true) {
+        size_t task;
+        {
+          std::unique_lock lock(mu);
+          // Bounded: at most `parallelism` read chunks wait in memory for the publisher.
+          cv.wait(lock, [&] { return abandon || ready.size() < static_cast<size_t>(o.snapshot.parallelism); });
+          if (abandon || next_task >= todo.size()) return;
+          task = todo[next_task++];
+        }
+        Result<std::vector<BsonDocument>> docs =
+            client.ok() ? ReadChunk(**client, plan.ns, plan.chunks[task]) : Result<std::vector<BsonDocument>>(client.status());
+        std::lock_guard lock(mu);
+        ready.push_back({task, std::move(docs)});
+        cv.notify_all();
+      }
+    };
+    std::vector<std::thread> workers;
+    for (int i = 0; i < o.snapshot.parallelism; ++i) workers.emplace_back(worker);
+    auto finish = [&](Status st) {
+      {
+        std::lock_guard lock(mu);
+        abandon = true;
+      }
+      cv.notify_all();
+      for (auto& t : workers) t.join();
+      return st;
+    };
+
+    auto started = Clock::now();
+    auto last_report = started;
+    int64_t copied_at_start = plan.copied;
+    for (size_t published = 0; published < todo.size(); ++published) {
+      ChunkResult result{0, Status::Internal("unset")};
+      {
+        std::unique_lock lock(mu);
+        cv.wait(lock, [&] { return !ready.empty() || stop.load(); });
+        if (ready.empty()) return finish(Status::OK());  // stop requested
+        result = std::move(ready.front());
+        ready.pop_front();
+      }
+      cv.notify_all();
+      if (!result.docs.ok()) return finish(result.docs.status());
+      Status st = PublishChunk(plan, result.index, *result.docs, key);
+      if (!st.ok()) return finish(st);
+      if (Clock::now() - last_report >= std::chrono::seconds(5) || published + 1 == todo.size()) {
+        double secs = std::chrono::duration<double>(Clock::now() - started).count();
+        double rate = (plan.copied - copied_at_start) / std::max(secs, 0.001);
+        int64_t left = std::max<int64_t>(plan.documents - plan.copied, 0);
+        spdlog::info("capture {}: snapshot {}.{}: {}/{} documents ({:.0f}%), {:.0f} docs/s, ETA {:.0f} s", o.name,
+                     plan.ns.db, plan.ns.collection, plan.copied, plan.documents,
+                     plan.documents ? 100.0 * plan.copied / plan.documents : 100.0, rate, rate > 0 ? left / rate : 0.0);
+        last_report = Clock::now();
+      }
+    }
+    return finish(Status::OK());
+  }
+
+  Status PublishChunk(CollectionSnapshot& plan, size_t index, const std::vector<BsonDocument>& docs,
+                      const std::string& key) {
+    M2M_RETURN_NOT_OK(BeginIfNeeded());
+    std::string topic = TopicFor(o.topic_prefix, plan.ns.db, plan.ns.collection);
+    M2M_ASSIGN_OR_RETURN(int partitions, EnsureTopic(topic));
+    (void)partitions;
+    EncodeOptions eo;
+    eo.server_name = o.topic_prefix;
+    for (const BsonDocument& doc : docs) {
+      auto event = MakeSnapshotRead(plan.ns.db, plan.ns.collection, doc.get());
+      if (!event.ok()) {
+        M2M_RETURN_NOT_OK(DeadLetter(doc.get(), event.status().message(), topic));
+        continue;
+      }
+      eo.processed_at_ms = NowMs();
+      std::string value = EncodeValue(*event, eo);
+      if (static_cast<int64_t>(value.size()) > o.max_message_bytes) {
+        M2M_RETURN_NOT_OK(DeadLetter(doc.get(), "snapshot document of " + std::to_string(value.size()) +
+                                                    " bytes is over capture.max_message_bytes", topic));
+        continue;
+      }
+      M2M_RETURN_NOT_OK(producer->Produce(topic, EncodeKey(*event), value));
+    }
+    CollectionSnapshot next = plan;
+    next.done[index] = true;
+    next.copied += static_cast<int64_t>(docs.size());
+    M2M_RETURN_NOT_OK(CommitBatch(committed, {{key, next.ToJson()}}));
+    plan = std::move(next);
+    stats.snapshot_documents += static_cast<int64_t>(docs.size());
+    return Status::OK();
+  }
+
   Status Run() {
     M2M_RETURN_NOT_OK(Setup());
+    if (committed.snapshot_pending) {
+      Status st = RunSnapshot();
+      if (!st.ok() || stop.load()) {
+        if (in_transaction) (void)producer->AbortTransaction();
+        return st;
+      }
+    }
     M2M_RETURN_NOT_OK(OpenReader(committed));
     auto last_report = Clock::now();
     int64_t reported_events = 0;
     while (!stop.load()) {
       Status st = RunBatch();
       if (!st.ok()) {
-        if (st.code() == StatusCode::kHistoryLost || !st.retriable()) {
+        if (st.code() == StatusCode::kHistoryLost) {
+          if (in_transaction) (void)producer->AbortTransaction();
+          return Status(StatusCode::kHistoryLost,
+                        "capture '" + o.name + "' cannot continue " + ScopeKey(o.stream) + ": " + st.message() +
+                            ". The oplog no longer reaches back to the last checkpoint (capture was stopped "
+                            "longer than the oplog window). Nothing past the checkpoint was published. To go "
+                            "on, run capture again with --resnapshot: it records a new start point and copies "
+                            "the collections again, so the target converges without gaps.",
+                        false, st.native_code());
+        }
+        if (!st.retriable()) {
           if (in_transaction) (void)producer->AbortTransaction();
           return st;
         }

@@ -19,11 +19,17 @@
 #include <string>
 
 #include "change_stream_reader.h"
+#include "snapshot.h"
 #include "m2m/kafka_client.h"
 #include "m2m/mongo_client.h"
 #include "m2m/status.h"
 
 namespace m2m::capture {
+
+enum class SnapshotMode {
+  kInitial,  // copy the collections once, on the first start (no checkpoint yet), then stream
+  kNever,    // only stream, from the first start on
+};
 
 struct CaptureOptions {
   // Names this capture: its Kafka transactional.id is "mongo2mysql-capture-<name>" and its checkpoint
@@ -31,6 +37,12 @@ struct CaptureOptions {
   std::string name = "default";
   MongoOptions mongo;
   StreamOptions stream;
+  // Default: kInitial
+  SnapshotMode snapshot_mode = SnapshotMode::kInitial;
+  SnapshotOptions snapshot;
+  // Forget the stored checkpoint: record a new start point and snapshot again (the way out when the
+  // checkpoint has fallen off the oplog). Default: false
+  bool resnapshot = false;
   // librdkafka properties (the kafka.* keys), bootstrap.servers at least.
   KafkaConfig kafka = {{"bootstrap.servers", "127.0.0.1:9092"}};
   // Events of <db>.<collection> go to topic "<topic_prefix>.<db>.<collection>". Default: m2m
@@ -62,6 +74,7 @@ std::string TopicFor(const std::string& prefix, const std::string& db, const std
 // Counters for progress output and metrics; read from any thread.
 struct CaptureStats {
   std::atomic<int64_t> events{0};
+  std::atomic<int64_t> snapshot_documents{0};
   std::atomic<int64_t> dead_letters{0};
   std::atomic<int64_t> transactions{0};
   std::atomic<int64_t> last_cluster_time_s{0};

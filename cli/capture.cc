@@ -45,7 +45,10 @@ void AddCaptureCommand(CLI::App& app, Action& action) {
   CLI::App* cmd = app.add_subcommand("capture", "Stream MongoDB changes into Kafka, exactly once.");
   cmd->footer(
       "Watches one collection (--db and --collection), one database (--db) or the whole deployment\n"
-      "(neither), and publishes each change to the topic <topic-prefix>.<db>.<collection>, keyed by\n"
+      "(neither). On its first start it records the stream's start point, copies every document of\n"
+      "those collections (the snapshot: read events, op \"r\", in _id-range chunks, each committed with\n"
+      "its progress, so a restart continues at the next chunk), then streams from the start point.\n"
+      "It publishes each change to the topic <topic-prefix>.<db>.<collection>, keyed by\n"
       "the document's _id, in the format of docs/events.md. Events and the resume point are committed\n"
       "in one Kafka transaction, so after a crash capture continues exactly after the last committed\n"
       "batch: nothing lost, nothing published twice for read_committed consumers. Events that cannot\n"
@@ -83,11 +86,26 @@ void AddCaptureCommand(CLI::App& app, Action& action) {
   cmd->add_option("--before-change", *before_change, "Pre-images (MongoDB 6.0+): off, whenAvailable or required")
       ->check(CLI::IsMember({"off", "whenAvailable", "required"}))
       ->capture_default_str();
+  auto snapshot_mode = std::make_shared<std::string>("initial");
+  cmd->add_option("--snapshot", *snapshot_mode,
+                  "initial: on the first start, copy the collections before streaming; never: only stream")
+      ->check(CLI::IsMember({"initial", "never"}))
+      ->capture_default_str();
+  cmd->add_flag("--resnapshot", o->resnapshot,
+                "Forget the checkpoint, record a new start point and copy the collections again (the way "
+                "out when the checkpoint has fallen off the oplog)");
+  cmd->add_option("--snapshot-chunk-size", o->snapshot.chunk_size, "Documents per snapshot chunk and transaction")
+      ->capture_default_str();
+  cmd->add_option("--snapshot-parallelism", o->snapshot.parallelism, "Snapshot chunks read at the same time")
+      ->capture_default_str();
+  cmd->add_option("--max-message-bytes", o->max_message_bytes,
+                  "Larger encoded events go to the dead-letter topic")->capture_default_str();
   cmd->add_option("--max-batch-events", o->max_batch_events, "Events per Kafka transaction, at most")
       ->capture_default_str();
   auto batch_ms = std::make_shared<int>(200);
   cmd->add_option("--max-batch-ms", *batch_ms, "Milliseconds per Kafka transaction, at most")->capture_default_str();
-  cmd->callback([o, kafka_props, bootstrap, batch_ms, full_document, before_change, &action] {
+  cmd->callback([o, kafka_props, bootstrap, batch_ms, full_document, before_change, snapshot_mode, &action] {
+    o->snapshot_mode = *snapshot_mode == "never" ? capture::SnapshotMode::kNever : capture::SnapshotMode::kInitial;
     o->kafka["bootstrap.servers"] = *bootstrap;
     o->stream.full_document = kFullDocument.at(*full_document);
     o->stream.before_change = kBeforeChange.at(*before_change);

@@ -45,19 +45,36 @@ class Process:
 
 
 def start_capture(tmp_path, db, collection=None, prefix="m2m", name="capture", extra=()):
+    """build/mongo2mysql capture as a Process; its capture name is kept as .name."""
     args = ["capture", "--mongo-uri", stack.MONGO_URI, "--kafka-bootstrap", stack.KAFKA_BOOTSTRAP,
             "--db", db, "--topic-prefix", prefix, "--name", name, "--max-batch-ms", "100", *extra]
     if collection:
         args += ["--collection", collection]
-    return Process(args, tmp_path / f"capture-{name}.log")
+    process = Process(args, tmp_path / f"capture-{name}.log")
+    process.name = name
+    return process
 
 
-def wait_for_checkpoint(prefix, capture):
-    """capture commits its start point before reading; changes made after that are never missed."""
-    def committed():
+def stream_checkpoint(prefix, name):
+    """capture `name`'s committed stream checkpoint (docs/checkpoints.md), or None."""
+    topic = f"{prefix}.__checkpoints"
+    if topic_end_offsets(topic) == 0:
+        return None
+    records = {k: v for k, v in ((m[0], m[1]) for m in read_all_raw(topic))}
+    value = records.get(f"stream/{name}")
+    return None if value is None else json.loads(value)
+
+
+def wait_for_checkpoint(prefix, capture, name=None, timeout=300):
+    """Waits until capture has committed its start point and finished its snapshot: changes made
+    after that reach Kafka as stream events, never as snapshot reads."""
+    name = name or capture.name
+
+    def streaming():
         capture.assert_running()
-        return topic_end_offsets(f"{prefix}.__checkpoints") > 0
-    stack.wait_for(committed, timeout=120, what="capture's first checkpoint")
+        checkpoint = stream_checkpoint(prefix, name)
+        return checkpoint is not None and checkpoint.get("snapshot") == "done"
+    stack.wait_for(streaming, timeout=timeout, interval=0.3, what=f"capture {name} to stream")
 
 
 def read_topic(topic, expected, timeout=120, process=None):
@@ -91,8 +108,14 @@ def read_all(topic, timeout=120):
     return [m for messages in read_all_by_partition(topic, timeout).values() for m in messages]
 
 
-def read_all_by_partition(topic, timeout=120):
-    """{partition: [(key, value)]} of every committed message of `topic` up to its current end."""
+def read_all_raw(topic, timeout=120):
+    """Like read_all, with keys and values as text, undecoded."""
+    return [m for messages in read_all_by_partition(topic, timeout, decode=None).values() for m in messages]
+
+
+def read_all_by_partition(topic, timeout=120, decode=json.loads):
+    """{partition: [(key, value)]} of every committed message of `topic` up to its current end,
+    each key and value passed through `decode` (None leaves them as text)."""
     consumer = Consumer({"bootstrap.servers": stack.KAFKA_BOOTSTRAP, "group.id": stack.unique("reader"),
                          "isolation.level": "read_committed", "enable.auto.commit": False,
                          "enable.partition.eof": True})
@@ -109,8 +132,8 @@ def read_all_by_partition(topic, timeout=120):
             if msg.error():
                 pending.discard(msg.partition())
                 continue
-            decode = lambda b: None if b is None else json.loads(b)  # noqa: E731
-            out[msg.partition()].append((decode(msg.key()), decode(msg.value())))
+            convert = lambda b: None if b is None else (decode(b) if decode else b.decode())  # noqa: E731
+            out[msg.partition()].append((convert(msg.key()), convert(msg.value())))
         return out
     finally:
         consumer.close()

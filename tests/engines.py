@@ -23,3 +23,23 @@ def native(run):
 
 
 ENGINES = {"native": native}
+
+
+def spark(run):
+    """The Spark job in-process, in its availableNow mode, on one SparkSession shared by every
+    scenario (a session takes seconds to start; the job itself keeps no state in it)."""
+    from m2m_spark import config, job
+    from m2m_spark.session import build_session
+
+    args = job.parse_args(["--kafka-bootstrap", stack.KAFKA_BOOTSTRAP, "--topics", ",".join(run.topics),
+                           "--mysql-database", run.mysql_database, "--until-caught-up"]
+                          + (["--max-batch-events", str(run.max_batch_events)] if run.max_batch_events else []))
+    cfg = config.load(run.mapping_file) if run.mapping_file else config.MappingConfig()
+    mysql = {**stack.MYSQL, "database": run.mysql_database}
+    query = job.start(build_session("mongo2mysql-tests"), args, cfg, run.group, str(run.workdir / "checkpoint"), mysql)
+    query.awaitTermination(600)
+    assert query.exception() is None, query.exception()
+    return query
+
+
+ENGINES["spark"] = spark

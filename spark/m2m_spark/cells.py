@@ -1,0 +1,168 @@
+"""Takes documents apart into cells with Spark SQL (docs/mapping.md, sections 1 and 2).
+
+A cell is one value of one row: the event it came from (`ord`), the child-table levels and array
+positions of its row (`levels`, `idx`), its field path inside the row (`path`), its natural type
+(`nat`), text form (`text`) and raw bytes (`raw`, binary only). `seq` orders cells as a depth-first
+walk of the document would meet them, which is the order that names columns and tables.
+
+Documents are schema-less, so no struct schema can describe them. Instead each level of nesting is
+read as `map<string,string>` (raw JSON text of each value, keys in document order) zipped with
+`map<string,variant>` (the JSON type of each value, via schema_of_variant); one DataFrame step per
+level, iterated until no row has a deeper level. Nothing runs per row in Python."""
+from pyspark.sql import DataFrame, functions as F
+
+from .config import MappingConfig
+
+# Keys that make a one-key (or $code/$scope, legacy $binary/$type) object a BSON scalar in
+# canonical (v2) or legacy (v1) Extended JSON.
+_WRAPPERS = ("$oid", "$numberInt", "$numberLong", "$numberDouble", "$numberDecimal", "$date", "$binary",
+             "$timestamp", "$regularExpression", "$regex", "$code", "$symbol", "$minKey", "$maxKey",
+             "$undefined", "$dbPointer", "$uuid")
+_WRAPPER_SET = "array(" + ",".join(f"'{w}'" for w in _WRAPPERS) + ")"
+
+
+def _is_wrapper_doc(raw, kind):
+    """A sub-document, as opposed to a scalar spelled as an object."""
+    return f"({kind} LIKE 'OBJECT%' AND NOT array_contains({_WRAPPER_SET}, json_object_keys({raw})[0]))"
+
+
+def _sql_str_array(items):
+    return "array(" + ",".join("'" + i.replace("\\", "\\\\").replace("'", "\\'") + "'" for i in items) + ")" \
+        if items else "CAST(array() AS ARRAY<STRING>)"
+
+
+def classify(df, raw, kind, out):
+    """Adds column `out`: struct(nat, text, raw) of the JSON value whose raw text and variant kind
+    are in columns `raw` and `kind`. `nat` names the natural type; DOUBLE and DECIMAL texts are
+    finished on the driver (the shortest round trip and the DECIMAL(65,30) fit need exact decimal
+    arithmetic, which Spark SQL lacks past 38 digits)."""
+    staged = df.selectExpr("*", f"json_object_keys({raw})[0] AS _wk").selectExpr(
+        "*", f"from_json({raw}, 'map<string,string>')[_wk] AS _wv").selectExpr(
+        "*", "from_json(_wv, 'map<string,string>') AS _inner", f"from_json({raw}, 'map<string,string>') AS _outer")
+    return staged.selectExpr("*", _classify(raw, kind) + f" AS {out}").drop("_wk", "_wv", "_inner", "_outer")
+
+
+def _classify(raw, kind):
+    wk, wv, inner = "_wk", "_wv", "_inner"
+    ms = f"""CASE WHEN {wv} LIKE '{{%' THEN CAST({inner}['$numberLong'] AS BIGINT)
+                  WHEN {wv} RLIKE '^-?[0-9]+$' THEN CAST({wv} AS BIGINT)
+                  ELSE unix_millis(to_timestamp({wv})) END"""
+    date_text = f"regexp_replace(date_format(timestamp_millis({ms}), 'yyyy-MM-dd HH:mm:ss.SSS'), '^\\\\+', '')"
+    b64 = f"IF({wv} LIKE '{{%', {inner}['base64'], {wv})"
+    subtype = f"lpad(lower(IF({wv} LIKE '{{%', {inner}['subType'], _outer['$type'])), 2, '0')"
+    uuid = f"lower(regexp_replace(hex(unbase64({b64})), '^(.{{8}})(.{{4}})(.{{4}})(.{{4}})(.{{12}})$', '$1-$2-$3-$4-$5'))"
+    relaxed = (f"regexp_replace(regexp_replace({raw}, "
+               r"""'\\{"\\$number(Int|Long)":"(-?[0-9]+)"\\}', '$2'), """
+               r"""'\\{"\\$numberDouble":"(-?[0-9][0-9.eE+-]*)"\\}', '$1')""")
+    return f"""CASE
+      WHEN {kind} = 'VOID' THEN NULL
+      WHEN {kind} LIKE 'OBJECT%' AND array_contains({_WRAPPER_SET}, {wk}) THEN CASE {wk}
+        WHEN '$oid' THEN named_struct('nat', 'OID', 'text', {wv}, 'raw', CAST(NULL AS BINARY))
+        WHEN '$numberInt' THEN named_struct('nat', 'INT', 'text', {wv}, 'raw', CAST(NULL AS BINARY))
+        WHEN '$numberLong' THEN named_struct('nat', 'BIGINT', 'text', {wv}, 'raw', CAST(NULL AS BINARY))
+        WHEN '$numberDouble' THEN named_struct('nat', 'DOUBLE', 'text', {wv}, 'raw', CAST(NULL AS BINARY))
+        WHEN '$numberDecimal' THEN named_struct('nat', 'DECIMAL', 'text', {wv}, 'raw', CAST(NULL AS BINARY))
+        WHEN '$date' THEN named_struct(
+          'nat', IF({ms} BETWEEN -30610224000000 AND 253402300799999, 'DATETIME', 'TEXT'),
+          'text', {date_text}, 'raw', CAST(NULL AS BINARY))
+        WHEN '$binary' THEN IF({subtype} = '04' AND octet_length(unbase64({b64})) = 16,
+          named_struct('nat', 'UUID', 'text', {uuid}, 'raw', CAST(NULL AS BINARY)),
+          named_struct('nat', 'BLOB', 'text',
+                       concat('{{"$binary":{{"base64":"', {b64}, '","subType":"', {subtype}, '"}}}}'),
+                       'raw', unbase64({b64})))
+        ELSE named_struct('nat', 'TEXT', 'text', {raw}, 'raw', CAST(NULL AS BINARY)) END
+      WHEN {kind} = 'STRING' THEN named_struct('nat', 'TEXT', 'text', {raw}, 'raw', CAST(NULL AS BINARY))
+      WHEN {kind} = 'BOOLEAN' THEN named_struct('nat', 'BOOL', 'text', IF({raw} = 'true', '1', '0'), 'raw', CAST(NULL AS BINARY))
+      WHEN {kind} IN ('TINYINT', 'SMALLINT', 'INT', 'BIGINT') THEN named_struct(
+        'nat', IF(CAST({raw} AS BIGINT) BETWEEN -2147483648 AND 2147483647, 'INT', 'BIGINT'),
+        'text', {raw}, 'raw', CAST(NULL AS BINARY))
+      WHEN {kind} LIKE 'DECIMAL%' OR {kind} IN ('DOUBLE', 'FLOAT') THEN
+        named_struct('nat', 'DOUBLE', 'text', {raw}, 'raw', CAST(NULL AS BINARY))
+      ELSE named_struct('nat', 'JSON', 'text', {relaxed}, 'raw', CAST(NULL AS BINARY)) END"""
+
+
+CELL_COLUMNS = ["ord", "seq", "levels", "idx", "path", "nat", "text", "raw"]
+
+
+def cells(events: DataFrame, cfg: MappingConfig) -> DataFrame:
+    """events(ord, collection, after, updated) -> cells of every upsert (`after`) and delta
+    (`updated`). Marker cells: nat 'ROW' starts a child row (its values follow), an empty `path`
+    is an array element that is not a document (`_value`), 'EMPTY' is an empty array (JSON `[]` or nothing, depending on whether the child table exists by then)."""
+    o = cfg.options
+    nodes = events.selectExpr(
+        "ord", "collection", "coalesce(after, updated) AS json", "after IS NULL AS delta",
+        "CAST(array() AS ARRAY<INT>) AS seq", "CAST(array() AS ARRAY<ARRAY<STRING>>) AS levels",
+        "CAST(array() AS ARRAY<BIGINT>) AS idx", "CAST(array() AS ARRAY<STRING>) AS path",
+        "0 AS depth", "true AS root", "true AS top").where("json IS NOT NULL")
+    out = []
+    for _ in range(64):  # flatten_depth <= 32 and arrays nest: a bound, not a tuning knob
+        e = nodes.selectExpr(
+            "*", "posexplode(arrays_zip(map_keys(from_json(json, 'map<string,string>')), "
+            "map_values(from_json(json, 'map<string,string>')), "
+            "map_values(from_json(json, 'map<string,variant>')))) AS (pos, entry)").selectExpr(
+            "ord", "collection", "delta", "seq", "levels", "idx", "path", "depth", "root", "top", "pos",
+            "entry['0'] AS key", "entry['1'] AS raw", "schema_of_variant(entry['2']) AS kind",
+            # A delta's top-level keys are dotted paths (updatedFields).
+            "IF(top AND delta, concat(path, split(entry['0'], '[.]', -1)), concat(path, array(entry['0']))) AS p")
+        e = e.selectExpr("*", "IF(top AND delta, size(p) - 1, depth) AS d", "array_join(p, '.') AS dotted")
+        e = e.selectExpr("*", *_yaml_rules(cfg))
+        e = e.where("NOT skip").selectExpr(
+            "*", f"NOT explicit AND {_is_wrapper_doc('raw', 'kind')} AS is_doc",
+            "NOT explicit AND kind LIKE 'ARRAY%' AS is_array")
+        e = e.selectExpr(
+            "*", "is_array AND exists(arrays_zip(from_json(raw, 'array<string>'), from_json(raw, 'array<variant>')), "
+            "z -> " + _is_wrapper_doc("z['0']", "schema_of_variant(z['1'])") + ") AS any_doc",
+            "IF(is_array, size(from_json(raw, 'array<string>')), 0) AS n")
+        scalar_table = "true" if o.scalar_arrays == "table" else "false"
+        e = e.selectExpr("*", f"is_array AND (any_doc OR (n > 0 AND {scalar_table})) AS child",
+                         f"is_doc AND d < {o.flatten_depth} AS descend").cache()
+        value = classify(e.where("NOT child AND NOT descend AND kind <> 'VOID'"), "raw", "kind", "c").selectExpr(
+            "ord", "concat(seq, array(pos)) AS seq", "levels", "idx", "p AS path",
+            "IF(is_array AND n = 0, named_struct('nat', 'EMPTY', 'text', '[]', 'raw', CAST(NULL AS BINARY)), c) AS v"
+        ).selectExpr(*CELL_COLUMNS[:5], "v.nat", "v.text", "v.raw")
+        out.append(value)
+        deeper = e.where("descend").selectExpr(
+            "ord", "collection", "raw AS json", "delta", "concat(seq, array(pos)) AS seq", "levels", "idx",
+            "p AS path", "d + 1 AS depth", "root", "false AS top")
+        elements = e.where("child").selectExpr(
+            "ord", "collection", "delta", "concat(seq, array(pos)) AS seq",
+            "concat(levels, array(p)) AS levels", "idx",
+            "posexplode(arrays_zip(from_json(raw, 'array<string>'), from_json(raw, 'array<variant>'))) AS (epos, el)"
+        ).selectExpr("*", "el['0'] AS raw", "schema_of_variant(el['1']) AS kind").selectExpr(
+            "*", f"{_is_wrapper_doc('raw', 'kind')} AS is_doc",
+            "concat(seq, array(epos)) AS eseq", "concat(idx, array(epos)) AS eidx").cache()
+        out.append(elements.selectExpr(
+            "ord", "concat(eseq, array(-1)) AS seq", "levels", "eidx AS idx", "CAST(array() AS ARRAY<STRING>) AS path",
+            "'ROW' AS nat", "CAST(NULL AS STRING) AS text", "CAST(NULL AS BINARY) AS raw"))
+        out.append(classify(elements.where("NOT is_doc AND kind <> 'VOID'"), "raw", "kind", "v").selectExpr(
+            "ord", "concat(eseq, array(0)) AS seq", "levels", "eidx AS idx", "CAST(array() AS ARRAY<STRING>) AS path",
+            "v.nat", "v.text", "v.raw"))
+        children = elements.where("is_doc").selectExpr(
+            "ord", "collection", "raw AS json", "delta", "eseq AS seq", "levels", "eidx AS idx",
+            "CAST(array() AS ARRAY<STRING>) AS path", "0 AS depth", "false AS root", "false AS top")
+        nodes = deeper.unionByName(children).cache()
+        if nodes.isEmpty():
+            break
+    result = out[0]
+    for df in out[1:]:
+        result = result.unionByName(df)
+    return result
+
+
+def _yaml_rules(cfg):
+    """Columns skip / explicit for the YAML collection maps (root-row paths only, section 8)."""
+    skip, explicit = [], []
+    for name, cm in cfg.collections.items():
+        coll = "collection = '" + name.replace("\\", "\\\\").replace("'", "\\'") + "'"
+        sources = [c.source for c in cm.columns]
+        conds = [f"array_contains({_sql_str_array(cm.exclude + cm.primary_key)}, dotted)"]
+        if cm.unmapped == "ignore":
+            conds.append(f"NOT array_contains({_sql_str_array(sources)}, dotted) AND NOT exists("
+                         f"{_sql_str_array(sources)}, s -> startswith(s, concat(dotted, '.')))")
+        skip.append(f"({coll} AND ({' OR '.join(conds)}))")
+        explicit.append(f"({coll} AND array_contains({_sql_str_array(sources)}, dotted))")
+    default_skip = "array_contains(array('_id'), dotted)"
+    known = " OR ".join("collection = '" + n.replace("\\", "\\\\").replace("'", "\\'") + "'" for n in cfg.collections)
+    skip_expr = " OR ".join(skip + [f"(NOT ({known}) AND {default_skip})" if known else default_skip])
+    return [f"root AND ({skip_expr}) AS skip",
+            f"root AND ({' OR '.join(explicit) if explicit else 'false'}) AS explicit"]

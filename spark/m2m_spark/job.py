@@ -1,0 +1,101 @@
+"""mongo2mysql's Spark engine: Kafka change events -> MySQL tables, exactly once.
+
+Reads the capture topics with Spark's Kafka source, maps every micro-batch with the rules of
+docs/mapping.md and writes it to MySQL in one transaction that also records the batch id and the
+Kafka offsets (docs/spark.md). Local mode by default; spark-submit it for a cluster (README, "Spark").
+"""
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+from . import config as config_mod
+from .session import build_session
+from .writer import BatchWriter
+
+_ROOT = Path(__file__).resolve().parents[2]
+
+EXAMPLES = """examples:
+  # apply everything in two topics, then exit (as `mongo2mysql apply --until-caught-up`)
+  M2M_MYSQL_PASSWORD=... python -m m2m_spark.job --topics rs0.shop.orders,rs0.shop.users \\
+      --mysql-database shop --until-caught-up
+  # keep streaming, one micro-batch every 5 seconds, with a YAML mapping
+  python -m m2m_spark.job --topic-pattern 'rs0\\.shop\\..*' --mysql-database shop \\
+      --mapping mapping.yaml --trigger-interval '5 seconds'
+
+The checkpoint folder (Spark's offsets log) and MySQL's _m2m_spark_batches table together make the
+job exactly once: kill it at any moment and start it again with the same --job-name and
+--checkpoint. The MySQL password comes from M2M_MYSQL_PASSWORD, never from the command line."""
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(prog="mongo2mysql spark", description=__doc__, epilog=EXAMPLES,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    src = p.add_argument_group("Kafka (the source)")
+    src.add_argument("--kafka-bootstrap", default=os.environ.get("M2M_KAFKA_BOOTSTRAP", "127.0.0.1:9092"),
+                     help="bootstrap servers. Default: %(default)s")
+    which = src.add_mutually_exclusive_group(required=True)
+    which.add_argument("--topics", help="comma-separated topics to read")
+    which.add_argument("--topic-pattern", help="Java regex of topics to read (new topics are picked up)")
+    src.add_argument("--max-batch-events", type=int, default=None,
+                     help="at most this many Kafka records per micro-batch (maxOffsetsPerTrigger). Default: no limit")
+    src.add_argument("--kafka-option", action="append", default=[], metavar="KEY=VALUE",
+                     help="extra option of the Kafka source, e.g. kafka.security.protocol=SSL (repeatable)")
+    dst = p.add_argument_group("MySQL (the sink)")
+    dst.add_argument("--mysql-host", default="127.0.0.1", help="Default: %(default)s")
+    dst.add_argument("--mysql-port", type=int, default=3306, help="Default: %(default)s")
+    dst.add_argument("--mysql-user", default="mongo2mysql", help="Default: %(default)s")
+    dst.add_argument("--mysql-database", required=True, help="the database the tables are written to")
+    run = p.add_argument_group("the job")
+    run.add_argument("--mapping", help="YAML mapping file (docs/mapping.md, section 8). Default: automatic mapping")
+    run.add_argument("--job-name", default=None,
+                     help="names the job's progress row in _m2m_spark_batches. Default: spark-<database>")
+    run.add_argument("--checkpoint", default=None,
+                     help="checkpoint location (any Hadoop file system URI on a cluster). "
+                          "Default: .stack/spark-checkpoints/<job name>")
+    mode = run.add_mutually_exclusive_group()
+    mode.add_argument("--until-caught-up", action="store_true",
+                      help="apply what the topics hold now, then exit (trigger availableNow)")
+    mode.add_argument("--trigger-interval", default="1 second",
+                      help="streaming: start a micro-batch this often (processingTime trigger). Default: %(default)s")
+    run.add_argument("--master", default=None, help="Spark master. Default: M2M_SPARK_MASTER or local[2]")
+    return p.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    cfg = config_mod.load(args.mapping) if args.mapping else config_mod.MappingConfig()
+    job = args.job_name or f"spark-{args.mysql_database}"
+    checkpoint = args.checkpoint or str(Path(os.environ.get("M2M_STATE", _ROOT / ".stack")) / "spark-checkpoints" / job)
+    mysql = {"host": args.mysql_host, "port": args.mysql_port, "user": args.mysql_user,
+             "password": os.environ.get("M2M_MYSQL_PASSWORD", ""), "database": args.mysql_database}
+    spark = build_session(f"mongo2mysql-{job}", args.master)
+    query = start(spark, args, cfg, job, checkpoint, mysql)
+    query.awaitTermination()
+    return 0
+
+
+def start(spark, args, cfg, job, checkpoint, mysql):
+    """Starts the streaming query; returns it."""
+    reader = (spark.readStream.format("kafka")
+              .option("kafka.bootstrap.servers", args.kafka_bootstrap)
+              .option("startingOffsets", "earliest")
+              # A topic deleted and made again must not stop the job; offsets come from the checkpoint.
+              .option("failOnDataLoss", "false"))
+    reader = reader.option("subscribe", args.topics) if args.topics else reader.option("subscribePattern", args.topic_pattern)
+    if args.max_batch_events:
+        reader = reader.option("maxOffsetsPerTrigger", str(args.max_batch_events))
+    for kv in args.kafka_option:
+        k, _, v = kv.partition("=")
+        reader = reader.option(k, v)
+    writer = (reader.load().writeStream.foreachBatch(BatchWriter(job, cfg, mysql))
+              .option("checkpointLocation", checkpoint).queryName(job))
+    writer = writer.trigger(availableNow=True) if args.until_caught_up else writer.trigger(
+        processingTime=args.trigger_interval)
+    return writer.start()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

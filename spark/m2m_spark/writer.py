@@ -1,0 +1,209 @@
+"""foreachBatch: one micro-batch -> MySQL, exactly once.
+
+Protocol (docs/spark.md, "Exactly once"). Table `_m2m_spark_batches` holds, per job, the last batch
+id written, the segment reached and the batch's Kafka offsets. A batch is cut into segments at
+collection operations (drop, rename), whose DDL cannot share a transaction. For each segment: its
+DDL (idempotent: the catalog is re-read from information_schema, so a replay emits none), then ONE
+transaction with its rows and the progress row, then its collection operation. Spark replays a
+batch with the same id and the same offsets after a crash; the progress row says what to skip."""
+import json
+import logging
+from dataclasses import dataclass
+
+import pymysql
+from pyspark.sql import Window, functions as F
+
+from . import cells as cells_mod
+from . import events as events_mod
+from . import mapping as mp
+from . import render
+
+log = logging.getLogger("m2m_spark")
+
+BATCHES_DDL = """CREATE TABLE IF NOT EXISTS `_m2m_spark_batches` (
+  job VARCHAR(255) NOT NULL PRIMARY KEY, batch_id BIGINT NOT NULL, segment INT NOT NULL,
+  complete TINYINT(1) NOT NULL, offsets LONGTEXT NOT NULL, updated_at TIMESTAMP(3) NOT NULL)
+  ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin"""
+QUARANTINE_DDL = """CREATE TABLE IF NOT EXISTS `_m2m_spark_quarantine` (
+  id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY, job VARCHAR(255) NOT NULL, batch_id BIGINT NOT NULL,
+  topic VARCHAR(255) NOT NULL, `partition` INT NOT NULL, `offset` BIGINT NOT NULL, error TEXT NOT NULL,
+  value LONGTEXT NULL, UNIQUE KEY (job, topic, `partition`, `offset`))
+  ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin"""
+
+
+@dataclass
+class Event:
+    ord: int
+    topic: str
+    partition: int
+    offset: int
+    event: str
+    collection: str
+    keys: list
+    label: str
+    has_after: bool
+    has_update: bool
+    updated_keys: list
+    removed: list
+    truncated: list
+    rename_to: str
+    error: str
+    raw_value: str
+
+
+def _sql_literal(s):
+    return "'" + s.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _path_value(doc, comps):
+    """SQL for (raw text, variant kind) of the value at a dotted path of a JSON document."""
+    parent = doc
+    for c in comps[:-1]:
+        parent = f"from_json({parent}, 'map<string,string>')[{_sql_literal(c)}]"
+    last = _sql_literal(comps[-1])
+    return (f"from_json({parent}, 'map<string,string>')[{last}]",
+            f"schema_of_variant(from_json({parent}, 'map<string,variant>')[{last}])")
+
+
+def _with_keys(evs, cfg):
+    """Adds `keys`: array of struct(nat, text, raw), the primary key values of each event, from
+    `after`, else from documentKey (docs/mapping.md, section 1)."""
+    pks = {tuple(cm.primary_key) for cm in cfg.collections.values()} | {("_id",)}
+    choice = {("_id",): "true"}
+    for n, cm in cfg.collections.items():
+        choice[tuple(cm.primary_key)] = choice.get(tuple(cm.primary_key), "false") + f" OR collection = {_sql_literal(n)}"
+    configured = [_sql_literal(n) for n in cfg.collections]
+    if configured:
+        choice[("_id",)] = f"NOT collection IN ({','.join(configured)})" + "".join(
+            f" OR collection = {_sql_literal(n)}" for n, cm in cfg.collections.items() if cm.primary_key == ["_id"])
+    cols, pick = [], []
+    for i, pk in enumerate(sorted(pks)):
+        for j, p in enumerate(pk):
+            (raw_a, kind_a), (raw_d, kind_d) = (_path_value(d, p.split(".")) for d in ("after", "document_key"))
+            evs = evs.selectExpr("*", f"coalesce({raw_a}, {raw_d}) AS _kr",
+                                 f"IF({raw_a} IS NOT NULL, {kind_a}, {kind_d}) AS _kk")
+            evs = cells_mod.classify(evs, "_kr", "_kk", f"_k{i}_{j}").drop("_kr", "_kk")
+            cols.append(f"_k{i}_{j}")
+        pick.append(f"WHEN {choice[pk]} THEN array({','.join(f'_k{i}_{j}' for j in range(len(pk)))})")
+    return evs.selectExpr("*", f"CASE {' '.join(pick)} END AS keys").drop(*cols)
+
+
+class BatchWriter:
+    """The foreachBatch function of one job. Runs on the driver; holds no state between batches
+    except the MySQL connection settings (the catalog is re-read per batch)."""
+
+    def __init__(self, job, cfg, mysql, transform=None):
+        self.job, self.cfg, self.mysql, self.transform = job, cfg, mysql, transform
+        conn = self.connect()
+        with conn.cursor() as cur:
+            cur.execute(BATCHES_DDL)
+            cur.execute(QUARANTINE_DDL)
+        conn.close()
+
+    def connect(self):
+        return pymysql.connect(**self.mysql, charset="utf8mb4", autocommit=True, init_command="SET sql_mode=''")
+
+    def __call__(self, batch_df, batch_id):
+        conn = self.connect()
+        try:
+            self.write(conn, batch_df, batch_id)
+        finally:
+            conn.close()
+
+    def progress(self, cur):
+        cur.execute("SELECT batch_id, segment, complete FROM _m2m_spark_batches WHERE job = %s", (self.job,))
+        return cur.fetchone()
+
+    def write(self, conn, batch_df, batch_id):
+        with conn.cursor() as cur:
+            done = self.progress(cur)
+        if done and (done[0] > batch_id or (done[0] == batch_id and done[2])):
+            log.info("batch %s already applied; skipped", batch_id)
+            return
+        # `segment` counts steps done: 2k+1 once segment k's rows committed, 2k+2 once its
+        # collection operation ran too.
+        start = done[1] if done and done[0] == batch_id else 0
+        evs = events_mod.decode(batch_df).withColumn(
+            "ord", F.row_number().over(Window.orderBy("ct_t", "ct_i", "topic", "partition", "offset")))
+        evs = _with_keys(evs, self.cfg).selectExpr(
+            "*", "IF(after IS NULL AND updated IS NOT NULL, json_object_keys(updated), array()) "
+            "AS updated_keys").cache()
+        try:
+            rows = evs.select("ord", "topic", "partition", "offset", "event", "collection", "keys",
+                              "document_key", F.col("after").isNotNull(), "has_update", "updated_keys",
+                              "removed", "truncated", "rename_to", "error", "raw_value").orderBy("ord").collect()
+            events = [Event(r[0], r[1], r[2], r[3], r[4], r[5], [tuple(k) if k else None for k in r[6]],
+                            r[7] or "", r[8], r[9], r[10] or [], r[11] or [], r[12] or [], r[13], r[14], r[15])
+                      for r in rows]
+            offsets = {}
+            for e in events:
+                offsets.setdefault(e.topic, {})[str(e.partition)] = max(
+                    e.offset, offsets.get(e.topic, {}).get(str(e.partition), -1))
+            by_ord = {}
+            if events:
+                docs = evs.where("error IS NULL AND event IN ('insert','read','replace','update')")
+                for c in cells_mod.cells(docs, self.cfg).collect():
+                    by_ord.setdefault(c.ord, []).append(c)
+                for cs in by_ord.values():
+                    cs.sort(key=lambda c: list(c.seq))
+        finally:
+            evs.unpersist()
+        self.apply(conn, batch_id, start, events, by_ord, offsets)
+
+    def apply(self, conn, batch_id, start, events, by_ord, offsets):
+        segments, current = [], []
+        for e in events:
+            current.append(e)
+            if e.event in ("drop", "rename", "dropDatabase"):
+                segments.append(current)
+                current = []
+        if current or not segments:
+            segments.append(current)
+        with conn.cursor() as cur:
+            cur.execute(*mp.Catalog.query(self.mysql["database"]))
+            catalog = mp.Catalog.from_rows(cur.fetchall())
+        offsets_json = json.dumps(offsets, sort_keys=True)
+        for k in range(start // 2, len(segments)):
+            seg, quarantined = mp.Segment(), []
+            # A segment whose rows were committed before a crash is not mapped again: only its
+            # collection operation (idempotent against the catalog just read) is redone.
+            redo_op_only = k == start // 2 and start % 2 == 1
+            for e in segments[k]:
+                if e.error:
+                    quarantined.append((e, e.error))
+                    continue
+                try:
+                    if e.event in ("drop", "rename", "dropDatabase"):
+                        seg.collection_op = mp.map_collection_event(self.cfg, catalog, e)
+                    elif not redo_op_only and e.event != "invalidate":
+                        op, changes = mp.map_event(self.cfg, catalog, e, by_ord.get(e.ord, []))
+                        if op.kind == "needs_full":
+                            raise mp.MappingFailure(f"{op.label}: needs the full document ({op.reason})")
+                        seg.add(op, changes, catalog)
+                except mp.MappingFailure as err:
+                    quarantined.append((e, str(err)))
+            last = k == len(segments) - 1
+            with conn.cursor() as cur:
+                for ch in seg.changes:
+                    cur.execute(render.schema_change(ch))
+                if not redo_op_only:
+                    conn.begin()
+                    for sql in render.data_statements(seg):
+                        cur.execute(sql)
+                    for e, why in quarantined:
+                        cur.execute("INSERT IGNORE INTO _m2m_spark_quarantine (job, batch_id, topic, `partition`, "
+                                    "`offset`, error, value) VALUES (%s,%s,%s,%s,%s,%s,%s)",
+                                    (self.job, batch_id, e.topic, e.partition, e.offset, why, e.raw_value))
+                        log.warning("quarantined %s[%s]@%s: %s", e.topic, e.partition, e.offset, why)
+                    self._record(cur, batch_id, 2 * k + 1, last and seg.collection_op is None, offsets_json)
+                    conn.commit()
+                for sql in render.collection_statements(seg.collection_op):
+                    cur.execute(sql)
+                if seg.collection_op is not None:
+                    self._record(cur, batch_id, 2 * k + 2, last, offsets_json)
+
+    def _record(self, cur, batch_id, segment, complete, offsets_json):
+        cur.execute("INSERT INTO _m2m_spark_batches (job, batch_id, segment, complete, offsets, updated_at) "
+                    "VALUES (%s,%s,%s,%s,%s,NOW(3)) ON DUPLICATE KEY UPDATE batch_id=VALUES(batch_id), "
+                    "segment=VALUES(segment), complete=VALUES(complete), offsets=VALUES(offsets), "
+                    "updated_at=VALUES(updated_at)", (self.job, batch_id, segment, int(complete), offsets_json))

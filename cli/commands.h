@@ -17,6 +17,7 @@ using Action = std::function<Status()>;
 void AddDoctorCommand(CLI::App& app, Action& action);
 void AddPreviewCommand(CLI::App& app, Action& action);
 void AddCaptureCommand(CLI::App& app, Action& action);
+void AddApplyCommand(CLI::App& app, Action& action);
 
 // 0 success; 2 bad usage or configuration; 3 a server could not be reached (retrying may help);
 // 1 any other failure.

@@ -29,6 +29,7 @@ int main(int argc, char** argv) {
   m2m::cli::AddDoctorCommand(app, action);
   m2m::cli::AddPreviewCommand(app, action);
   m2m::cli::AddCaptureCommand(app, action);
+  m2m::cli::AddApplyCommand(app, action);
 
   try {
     app.parse(argc, argv);

@@ -11,7 +11,11 @@ from pathlib import Path
 
 import yaml
 from bson import json_util
+from bson.codec_options import DatetimeConversion
 from bson.json_util import CANONICAL_JSON_OPTIONS
+
+# Dates outside Python's datetime range (scenario 11) stay BSON dates (DatetimeMS) instead of failing.
+_LOAD_OPTIONS = CANONICAL_JSON_OPTIONS.with_options(datetime_conversion=DatetimeConversion.DATETIME_AUTO)
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
@@ -40,15 +44,15 @@ class ScenarioRun:
 
 def canonical(ejson_text):
     """Relaxed or canonical Extended JSON -> canonical Extended JSON text, as capture writes it."""
-    return json_util.dumps(json_util.loads(ejson_text), json_options=CANONICAL_JSON_OPTIONS)
+    return json_util.dumps(json_util.loads(ejson_text, json_options=_LOAD_OPTIONS), json_options=CANONICAL_JSON_OPTIONS)
 
 
 def encode(event, prefix, ordinal):
     """One scenario event -> (topic, key bytes, value bytes) in the format of docs/events.md."""
     db, coll, op = event.get("db", "test"), event["collection"], event["op"]
     topic = f"{prefix}.{db}.{coll}"
-    document = json_util.loads(event["document"]) if "document" in event else None
-    key_doc = json_util.loads(event["key"]) if "key" in event else (
+    document = json_util.loads(event["document"], json_options=_LOAD_OPTIONS) if "document" in event else None
+    key_doc = json_util.loads(event["key"], json_options=_LOAD_OPTIONS) if "key" in event else (
         {"_id": document["_id"]} if document is not None else None)
     collection_level = op in ("drop", "rename", "dropDatabase", "invalidate")
     dumps = lambda v: json_util.dumps(v, json_options=CANONICAL_JSON_OPTIONS)  # noqa: E731

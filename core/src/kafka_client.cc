@@ -222,8 +222,42 @@ Status KafkaProducer::AbortTransaction(std::chrono::milliseconds timeout) {
 // ---------------------------------------------------------------------------------------------------
 struct KafkaConsumer::Impl {
   HandlePtr rk;
+  RebalanceListener* listener = nullptr;
+  // Set by the rebalance callback (inside rd_kafka_consumer_poll, on the polling thread); returned
+  // by the next Poll.
+  Status assign_error;
   ~Impl() {
     if (rk) rd_kafka_consumer_close(rk.get());
+  }
+
+  static std::vector<TopicPartition> ToVector(const rd_kafka_topic_partition_list_t* list) {
+    std::vector<TopicPartition> out;
+    for (int i = 0; i < list->cnt; ++i) {
+      out.push_back({list->elems[i].topic, list->elems[i].partition, list->elems[i].offset});
+    }
+    return out;
+  }
+
+  static void OnRebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* parts,
+                          void* opaque) {
+    auto* self = static_cast<Impl*>(opaque);
+    std::vector<TopicPartition> list = ToVector(parts);
+    if (err != RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+      self->listener->OnRevoke(list);
+      rd_kafka_assign(rk, nullptr);
+      return;
+    }
+    Status st = self->listener->OnAssign(list);
+    if (!st.ok()) {
+      self->assign_error = std::move(st);
+      rd_kafka_assign(rk, nullptr);
+      return;
+    }
+    for (const TopicPartition& tp : list) {
+      rd_kafka_topic_partition_list_find(parts, tp.topic.c_str(), tp.partition)->offset = tp.offset;
+    }
+    rd_kafka_resp_err_t assigned = rd_kafka_assign(rk, parts);
+    if (assigned != RD_KAFKA_RESP_ERR_NO_ERROR) self->assign_error = KafkaStatus(assigned, "assigning partitions", true);
   }
 };
 
@@ -231,11 +265,23 @@ KafkaConsumer::KafkaConsumer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)
 KafkaConsumer::~KafkaConsumer() = default;
 
 Result<std::unique_ptr<KafkaConsumer>> KafkaConsumer::Make(const KafkaConfig& config,
-                                                           const std::vector<std::string>& topics) {
+                                                           const std::vector<std::string>& topics,
+                                                           RebalanceListener* listener) {
   if (config.find("group.id") == config.end()) return Status::Invalid("kafka.group.id is required");
-  M2M_ASSIGN_OR_RETURN(rd_kafka_conf_t * conf, MakeConf(config));
-  M2M_ASSIGN_OR_RETURN(rd_kafka_t * rk, MakeHandle(RD_KAFKA_CONSUMER, conf));
+  auto strategy = config.find("partition.assignment.strategy");
+  if (listener && strategy != config.end() && strategy->second.find("cooperative") != std::string::npos) {
+    return Status::Invalid("kafka.partition.assignment.strategy: " + strategy->second +
+                           " is incremental; use range or roundrobin (eager), whose revocations end every "
+                           "batch in flight before partitions move");
+  }
   auto impl = std::make_unique<Impl>();
+  impl->listener = listener;
+  M2M_ASSIGN_OR_RETURN(rd_kafka_conf_t * conf, MakeConf(config));
+  if (listener) {
+    rd_kafka_conf_set_rebalance_cb(conf, &Impl::OnRebalance);
+    rd_kafka_conf_set_opaque(conf, impl.get());
+  }
+  M2M_ASSIGN_OR_RETURN(rd_kafka_t * rk, MakeHandle(RD_KAFKA_CONSUMER, conf));
   impl->rk.reset(rk);
   rd_kafka_poll_set_consumer(rk);
   rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(static_cast<int>(topics.size()));
@@ -248,21 +294,74 @@ Result<std::unique_ptr<KafkaConsumer>> KafkaConsumer::Make(const KafkaConfig& co
 
 Result<std::optional<KafkaMessage>> KafkaConsumer::Poll(std::chrono::milliseconds timeout) {
   rd_kafka_message_t* m = rd_kafka_consumer_poll(impl_->rk.get(), static_cast<int>(timeout.count()));
+  if (!impl_->assign_error.ok()) {
+    if (m) rd_kafka_message_destroy(m);
+    Status st = std::move(impl_->assign_error);
+    impl_->assign_error = Status::OK();
+    return st;
+  }
   if (m == nullptr) return std::optional<KafkaMessage>{};
   std::unique_ptr<rd_kafka_message_t, void (*)(rd_kafka_message_t*)> guard(m, rd_kafka_message_destroy);
-  if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) return std::optional<KafkaMessage>{};
+  KafkaMessage out;
+  if (m->rkt) out.topic = rd_kafka_topic_name(m->rkt);
+  out.partition = m->partition;
+  out.offset = m->offset;
+  if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+    out.end_of_partition = true;
+    return std::optional<KafkaMessage>(std::move(out));
+  }
   if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
     bool fatal = m->err == RD_KAFKA_RESP_ERR__FATAL || m->err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART;
     return KafkaStatus(m->err, "consuming", !fatal);
   }
-  KafkaMessage out;
-  out.topic = rd_kafka_topic_name(m->rkt);
-  out.partition = m->partition;
-  out.offset = m->offset;
   if (m->key) out.key.emplace(static_cast<const char*>(m->key), m->key_len);
   if (m->payload) out.value.emplace(static_cast<const char*>(m->payload), m->len);
   out.timestamp_ms = rd_kafka_message_timestamp(m, nullptr);
   return std::optional<KafkaMessage>(std::move(out));
+}
+
+namespace {
+
+using PartitionListPtr =
+    std::unique_ptr<rd_kafka_topic_partition_list_t, void (*)(rd_kafka_topic_partition_list_t*)>;
+
+PartitionListPtr ToList(const std::vector<TopicPartition>& positions) {
+  PartitionListPtr list(rd_kafka_topic_partition_list_new(static_cast<int>(positions.size())),
+                        rd_kafka_topic_partition_list_destroy);
+  for (const TopicPartition& tp : positions) {
+    rd_kafka_topic_partition_list_add(list.get(), tp.topic.c_str(), tp.partition)->offset = tp.offset;
+  }
+  return list;
+}
+
+// The first per-partition error of a list librdkafka returned, naming the partition.
+Status PartitionErrors(const rd_kafka_topic_partition_list_t* list, std::string_view what) {
+  for (int i = 0; i < list->cnt; ++i) {
+    if (list->elems[i].err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      return KafkaStatus(list->elems[i].err, std::string(what) + " " + list->elems[i].topic + "[" +
+                                                 std::to_string(list->elems[i].partition) + "]",
+                         true);
+    }
+  }
+  return Status::OK();
+}
+
+}  // namespace
+
+Status KafkaConsumer::Seek(const std::vector<TopicPartition>& positions, std::chrono::milliseconds timeout) {
+  if (positions.empty()) return Status::OK();
+  PartitionListPtr list = ToList(positions);
+  M2M_RETURN_NOT_OK(KafkaStatus(rd_kafka_seek_partitions(impl_->rk.get(), list.get(), static_cast<int>(timeout.count())),
+                                "seeking"));
+  return PartitionErrors(list.get(), "seeking");
+}
+
+Status KafkaConsumer::CommitAsync(const std::vector<TopicPartition>& positions) {
+  if (positions.empty()) return Status::OK();
+  PartitionListPtr list = ToList(positions);
+  rd_kafka_resp_err_t err = rd_kafka_commit(impl_->rk.get(), list.get(), /*async=*/1);
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) return KafkaStatus(err, "committing offsets", true);
+  return Status::OK();
 }
 
 namespace {

@@ -172,60 +172,70 @@ std::string DescribeCollectionOp(const CollectionOp& op) {
   return what + (op.propagate ? " applied to tables: " : " ignored (kept tables: ") + tables + (op.propagate ? "" : ")");
 }
 
-Result<std::vector<std::string>> RenderBatch(const Batch& batch, const SqlOptions& o) {
+Result<SegmentSql> RenderSegment(const Batch::Segment& seg, const SqlOptions& o) {
   M2M_RETURN_NOT_OK(o.Validate());
+  SegmentSql sql;
+  for (const SchemaChange& ch : seg.schema_changes) {
+    for (std::string& s : RenderSchemaChange(ch, o)) sql.schema.push_back(std::move(s));
+  }
+  std::vector<std::string>& out = sql.rows;
+  struct PerRoot {
+    std::vector<const DocumentOp*> upserts, deletes, updates;
+    std::vector<std::string> descendants;
+  };
+  std::map<std::string, PerRoot> roots;
+  for (const DocumentOp& d : seg.documents) {
+    PerRoot& r = roots[d.table];
+    switch (d.kind) {
+      case DocumentOpKind::kUpsert: r.upserts.push_back(&d); break;
+      case DocumentOpKind::kDelete: r.deletes.push_back(&d); break;
+      case DocumentOpKind::kUpdate: r.updates.push_back(&d); break;
+      case DocumentOpKind::kNeedsFullDocument:
+        return Status::Invalid(d.label + ": needs the full document (" + d.reason + ")");
+      case DocumentOpKind::kNone: break;
+    }
+    if (d.descendants.size() > r.descendants.size()) r.descendants = d.descendants;
+  }
+  for (const auto& [name, r] : roots) {
+    std::vector<const Row*> cleared, deleted;
+    for (const DocumentOp* d : r.upserts) cleared.push_back(&d->key);
+    for (const DocumentOp* d : r.deletes) {
+      cleared.push_back(&d->key);
+      deleted.push_back(&d->key);
+    }
+    for (const std::string& child : r.descendants) RenderDelete(Snapshot(seg, child), child, cleared, o, &out);
+    RenderDelete(Snapshot(seg, name), name, deleted, o, &out);
+  }
+  for (const auto& [name, r] : roots) {
+    const TableSchema* root = Snapshot(seg, name);
+    if (root == nullptr) continue;
+    std::vector<const Row*> rows;
+    std::map<std::string, std::vector<const Row*>> children;
+    for (const DocumentOp* d : r.upserts) {
+      rows.push_back(&d->row);
+      for (const auto& [child, child_rows] : d->children) {
+        for (const Row& row : child_rows) children[child].push_back(&row);
+      }
+    }
+    RenderInsert(*root, rows, true, o, &out);
+    for (const auto& [child, child_rows] : children) {
+      if (const TableSchema* t = Snapshot(seg, child)) RenderInsert(*t, child_rows, false, o, &out);
+    }
+  }
+  for (const auto& [name, r] : roots) {
+    for (const DocumentOp* d : r.updates) out.push_back(RenderUpdate(Snapshot(seg, name), *d));
+  }
+  if (seg.collection) RenderCollectionOp(*seg.collection, &sql.collection);
+  return sql;
+}
+
+Result<std::vector<std::string>> RenderBatch(const Batch& batch, const SqlOptions& o) {
   std::vector<std::string> out;
   for (const Batch::Segment& seg : batch.segments()) {
-    for (const SchemaChange& ch : seg.schema_changes) {
-      for (std::string& s : RenderSchemaChange(ch, o)) out.push_back(std::move(s));
+    M2M_ASSIGN_OR_RETURN(SegmentSql sql, RenderSegment(seg, o));
+    for (auto* part : {&sql.schema, &sql.rows, &sql.collection}) {
+      for (std::string& s : *part) out.push_back(std::move(s));
     }
-    struct PerRoot {
-      std::vector<const DocumentOp*> upserts, deletes, updates;
-      std::vector<std::string> descendants;
-    };
-    std::map<std::string, PerRoot> roots;
-    for (const DocumentOp& d : seg.documents) {
-      PerRoot& r = roots[d.table];
-      switch (d.kind) {
-        case DocumentOpKind::kUpsert: r.upserts.push_back(&d); break;
-        case DocumentOpKind::kDelete: r.deletes.push_back(&d); break;
-        case DocumentOpKind::kUpdate: r.updates.push_back(&d); break;
-        case DocumentOpKind::kNeedsFullDocument:
-          return Status::Invalid(d.label + ": needs the full document (" + d.reason + ")");
-        case DocumentOpKind::kNone: break;
-      }
-      if (d.descendants.size() > r.descendants.size()) r.descendants = d.descendants;
-    }
-    for (const auto& [name, r] : roots) {
-      std::vector<const Row*> cleared, deleted;
-      for (const DocumentOp* d : r.upserts) cleared.push_back(&d->key);
-      for (const DocumentOp* d : r.deletes) {
-        cleared.push_back(&d->key);
-        deleted.push_back(&d->key);
-      }
-      for (const std::string& child : r.descendants) RenderDelete(Snapshot(seg, child), child, cleared, o, &out);
-      RenderDelete(Snapshot(seg, name), name, deleted, o, &out);
-    }
-    for (const auto& [name, r] : roots) {
-      const TableSchema* root = Snapshot(seg, name);
-      if (root == nullptr) continue;
-      std::vector<const Row*> rows;
-      std::map<std::string, std::vector<const Row*>> children;
-      for (const DocumentOp* d : r.upserts) {
-        rows.push_back(&d->row);
-        for (const auto& [child, child_rows] : d->children) {
-          for (const Row& row : child_rows) children[child].push_back(&row);
-        }
-      }
-      RenderInsert(*root, rows, true, o, &out);
-      for (const auto& [child, child_rows] : children) {
-        if (const TableSchema* t = Snapshot(seg, child)) RenderInsert(*t, child_rows, false, o, &out);
-      }
-    }
-    for (const auto& [name, r] : roots) {
-      for (const DocumentOp* d : r.updates) out.push_back(RenderUpdate(Snapshot(seg, name), *d));
-    }
-    if (seg.collection) RenderCollectionOp(*seg.collection, &out);
   }
   return out;
 }

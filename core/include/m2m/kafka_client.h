@@ -16,6 +16,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <tuple>
 #include <vector>
 
 #include "m2m/status.h"
@@ -31,6 +32,38 @@ struct KafkaMessage {
   std::optional<std::string> key;    // nullopt: no key
   std::optional<std::string> value;  // nullopt: tombstone
   int64_t timestamp_ms = 0;
+  // The consumer reached the end of `partition` (only with enable.partition.eof=true): `offset` is the
+  // end, key and value are empty. Under read_committed the end is the last stable offset.
+  bool end_of_partition = false;
+};
+
+// Special start offsets (librdkafka's values).
+inline constexpr int64_t kOffsetBeginning = -2;
+inline constexpr int64_t kOffsetEnd = -1;
+
+// A partition of a topic and a position in it.
+struct TopicPartition {
+  std::string topic;
+  int32_t partition = 0;
+  // The next offset to consume: >= 0, or kOffsetBeginning / kOffsetEnd. Default: kOffsetBeginning
+  int64_t offset = kOffsetBeginning;
+  friend bool operator<(const TopicPartition& a, const TopicPartition& b) {
+    return std::tie(a.topic, a.partition) < std::tie(b.topic, b.partition);
+  }
+};
+
+// Told by a KafkaConsumer when its group hands it partitions or takes them back (eager rebalancing:
+// every change revokes the whole assignment, then assigns the new one). Both run on the thread that
+// calls KafkaConsumer::Poll, from inside Poll (and from the consumer's destructor, for the final
+// revocation); the listener must outlive the consumer.
+class RebalanceListener {
+ public:
+  virtual ~RebalanceListener() = default;
+  // Before anything of `partitions` is consumed: set each one's `offset` (where to start). An error
+  // leaves the consumer without partitions and is returned by the next Poll.
+  virtual Status OnAssign(std::vector<TopicPartition>& partitions) = 0;
+  // Before `partitions` go to another member: finish or abandon the work in flight on them.
+  virtual void OnRevoke(const std::vector<TopicPartition>& partitions) = 0;
 };
 
 // Topic administration, for capture (create its topics) and tests (isolate themselves).
@@ -90,13 +123,26 @@ class KafkaProducer {
 
 class KafkaConsumer {
  public:
-  // Joins `config["group.id"]` and subscribes to `topics`.
+  // Joins `config["group.id"]` and subscribes to `topics`; a name starting with '^' is a regular
+  // expression matching topic names (librdkafka's pattern subscription). With a `listener`, the
+  // listener chooses where each assigned partition starts (offsets kept outside Kafka); without one,
+  // the group's committed offsets (or auto.offset.reset) do. A listener needs an eager assignor
+  // (partition.assignment.strategy range or roundrobin, the default), which Make checks.
   static Result<std::unique_ptr<KafkaConsumer>> Make(const KafkaConfig& config,
-                                                     const std::vector<std::string>& topics);
+                                                     const std::vector<std::string>& topics,
+                                                     RebalanceListener* listener = nullptr);
   ~KafkaConsumer();
 
-  // The next message, or nullopt when none arrived within `timeout`.
+  // The next message, or nullopt when none arrived within `timeout`. End-of-partition notices come
+  // back as messages with end_of_partition set when enable.partition.eof=true, else not at all.
   Result<std::optional<KafkaMessage>> Poll(std::chrono::milliseconds timeout);
+
+  // Moves the positions of assigned partitions; messages already fetched from before are dropped.
+  Status Seek(const std::vector<TopicPartition>& positions,
+              std::chrono::milliseconds timeout = std::chrono::seconds(30));
+  // Commits `positions` (next offsets) to the group asynchronously, for monitoring tools that read
+  // the group's lag; correctness never depends on it when offsets are kept elsewhere.
+  Status CommitAsync(const std::vector<TopicPartition>& positions);
 
  private:
   struct Impl;

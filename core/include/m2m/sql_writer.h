@@ -42,6 +42,17 @@ struct SqlOptions {
 // The statements of one schema change (one statement each today).
 std::vector<std::string> RenderSchemaChange(const SchemaChange& change, const SqlOptions& options);
 
+// The statements of one Batch segment, by kind: the DDL the data needs (run before BEGIN: DDL
+// commits implicitly), the row statements (one transaction), and the collection operation
+// (RENAME/DROP TABLE: DDL too, run after the data commits). Concatenated in that order they are
+// what RenderBatch returns for the segment.
+struct SegmentSql {
+  std::vector<std::string> schema;
+  std::vector<std::string> rows;
+  std::vector<std::string> collection;
+};
+Result<SegmentSql> RenderSegment(const Batch::Segment& segment, const SqlOptions& options);
+
 // All statements of `batch`, in the order above. A kNeedsFullDocument operation still in the batch
 // is an error (kInvalidArgument): resolve Batch::NeedsFullDocument() first.
 Result<std::vector<std::string>> RenderBatch(const Batch& batch, const SqlOptions& options);

@@ -1,0 +1,552 @@
+#include "apply.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <map>
+#include <thread>
+
+#include "bookkeeping.h"
+#include "document_lookup.h"
+#include "m2m/event_codec.h"
+#include "m2m/identifiers.h"
+
+namespace m2m::apply {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+bool IsCollectionLevel(EventKind kind) {
+  return kind == EventKind::kDrop || kind == EventKind::kRename || kind == EventKind::kDropDatabase ||
+         kind == EventKind::kInvalidate;
+}
+
+// MySQL refuses ALGORITHM=INSTANT: before 8.0.12 / on some row formats (1845, 1846), or after 64
+// instant changes to a table on 8.0.29+ (4092).
+bool IsInstantRefused(const Status& st) {
+  return st.code() == StatusCode::kMysql &&
+         (st.native_code() == 1845 || st.native_code() == 1846 || st.native_code() == 4092);
+}
+
+// Row statements are sent several per round trip, up to this many bytes (under MariaDB's default
+// max_allowed_packet of 16 MiB).
+constexpr size_t kMaxRoundTripBytes = size_t{8} << 20;
+
+std::string PartitionName(const PartitionId& tp) { return tp.first + "[" + std::to_string(tp.second) + "]"; }
+
+}  // namespace
+
+Status ApplyOptions::Validate() const {
+  if (kafka.find("bootstrap.servers") == kafka.end()) return Status::Invalid("kafka.bootstrap.servers is not set");
+  for (const char* key : {"group.id", "isolation.level", "enable.auto.commit"}) {
+    if (kafka.count(key)) {
+      return Status::Invalid(std::string("kafka.") + key + " is set by apply (see --group and docs/apply.md); remove it");
+    }
+  }
+  if (topics.empty() == topic_pattern.empty()) return Status::Invalid("give either topics or a topic pattern");
+  for (const std::string& t : topics) {
+    if (t.empty()) return Status::Invalid("empty topic name in the topic list");
+  }
+  if (group.empty()) return Status::Invalid("apply.group is empty");
+  M2M_RETURN_NOT_OK(mysql.Validate());
+  if (mysql.database.empty()) return Status::Invalid("mysql.database is required: apply writes its tables there");
+  M2M_RETURN_NOT_OK(mapping.Validate());
+  if (mongo) M2M_RETURN_NOT_OK(mongo->Validate());
+  if (max_batch_events <= 0) return Status::Invalid("apply.max_batch_events must be positive");
+  if (max_batch_time.count() <= 0) return Status::Invalid("apply.max_batch_time must be positive");
+  M2M_RETURN_NOT_OK(sql.Validate());
+  if (max_retries < 0) return Status::Invalid("apply.max_retries must not be negative");
+  return Status::OK();
+}
+
+// One run of the apply loop; lives for the duration of Apply::Run. All of it runs on the Run thread,
+// the rebalance callbacks included (they are called from inside KafkaConsumer::Poll).
+struct Apply::Loop : RebalanceListener {
+  ApplyOptions o;  // a copy: instant_add_column may be switched off at run time
+  ApplyStats& stats;
+  std::atomic<bool>& stop;
+  Mapper mapper;
+
+  // A partition this member owns.
+  struct Owned {
+    std::optional<int64_t> stored;  // next_offset in _m2m_offsets as last read or written; none yet
+    int64_t position = 0;           // the next offset expected from Kafka
+    bool at_end = false;            // reached the end (until_caught_up) and nothing consumed since
+  };
+  std::map<PartitionId, Owned> owned;
+  bool assigned_once = false;
+
+  // Where the document of an update that needs it is fetched from.
+  struct Lookup {
+    std::string db, collection;
+    BsonDocument key;
+  };
+
+  // The batch being built: nothing of it is in MySQL until Flush commits.
+  struct Pending {
+    Batch batch;
+    std::map<PartitionId, int64_t> next;  // per partition: the offset after its last consumed message
+    std::vector<QuarantinedEvent> quarantine;
+    std::map<std::string, Lookup> lookups;  // by DocumentOp::label
+    int events = 0;
+    Clock::time_point started;
+    std::optional<KafkaMessage> last;  // the latest message: quarantined if a one-event batch fails
+  } pending;
+  // While positive, batches hold one event: the batch that failed is redone event by event to find
+  // the event to quarantine.
+  int isolate_remaining = 0;
+
+  std::unique_ptr<MysqlConnection> mysql;
+  Catalog catalog;
+  bool catalog_stale = true;  // the catalog may be ahead of the server: re-read before mapping
+  std::unique_ptr<DocumentLookup> lookup;
+  std::unique_ptr<KafkaConsumer> consumer;  // last: destroyed first, while the listener still exists
+
+  Loop(const ApplyOptions& options, ApplyStats& s, std::atomic<bool>& st, Mapper m)
+      : o(options), stats(s), stop(st), mapper(std::move(m)) {}
+
+  // ---- MySQL -----------------------------------------------------------------------------------
+
+  Status Connect() {
+    mysql.reset();
+    MysqlOptions server = o.mysql;
+    server.database.clear();
+    M2M_ASSIGN_OR_RETURN(mysql, MysqlConnection::Connect(server));
+    // Literals are rendered with backslash escapes (identifiers.h).
+    M2M_RETURN_NOT_OK(mysql->Execute("SET sql_mode = REPLACE(@@sql_mode, 'NO_BACKSLASH_ESCAPES', '')"));
+    M2M_RETURN_NOT_OK(mysql->Execute("CREATE DATABASE IF NOT EXISTS " + QuoteIdentifier(o.mysql.database) +
+                                     " DEFAULT CHARACTER SET utf8mb4"));
+    M2M_RETURN_NOT_OK(mysql->Execute("USE " + QuoteIdentifier(o.mysql.database)));
+    for (const std::string& ddl : BookkeepingDdl()) M2M_RETURN_NOT_OK(mysql->Execute(ddl));
+    catalog_stale = true;
+    return Status::OK();
+  }
+
+  Status ReloadCatalogIfStale() {
+    if (!catalog_stale) return Status::OK();
+    M2M_ASSIGN_OR_RETURN(auto rows, mysql->Query(InformationSchemaQuery(o.mysql.database)));
+    M2M_ASSIGN_OR_RETURN(catalog, CatalogFromInformationSchema(rows));
+    catalog_stale = false;
+    return Status::OK();
+  }
+
+  Result<std::map<PartitionId, int64_t>> ReadStored(const std::vector<PartitionId>& partitions, bool for_update) {
+    std::map<PartitionId, int64_t> out;
+    if (partitions.empty()) return out;
+    M2M_ASSIGN_OR_RETURN(auto rows, mysql->Query(SelectOffsetsSql(o.group, partitions, for_update)));
+    for (const auto& r : rows) out[{r.at(0).value(), std::stoi(r.at(1).value())}] = std::stoll(r.at(2).value());
+    return out;
+  }
+
+  // ---- Rebalancing (called from inside consumer->Poll) -----------------------------------------
+
+  Status OnAssign(std::vector<TopicPartition>& partitions) override {
+    std::vector<PartitionId> ids;
+    for (const TopicPartition& tp : partitions) ids.emplace_back(tp.topic, tp.partition);
+    auto stored = ReadStored(ids, false);
+    for (int attempt = 0; !stored.ok() && stored.status().retriable() && attempt < 3; ++attempt) {
+      spdlog::warn("apply {}: reading offsets: {}; reconnecting", o.group, stored.status().ToString());
+      std::this_thread::sleep_for(std::chrono::milliseconds(500) * (attempt + 1));
+      Status connected = Connect();
+      if (connected.ok()) stored = ReadStored(ids, false);
+    }
+    if (!stored.ok()) return stored.status().WithContext("reading the offsets of newly assigned partitions");
+    owned.clear();
+    std::string where;
+    for (TopicPartition& tp : partitions) {
+      Owned& own = owned[{tp.topic, tp.partition}];
+      auto found = stored->find({tp.topic, tp.partition});
+      if (found != stored->end()) own.stored = found->second;
+      tp.offset = own.stored.value_or(kOffsetBeginning);
+      own.position = own.stored.value_or(0);
+      where += (where.empty() ? "" : ", ") + PartitionName({tp.topic, tp.partition}) + "@" +
+               (own.stored ? std::to_string(*own.stored) : std::string("start"));
+    }
+    assigned_once = true;
+    spdlog::info("apply {}: assigned {}", o.group, where.empty() ? "no partitions" : where);
+    return Status::OK();
+  }
+
+  void OnRevoke(const std::vector<TopicPartition>& partitions) override {
+    // Eager rebalancing takes every partition back; the batch in flight is abandoned (nothing of it
+    // is in MySQL) and whoever gets its partitions redoes it from the stored offsets.
+    if (pending.events > 0) {
+      spdlog::info("apply {}: partitions revoked; abandoning a batch of {} events", o.group, pending.events);
+    }
+    Abandon();
+    owned.clear();
+  }
+
+  // ---- Building a batch ------------------------------------------------------------------------
+
+  void Abandon() {
+    if (pending.events > 0 || !pending.batch.empty()) catalog_stale = true;  // Map ran ahead of the server
+    pending = Pending{};
+  }
+
+  void Advance(const PartitionId& tp, Owned& own, KafkaMessage message) {
+    own.position = message.offset + 1;
+    own.at_end = false;
+    pending.next[tp] = message.offset + 1;
+    if (pending.events++ == 0) pending.started = Clock::now();
+    if (isolate_remaining > 0) --isolate_remaining;
+    pending.last = std::move(message);
+  }
+
+  static QuarantinedEvent Describe(const KafkaMessage& m, std::string error) {
+    return {m.topic, m.partition, m.offset, m.key, m.value, std::move(error)};
+  }
+
+  void Quarantine(const PartitionId& tp, Owned& own, KafkaMessage m, std::string error) {
+    spdlog::warn("apply {}: quarantining {}@{}: {}", o.group, PartitionName(tp), m.offset, error);
+    pending.quarantine.push_back(Describe(m, std::move(error)));
+    Advance(tp, own, std::move(m));
+  }
+
+  Status Consume(KafkaMessage m) {
+    PartitionId tp{m.topic, m.partition};
+    auto found = owned.find(tp);
+    // Not ours (any more), or already consumed before a seek took effect.
+    if (found == owned.end() || m.offset < found->second.position) return Status::OK();
+    Owned& own = found->second;
+    auto decoded = DecodeEvent(m.key, m.value);
+    if (!decoded.ok()) {
+      Quarantine(tp, own, std::move(m), "cannot decode the event: " + decoded.status().message());
+      return Status::OK();
+    }
+    if (!*decoded) {  // a tombstone: nothing to apply
+      Advance(tp, own, std::move(m));
+      return Status::OK();
+    }
+    ChangeEvent& ev = **decoded;
+    if (IsCollectionLevel(ev.kind)) {
+      M2M_RETURN_NOT_OK(Flush());
+      return ApplyCollectionEvent(tp, own, std::move(m), ev);
+    }
+    M2M_RETURN_NOT_OK(ReloadCatalogIfStale());
+    auto mapped = mapper.Map(ev, catalog);
+    if (!mapped.ok()) {
+      Quarantine(tp, own, std::move(m), mapped.status().message());
+      return Status::OK();
+    }
+    if (mapped->document && mapped->document->kind == DocumentOpKind::kNeedsFullDocument) {
+      const DocumentOp& op = *mapped->document;
+      if (!lookup) {
+        std::string error = op.label + ": the update cannot be applied column by column (" + op.reason +
+                            ") and apply has no --mongo-uri to fetch the document; run capture with "
+                            "--full-document updateLookup (its default) or give apply --mongo-uri";
+        mapped->document.reset();  // keep the schema changes the catalog already holds
+        pending.batch.Add(std::move(*mapped), catalog);
+        Quarantine(tp, own, std::move(m), std::move(error));
+        return Status::OK();
+      }
+      pending.lookups[op.label] = Lookup{ev.db, ev.collection, ev.document_key};
+    }
+    pending.batch.Add(std::move(*mapped), catalog);
+    Advance(tp, own, std::move(m));
+    return Status::OK();
+  }
+
+  // A drop or rename: after the batch before it has committed, its DDL (RENAME TABLE / DROP TABLE IF
+  // EXISTS, or nothing when kept) runs alone, then a transaction moves the offset past it. Replayed
+  // after a crash in between, the catalog read back from the server no longer has the old tables,
+  // so the mapper produces no statement the second time: the DDL is idempotent.
+  Status ApplyCollectionEvent(const PartitionId& tp, Owned& own, KafkaMessage m, const ChangeEvent& ev) {
+    M2M_RETURN_NOT_OK(ReloadCatalogIfStale());
+    auto mapped = mapper.Map(ev, catalog);
+    if (!mapped.ok()) {
+      Quarantine(tp, own, std::move(m), mapped.status().message());
+      return Flush();
+    }
+    if (mapped->collection) {
+      spdlog::info("apply {}: {} ({}@{})", o.group, DescribeCollectionOp(*mapped->collection), PartitionName(tp),
+                   m.offset);
+      Batch alone;
+      alone.Add(std::move(*mapped), catalog);
+      catalog_stale = true;  // until the DDL below has run
+      for (const Batch::Segment& seg : alone.segments()) {
+        M2M_ASSIGN_OR_RETURN(SegmentSql sql, RenderSegment(seg, o.sql));
+        for (const std::string& s : sql.collection) M2M_RETURN_NOT_OK(mysql->Execute(s));
+      }
+      catalog_stale = false;
+    }
+    Advance(tp, own, std::move(m));
+    return Flush();
+  }
+
+  // ---- Writing a batch -------------------------------------------------------------------------
+
+  // Fetches the documents that updates in the batch need and adds them as upserts (or deletes when
+  // the document is gone).
+  Status ResolveLookups() {
+    std::vector<std::string> labels;
+    for (const DocumentOp* op : pending.batch.NeedsFullDocument()) labels.push_back(op->label);
+    for (const std::string& label : labels) {
+      const Lookup& l = pending.lookups.at(label);
+      M2M_ASSIGN_OR_RETURN(auto doc, lookup->Find(l.db, l.collection, l.key));
+      ChangeEvent ev;
+      ev.kind = doc ? EventKind::kReplace : EventKind::kDelete;
+      ev.db = l.db;
+      ev.collection = l.collection;
+      ev.document_key = l.key;
+      ev.after = std::move(doc);
+      M2M_ASSIGN_OR_RETURN(MappedEvent mapped, mapper.Map(ev, catalog));
+      pending.batch.Add(std::move(mapped), catalog);
+    }
+    return Status::OK();
+  }
+
+  Status RunSchemaChange(const SchemaChange& change) {
+    for (const std::string& s : RenderSchemaChange(change, o.sql)) {
+      Status st = mysql->Execute(s);
+      if (IsInstantRefused(st) && o.sql.instant_add_column) {
+        spdlog::warn("apply {}: the server refuses ALGORITHM=INSTANT ({}); adding columns without it from now on",
+                     o.group, st.message());
+        o.sql.instant_add_column = false;
+        return RunSchemaChange(change);
+      }
+      M2M_RETURN_NOT_OK(st);
+    }
+    return Status::OK();
+  }
+
+  // Fails (retriable) unless the group's offsets of the batch's partitions are still what this
+  // member last read or wrote: another member may have applied them meanwhile.
+  Status CheckOffsetsUnchanged() {
+    std::vector<PartitionId> ids;
+    for (const auto& [tp, next] : pending.next) ids.push_back(tp);
+    M2M_ASSIGN_OR_RETURN(auto stored, ReadStored(ids, /*for_update=*/true));
+    for (const PartitionId& tp : ids) {
+      auto it = stored.find(tp);
+      std::optional<int64_t> now = it == stored.end() ? std::nullopt : std::optional<int64_t>(it->second);
+      auto own = owned.find(tp);
+      if (own == owned.end() || own->second.stored != now) {
+        return Status(StatusCode::kMysql,
+                      "the stored offset of " + PartitionName(tp) + " moved to " +
+                          (now ? std::to_string(*now) : std::string("none")) +
+                          ": another member of group " + o.group + " applied it; rereading",
+                      /*retriable=*/true);
+      }
+    }
+    return Status::OK();
+  }
+
+  Status ExecuteRows(const std::vector<std::string>& statements) {
+    std::string round_trip;
+    for (const std::string& s : statements) {
+      if (!round_trip.empty() && round_trip.size() + s.size() + 1 > kMaxRoundTripBytes) {
+        M2M_RETURN_NOT_OK(mysql->Execute(round_trip));
+        round_trip.clear();
+      }
+      round_trip += round_trip.empty() ? s : ";" + s;
+    }
+    return round_trip.empty() ? Status::OK() : mysql->Execute(round_trip);
+  }
+
+  Status WriteBatch() {
+    if (lookup) M2M_RETURN_NOT_OK(ResolveLookups());
+    std::vector<std::string> rows;
+    for (const Batch::Segment& seg : pending.batch.segments()) {
+      // DDL commits implicitly: it runs before the transaction. A crash after it leaves a schema the
+      // catalog reads back at restart, so the mapper does not emit it again.
+      catalog_stale = true;
+      for (const SchemaChange& change : seg.schema_changes) M2M_RETURN_NOT_OK(RunSchemaChange(change));
+      catalog_stale = false;
+      M2M_ASSIGN_OR_RETURN(SegmentSql sql, RenderSegment(seg, o.sql));
+      for (std::string& s : sql.rows) rows.push_back(std::move(s));
+    }
+    M2M_RETURN_NOT_OK(mysql->Begin());
+    M2M_RETURN_NOT_OK(CheckOffsetsUnchanged());
+    M2M_RETURN_NOT_OK(ExecuteRows(rows));
+    if (!pending.quarantine.empty()) M2M_RETURN_NOT_OK(mysql->Execute(InsertQuarantineSql(o.group, pending.quarantine)));
+    M2M_RETURN_NOT_OK(mysql->Execute(UpsertOffsetsSql(o.group, pending.next)));
+    return mysql->Commit();
+  }
+
+  void Committed() {
+    std::vector<TopicPartition> positions;
+    for (const auto& [tp, next] : pending.next) {
+      owned[tp].stored = next;
+      positions.push_back({tp.first, tp.second, next});
+    }
+    // For monitoring tools only (kafka-consumer-groups --describe shows the lag); failures do not matter.
+    (void)consumer->CommitAsync(positions);
+    stats.events += pending.events;
+    stats.batches++;
+    stats.quarantined += static_cast<int64_t>(pending.quarantine.size());
+    if (pending.last) stats.last_event_ms = pending.last->timestamp_ms;
+    pending = Pending{};
+  }
+
+  Status Flush() {
+    if (pending.events == 0) return Status::OK();
+    Status st = WriteBatch();
+    if (st.ok()) {
+      Committed();
+      return Status::OK();
+    }
+    if (mysql) (void)mysql->Rollback();
+    if (!IsEventError(st)) return st;  // Run rewinds (retriable) or stops
+    if (pending.events > 1) {
+      spdlog::warn("apply {}: a batch of {} events failed ({}); redoing it one event at a time", o.group,
+                   pending.events, st.ToString());
+      isolate_remaining = pending.events;
+      return Rewind();
+    }
+    // One event the server refuses: quarantine it in a transaction of its own.
+    QuarantinedEvent bad = Describe(*pending.last, st.message());
+    spdlog::warn("apply {}: quarantining {}@{}: {}", o.group, PartitionName({bad.topic, bad.partition}), bad.offset,
+                 bad.error);
+    Pending only;
+    only.next = std::move(pending.next);
+    only.events = pending.events;
+    only.last = std::move(pending.last);
+    only.quarantine.push_back(std::move(bad));
+    Abandon();
+    pending = std::move(only);
+    M2M_RETURN_NOT_OK(Connect());  // some refusals (a packet too large) close the connection
+    st = WriteBatch();
+    if (!st.ok()) return st;
+    Committed();
+    return Status::OK();
+  }
+
+  // Forgets the batch in flight and starts every owned partition again from its stored offset, with
+  // a fresh connection and the schema read back from the server.
+  Status Rewind() {
+    Abandon();
+    M2M_RETURN_NOT_OK(Connect());
+    std::vector<PartitionId> ids;
+    for (const auto& [tp, own] : owned) ids.push_back(tp);
+    M2M_ASSIGN_OR_RETURN(auto stored, ReadStored(ids, false));
+    std::vector<TopicPartition> positions;
+    for (auto& [tp, own] : owned) {
+      auto it = stored.find(tp);
+      own.stored = it == stored.end() ? std::nullopt : std::optional<int64_t>(it->second);
+      own.position = own.stored.value_or(0);
+      own.at_end = false;
+      positions.push_back({tp.first, tp.second, own.stored.value_or(kOffsetBeginning)});
+    }
+    return consumer->Seek(positions);
+  }
+
+  // ---- The loop --------------------------------------------------------------------------------
+
+  bool CaughtUp() const {
+    if (!assigned_once || pending.events > 0) return false;
+    return std::all_of(owned.begin(), owned.end(), [](const auto& kv) { return kv.second.at_end; });
+  }
+
+  // Consumes one batch and commits it.
+  Status Step() {
+    int limit = isolate_remaining > 0 ? 1 : o.max_batch_events;
+    while (!stop.load() && pending.events < limit) {
+      auto waited = Clock::now() - pending.started;
+      if (pending.events > 0 && waited >= o.max_batch_time) break;
+      if (o.until_caught_up && CaughtUp()) break;
+      auto wait = pending.events > 0
+                      ? std::chrono::duration_cast<std::chrono::milliseconds>(o.max_batch_time - waited)
+                      : std::chrono::milliseconds(200);
+      M2M_ASSIGN_OR_RETURN(auto m, consumer->Poll(std::max(wait, std::chrono::milliseconds(1))));
+      if (!m) {
+        if (pending.events == 0) break;  // idle: let Run report progress
+        continue;
+      }
+      if (m->end_of_partition) {
+        // The end under read_committed may lie past a transaction marker, beyond the last message:
+        // any end-of-partition notice means everything before it was delivered (librdkafka drops
+        // notices from before a seek).
+        auto own = owned.find({m->topic, m->partition});
+        if (own != owned.end()) own->second.at_end = true;
+        // Everything up to the end is consumed: no reason to wait for the batch timer.
+        if (o.until_caught_up && std::all_of(owned.begin(), owned.end(), [](const auto& kv) { return kv.second.at_end; })) break;
+        continue;
+      }
+      M2M_RETURN_NOT_OK(Consume(std::move(*m)));
+    }
+    return Flush();
+  }
+
+  Status Setup() {
+    M2M_RETURN_NOT_OK(Connect());
+    M2M_RETURN_NOT_OK(ReloadCatalogIfStale());
+    if (o.mongo) {
+      M2M_ASSIGN_OR_RETURN(lookup, DocumentLookup::Connect(*o.mongo));
+    }
+    KafkaConfig kc = o.kafka;
+    kc["group.id"] = o.group;
+    kc["isolation.level"] = "read_committed";
+    kc["enable.auto.commit"] = "false";
+    kc["enable.auto.offset.store"] = "false";
+    if (o.until_caught_up) kc["enable.partition.eof"] = "true";
+    std::vector<std::string> subscription = o.topics;
+    if (!o.topic_pattern.empty()) subscription = {"^" + o.topic_pattern};
+    M2M_ASSIGN_OR_RETURN(consumer, KafkaConsumer::Make(kc, subscription, this));
+    return Status::OK();
+  }
+
+  Status Run() {
+    M2M_RETURN_NOT_OK(Setup());
+    spdlog::info("apply {}: consuming {} into MySQL database {}", o.group,
+                 o.topic_pattern.empty() ? fmt::format("{}", fmt::join(o.topics, ",")) : "^" + o.topic_pattern,
+                 o.mysql.database);
+    auto last_report = Clock::now();
+    int64_t reported_events = 0;
+    int failures = 0;
+    while (!stop.load()) {
+      Status st = Step();
+      if (!st.ok()) {
+        if (!st.retriable() || failures >= o.max_retries) {
+          Abandon();
+          return st;
+        }
+        ++failures;
+        stats.retries++;
+        auto pause = std::min(std::chrono::milliseconds(100) * (1 << std::min(failures, 6)), std::chrono::milliseconds(5000));
+        spdlog::warn("apply {}: {}; redoing from the stored offsets in {} ms (attempt {})", o.group, st.ToString(),
+                     pause.count(), failures);
+        std::this_thread::sleep_for(pause);
+        st = Rewind();
+        if (!st.ok() && !st.retriable()) return st;
+        continue;
+      }
+      failures = 0;
+      if (o.until_caught_up && CaughtUp()) {
+        spdlog::info("apply {}: caught up: {} events in {} batches, {} quarantined", o.group, stats.events.load(),
+                     stats.batches.load(), stats.quarantined.load());
+        return Status::OK();
+      }
+      if (Clock::now() - last_report >= o.progress_interval) {
+        double secs = std::chrono::duration<double>(Clock::now() - last_report).count();
+        int64_t events = stats.events.load();
+        int64_t last = stats.last_event_ms.load();
+        spdlog::info("apply {}: {} events ({:.0f}/s), {} batches, {} quarantined, {} retries, lag {:.1f} s", o.group,
+                     events, (events - reported_events) / secs, stats.batches.load(), stats.quarantined.load(),
+                     stats.retries.load(), last ? (NowMs() - last) / 1000.0 : 0.0);
+        last_report = Clock::now();
+        reported_events = events;
+      }
+    }
+    return Flush();
+  }
+};
+
+Apply::~Apply() = default;
+
+Result<std::unique_ptr<Apply>> Apply::Make(ApplyOptions options) {
+  M2M_RETURN_NOT_OK(options.Validate());
+  return std::unique_ptr<Apply>(new Apply(std::move(options)));
+}
+
+Status Apply::Run() {
+  M2M_ASSIGN_OR_RETURN(Mapper mapper, Mapper::Make(options_.mapping));
+  Loop loop(options_, stats_, stop_, std::move(mapper));
+  return loop.Run();
+}
+
+}  // namespace m2m::apply

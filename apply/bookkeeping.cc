@@ -1,0 +1,99 @@
+#include "bookkeeping.h"
+
+#include <algorithm>
+
+#include "m2m/identifiers.h"
+
+namespace m2m::apply {
+namespace {
+
+std::string Nullable(const std::optional<std::string>& bytes) { return bytes ? HexLiteral(*bytes) : "NULL"; }
+
+std::string PartitionFilter(const std::string& group, const std::vector<PartitionId>& partitions) {
+  std::string sql = " WHERE group_id=" + QuoteString(group);
+  if (partitions.empty()) return sql;
+  sql += " AND (topic,`partition`) IN (";
+  for (size_t i = 0; i < partitions.size(); ++i) {
+    sql += (i ? ",(" : "(") + QuoteString(partitions[i].first) + "," + std::to_string(partitions[i].second) + ")";
+  }
+  return sql + ")";
+}
+
+}  // namespace
+
+std::vector<std::string> BookkeepingDdl() {
+  // Names are VARBINARY: Kafka topic and group names are case-sensitive.
+  return {
+      std::string("CREATE TABLE IF NOT EXISTS ") + kOffsetsTable +
+          " (group_id VARBINARY(255) NOT NULL, topic VARBINARY(255) NOT NULL, `partition` INT NOT NULL, "
+          "next_offset BIGINT NOT NULL, updated_at DATETIME(3) NOT NULL, "
+          "PRIMARY KEY (group_id, topic, `partition`)) ENGINE=InnoDB "
+          "COMMENT='mongo2mysql apply: next Kafka offset to apply, per consumer group and partition'",
+      std::string("CREATE TABLE IF NOT EXISTS ") + kQuarantineTable +
+          " (id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY, group_id VARBINARY(255) NOT NULL, "
+          "topic VARBINARY(255) NOT NULL, `partition` INT NOT NULL, `offset` BIGINT NOT NULL, "
+          "msg_key LONGBLOB NULL, raw_event LONGBLOB NULL, error TEXT NOT NULL, at DATETIME(3) NOT NULL, "
+          "KEY (topic, `partition`, `offset`)) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 "
+          "COMMENT='mongo2mysql apply: events that could not be applied'",
+  };
+}
+
+std::string SelectOffsetsSql(const std::string& group, const std::vector<PartitionId>& partitions,
+                             bool for_update) {
+  return std::string("SELECT topic, `partition`, next_offset FROM ") + kOffsetsTable +
+         PartitionFilter(group, partitions) + (for_update ? " FOR UPDATE" : "");
+}
+
+std::string UpsertOffsetsSql(const std::string& group, const std::map<PartitionId, int64_t>& next_offsets) {
+  std::string sql = std::string("INSERT INTO ") + kOffsetsTable +
+                    " (group_id, topic, `partition`, next_offset, updated_at) VALUES ";
+  bool first = true;
+  for (const auto& [tp, next] : next_offsets) {
+    sql += (first ? "(" : ",(") + QuoteString(group) + "," + QuoteString(tp.first) + "," +
+           std::to_string(tp.second) + "," + std::to_string(next) + ",UTC_TIMESTAMP(3))";
+    first = false;
+  }
+  return sql + " ON DUPLICATE KEY UPDATE next_offset=VALUES(next_offset), updated_at=VALUES(updated_at)";
+}
+
+std::string InsertQuarantineSql(const std::string& group, const std::vector<QuarantinedEvent>& events) {
+  if (events.empty()) return "";
+  std::string sql = std::string("INSERT INTO ") + kQuarantineTable +
+                    " (group_id, topic, `partition`, `offset`, msg_key, raw_event, error, at) VALUES ";
+  for (size_t i = 0; i < events.size(); ++i) {
+    const QuarantinedEvent& e = events[i];
+    sql += (i ? ",(" : "(") + QuoteString(group) + "," + QuoteString(e.topic) + "," + std::to_string(e.partition) +
+           "," + std::to_string(e.offset) + "," + Nullable(e.key) + "," + Nullable(e.value) + "," +
+           QuoteString(e.error) + ",UTC_TIMESTAMP(3))";
+  }
+  return sql;
+}
+
+bool IsEventError(const Status& status) {
+  if (status.code() == StatusCode::kMapping) return true;
+  if (status.code() != StatusCode::kMysql || status.retriable()) return false;
+  // Server error numbers shared by MySQL and MariaDB (mysqld_error.h), plus each one's check
+  // constraint and JSON errors.
+  static constexpr long kDataErrors[] = {
+      1048,  // ER_BAD_NULL_ERROR
+      1054,  // ER_BAD_FIELD_ERROR (the table was altered behind apply's back)
+      1060,  // ER_DUP_FIELDNAME
+      1062,  // ER_DUP_ENTRY
+      1071,  // ER_TOO_LONG_KEY
+      1117,  // ER_TOO_MANY_FIELDS
+      1118,  // ER_TOO_BIG_ROWSIZE
+      1153,  // ER_NET_PACKET_TOO_LARGE: one row over max_allowed_packet
+      1264,  // ER_WARN_DATA_OUT_OF_RANGE
+      1292,  // ER_TRUNCATED_WRONG_VALUE
+      1366,  // ER_TRUNCATED_WRONG_VALUE_FOR_FIELD
+      1406,  // ER_DATA_TOO_LONG
+      1451,  // ER_ROW_IS_REFERENCED_2
+      1452,  // ER_NO_REFERENCED_ROW_2
+      3140,  // ER_INVALID_JSON_TEXT (MySQL)
+      3819,  // ER_CHECK_CONSTRAINT_VIOLATED (MySQL)
+      4025,  // ER_CONSTRAINT_FAILED (MariaDB, JSON columns included)
+  };
+  return std::find(std::begin(kDataErrors), std::end(kDataErrors), status.native_code()) != std::end(kDataErrors);
+}
+
+}  // namespace m2m::apply

@@ -1,0 +1,62 @@
+// The tables apply keeps beside the mapped ones, and the SQL that reads and writes them. Their names
+// start with "_m2m", a prefix the mapping never produces for a collection's table unless the
+// collection itself is named so (the catalog then gives that collection another name).
+//
+//   _m2m_offsets     (group_id, topic, partition, next_offset, updated_at): per consumer group and
+//                    partition, the offset of the first message NOT yet applied. Written in the same
+//                    transaction as the rows, so the rows and the position never disagree.
+//   _m2m_quarantine  (id, group_id, topic, partition, offset, msg_key, raw_event, error, at): events
+//                    that could not be applied, written in the transaction that moves past them.
+//
+// Thread safety: pure functions.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "m2m/kafka_client.h"
+#include "m2m/status.h"
+
+namespace m2m::apply {
+
+inline constexpr char kOffsetsTable[] = "_m2m_offsets";
+inline constexpr char kQuarantineTable[] = "_m2m_quarantine";
+
+// CREATE TABLE IF NOT EXISTS for both tables.
+std::vector<std::string> BookkeepingDdl();
+
+// A partition, without a position.
+using PartitionId = std::pair<std::string, int32_t>;
+
+// SELECT topic, partition, next_offset of `group` for `partitions` (all of the group when empty);
+// with `for_update` the rows are locked until the transaction ends.
+std::string SelectOffsetsSql(const std::string& group, const std::vector<PartitionId>& partitions,
+                             bool for_update);
+
+// Upserts next_offset for each partition of `group`.
+std::string UpsertOffsetsSql(const std::string& group, const std::map<PartitionId, int64_t>& next_offsets);
+
+// One event that could not be applied.
+struct QuarantinedEvent {
+  std::string topic;
+  int32_t partition = 0;
+  int64_t offset = 0;
+  std::optional<std::string> key;
+  std::optional<std::string> value;
+  std::string error;
+};
+
+// INSERT of the events into the quarantine table (nothing when empty).
+std::string InsertQuarantineSql(const std::string& group, const std::vector<QuarantinedEvent>& events);
+
+// True when `status` says the event itself cannot be applied, so the same statements would fail
+// again on every retry: a mapping error, or a MySQL error about the data or the table it needs (value
+// too long or out of range, row or table too wide, duplicate or missing key, a constraint). Such an
+// event is quarantined. Any other error (connection, permissions, a missing table of ours) is not the
+// event's fault and stops or retries the batch instead.
+bool IsEventError(const Status& status);
+
+}  // namespace m2m::apply

@@ -1,0 +1,117 @@
+// mongo2mysql apply: Kafka change events into MySQL, exactly once.
+#include <atomic>
+#include <csignal>
+#include <cstdlib>
+
+#include "apply.h"
+#include "commands.h"
+
+namespace m2m::cli {
+namespace {
+
+// A signal may come before the apply object exists (during start-up) or while it runs.
+std::atomic<bool> g_stop{false};
+std::atomic<apply::Apply*> g_running{nullptr};
+
+void OnSignal(int) {
+  g_stop = true;
+  if (apply::Apply* a = g_running.load()) a->RequestStop();
+}
+
+struct ApplyFlags {
+  std::vector<std::string> kafka_props;
+  std::string bootstrap = "127.0.0.1:9092";
+  std::string topics;
+  std::string mapping_file;
+  std::string mongo_uri;
+  int batch_ms = 500;
+  std::string on_drop;
+  std::string on_rename;
+  bool no_instant = false;
+};
+
+Status RunApply(apply::ApplyOptions o, const ApplyFlags& f) {
+  o.kafka["bootstrap.servers"] = f.bootstrap;
+  for (const auto& kv : f.kafka_props) {
+    auto eq = kv.find('=');
+    if (eq == std::string::npos || eq == 0) return Status::Invalid("--kafka expects key=value, got '" + kv + "'");
+    o.kafka[kv.substr(0, eq)] = kv.substr(eq + 1);
+  }
+  for (size_t start = 0; start < f.topics.size();) {
+    size_t comma = std::min(f.topics.find(',', start), f.topics.size());
+    if (comma > start) o.topics.push_back(f.topics.substr(start, comma - start));
+    start = comma + 1;
+  }
+  if (const char* password = std::getenv("M2M_MYSQL_PASSWORD")) o.mysql.password = password;
+  if (!f.mapping_file.empty()) {
+    M2M_ASSIGN_OR_RETURN(o.mapping, LoadMappingFile(f.mapping_file));
+  }
+  if (!f.on_drop.empty()) o.mapping.options.on_drop = f.on_drop == "drop" ? DropPolicy::kDrop : DropPolicy::kKeep;
+  if (!f.on_rename.empty()) {
+    o.mapping.options.on_rename = f.on_rename == "keep" ? RenamePolicy::kKeep : RenamePolicy::kRename;
+  }
+  if (!f.mongo_uri.empty()) o.mongo = MongoOptions{.uri = f.mongo_uri};
+  o.max_batch_time = std::chrono::milliseconds(f.batch_ms);
+  o.sql.instant_add_column = !f.no_instant;
+  std::signal(SIGINT, OnSignal);
+  std::signal(SIGTERM, OnSignal);
+  M2M_ASSIGN_OR_RETURN(auto engine, apply::Apply::Make(std::move(o)));
+  g_running = engine.get();
+  if (g_stop) engine->RequestStop();
+  Status st = engine->Run();
+  g_running = nullptr;
+  return st;
+}
+
+}  // namespace
+
+void AddApplyCommand(CLI::App& app, Action& action) {
+  auto o = std::make_shared<apply::ApplyOptions>();
+  auto f = std::make_shared<ApplyFlags>();
+  CLI::App* cmd = app.add_subcommand("apply", "Apply change events from Kafka to MySQL, exactly once.");
+  cmd->footer(
+      "Consumes the topics capture writes (or a Debezium MongoDB connector's, JSON without schemas) as a\n"
+      "member of consumer group --group and keeps the tables of --mysql-database in step, mapped as\n"
+      "docs/mapping.md says. Each batch is one MySQL transaction that also stores the next Kafka offset\n"
+      "of every partition in _m2m_offsets; on start and on every rebalance apply continues from there,\n"
+      "so after a crash or kill -9 every event is applied exactly once. Run several apply processes\n"
+      "with the same --group to share the partitions. Events that cannot be applied (undecodable,\n"
+      "unmappable, refused by MySQL) go to _m2m_quarantine with the reason, and apply keeps going.\n"
+      "The MySQL password comes from the environment variable M2M_MYSQL_PASSWORD, never from argv.\n"
+      "Stop with Ctrl-C or SIGTERM; the batch in flight is committed first. Details: docs/apply.md.\n\n"
+      "Examples:\n"
+      "  M2M_MYSQL_PASSWORD=... mongo2mysql apply --topic-pattern 'm2m\\.shop\\..*' --group shop \\\n"
+      "      --mysql-host mysql.internal --mysql-database shop --mongo-uri 'mongodb://db1/?replicaSet=rs0'\n"
+      "  mongo2mysql apply --topics m2m.shop.orders --group backfill --mysql-database shop --until-caught-up");
+  cmd->add_option("--kafka-bootstrap", f->bootstrap, "Kafka bootstrap servers")->capture_default_str();
+  cmd->add_option("--kafka", f->kafka_props, "A librdkafka property key=value (repeatable), e.g. sasl.username=u");
+  cmd->add_option("--topics", f->topics, "Topics to consume, comma-separated");
+  cmd->add_option("--topic-pattern", o->topic_pattern,
+                  "Regular expression for topics to consume instead, new matching topics included");
+  cmd->add_option("--group", o->group, "Consumer group; apply processes with the same group share the partitions")
+      ->capture_default_str();
+  cmd->add_option("--mysql-host", o->mysql.host, "MySQL server")->capture_default_str();
+  cmd->add_option("--mysql-port", o->mysql.port, "MySQL port")->capture_default_str();
+  cmd->add_option("--mysql-user", o->mysql.user, "MySQL account (password: env M2M_MYSQL_PASSWORD)")
+      ->capture_default_str();
+  cmd->add_option("--mysql-database", o->mysql.database, "Database the tables are written to (created if missing)")
+      ->required();
+  cmd->add_option("--mapping", f->mapping_file, "YAML mapping file (docs/mapping.md)")->check(CLI::ExistingFile);
+  cmd->add_option("--on-drop", f->on_drop, "On a collection drop: keep the tables (default) or drop them")
+      ->check(CLI::IsMember({"keep", "drop"}));
+  cmd->add_option("--on-rename", f->on_rename, "On a collection rename: rename the tables (default) or keep them")
+      ->check(CLI::IsMember({"rename", "keep"}));
+  cmd->add_option("--mongo-uri", f->mongo_uri,
+                  "MongoDB to fetch documents from when an update's delta cannot be applied column by column "
+                  "(without it such updates are quarantined)");
+  cmd->add_option("--max-batch-events", o->max_batch_events, "Events per MySQL transaction, at most")
+      ->capture_default_str();
+  cmd->add_option("--max-batch-ms", f->batch_ms, "Milliseconds a batch collects events, at most")
+      ->capture_default_str();
+  cmd->add_flag("--until-caught-up", o->until_caught_up,
+                "Apply everything up to the ends of the partitions, then exit 0 (a batch catch-up run)");
+  cmd->add_flag("--no-instant", f->no_instant, "Add columns without ALGORITHM=INSTANT");
+  cmd->callback([o, f, &action] { action = [o, f] { return RunApply(*o, *f); }; });
+}
+
+}  // namespace m2m::cli

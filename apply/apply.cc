@@ -39,6 +39,9 @@ constexpr size_t kMaxRoundTripBytes = size_t{8} << 20;
 
 std::string PartitionName(const PartitionId& tp) { return tp.first + "[" + std::to_string(tp.second) + "]"; }
 
+// Errors name the document, whose _id may be long: logs get the head, the quarantine table all of it.
+std::string Head(const std::string& s) { return s.size() <= 400 ? s : s.substr(0, 400) + "..."; }
+
 }  // namespace
 
 Status ApplyOptions::Validate() const {
@@ -100,6 +103,7 @@ struct Apply::Loop : RebalanceListener {
   // While positive, batches hold one event: the batch that failed is redone event by event to find
   // the event to quarantine.
   int isolate_remaining = 0;
+  bool reported_unknown_topic = false;  // warned once that a subscribed topic does not exist yet
 
   std::unique_ptr<MysqlConnection> mysql;
   Catalog catalog;
@@ -203,7 +207,7 @@ struct Apply::Loop : RebalanceListener {
   }
 
   void Quarantine(const PartitionId& tp, Owned& own, KafkaMessage m, std::string error) {
-    spdlog::warn("apply {}: quarantining {}@{}: {}", o.group, PartitionName(tp), m.offset, error);
+    spdlog::warn("apply {}: quarantining {}@{}: {}", o.group, PartitionName(tp), m.offset, Head(error));
     pending.quarantine.push_back(Describe(m, std::move(error)));
     Advance(tp, own, std::move(m));
   }
@@ -401,7 +405,7 @@ struct Apply::Loop : RebalanceListener {
     // One event the server refuses: quarantine it in a transaction of its own.
     QuarantinedEvent bad = Describe(*pending.last, st.message());
     spdlog::warn("apply {}: quarantining {}@{}: {}", o.group, PartitionName({bad.topic, bad.partition}), bad.offset,
-                 bad.error);
+                 Head(bad.error));
     Pending only;
     only.next = std::move(pending.next);
     only.events = pending.events;
@@ -452,7 +456,15 @@ struct Apply::Loop : RebalanceListener {
       auto wait = pending.events > 0
                       ? std::chrono::duration_cast<std::chrono::milliseconds>(o.max_batch_time - waited)
                       : std::chrono::milliseconds(200);
-      M2M_ASSIGN_OR_RETURN(auto m, consumer->Poll(std::max(wait, std::chrono::milliseconds(1))));
+      auto polled = consumer->Poll(std::max(wait, std::chrono::milliseconds(1)));
+      if (IsUnknownTopic(polled.status())) {
+        // Capture creates a collection's topic with its first event; a subscription may come first.
+        spdlog::log(reported_unknown_topic ? spdlog::level::debug : spdlog::level::warn, "apply {}: {}", o.group,
+                    polled.status().message());
+        reported_unknown_topic = true;
+        continue;
+      }
+      M2M_ASSIGN_OR_RETURN(auto m, std::move(polled));
       if (!m) {
         if (pending.events == 0) break;  // idle: let Run report progress
         continue;

@@ -75,6 +75,7 @@ bool IsEventError(const Status& status) {
   // Server error numbers shared by MySQL and MariaDB (mysqld_error.h), plus each one's check
   // constraint and JSON errors.
   static constexpr long kDataErrors[] = {
+      1005,  // ER_CANT_CREATE_TABLE (too many columns, a row too wide)
       1048,  // ER_BAD_NULL_ERROR
       1054,  // ER_BAD_FIELD_ERROR (the table was altered behind apply's back)
       1060,  // ER_DUP_FIELDNAME

@@ -101,6 +101,32 @@ def read_topic(topic, expected, timeout=120, process=None):
     return out
 
 
+def read_until(topic, done, timeout=300, process=None):
+    """Reads `topic` from the start, read_committed, until done(key, value) is true for a message;
+    returns every message up to and including it. One pass, for large topics."""
+    consumer = Consumer({"bootstrap.servers": stack.KAFKA_BOOTSTRAP, "group.id": stack.unique("reader"),
+                         "isolation.level": "read_committed", "auto.offset.reset": "earliest",
+                         "enable.auto.commit": False})
+    consumer.subscribe([topic])
+    out = []
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            if process:
+                process.assert_running()
+            for msg in consumer.consume(1000, 0.5):
+                if msg.error():
+                    continue
+                key = None if msg.key() is None else json.loads(msg.key())
+                value = None if msg.value() is None else json.loads(msg.value())
+                out.append((key, value))
+                if done(key, value):
+                    return out
+    finally:
+        consumer.close()
+    raise AssertionError(f"{topic}: the awaited message did not arrive within {timeout}s ({len(out)} read)")
+
+
 def read_all(topic, timeout=120):
     """Every committed message of `topic` up to its current end, read_committed: for exact counts
     (read_topic stops at the count it expects and cannot tell if more follow). Partitions are
@@ -149,3 +175,41 @@ def topic_end_offsets(topic):
         return sum(consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=30)[1] for p in md.partitions)
     finally:
         consumer.close()
+
+
+def apply_args(database, group, topics=None, pattern=None, extra=()):
+    """Arguments of `mongo2mysql apply` against the local stack (password from the environment)."""
+    args = ["apply", "--kafka-bootstrap", stack.KAFKA_BOOTSTRAP, "--group", group,
+            "--mysql-host", stack.MYSQL["host"], "--mysql-port", stack.MYSQL["port"],
+            "--mysql-user", stack.MYSQL["user"], "--mysql-database", database, *extra]
+    if topics:
+        args += ["--topics", ",".join(topics)]
+    if pattern:
+        args += ["--topic-pattern", pattern]
+    return [str(a) for a in args]
+
+
+def start_apply(tmp_path, database, group, topics=None, pattern=None, name="apply", extra=()):
+    """`mongo2mysql apply` running as a daemon; stop() or kill() it."""
+    return Process(apply_args(database, group, topics, pattern, extra), tmp_path / f"apply-{name}.log")
+
+
+def run_apply(database, group, topics=None, pattern=None, extra=(), timeout=600):
+    """`mongo2mysql apply --until-caught-up`: applies everything in the topics, then must exit 0."""
+    result = subprocess.run([str(stack.BINARY), *apply_args(database, group, topics, pattern, extra),
+                             "--until-caught-up"], capture_output=True, text=True, timeout=timeout,
+                            env={**os.environ, "M2M_MYSQL_PASSWORD": stack.MYSQL["password"]})
+    assert result.returncode == 0, f"apply exited {result.returncode}:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    return result
+
+
+def applied_offsets(conn, database, group):
+    """{(topic, partition): next offset} apply has stored for `group` in `database`."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s AND "
+                    "TABLE_NAME = '_m2m_offsets'", (database,))
+        if cur.fetchone()[0] == 0:
+            return {}
+        cur.execute(f"SELECT topic, `partition`, next_offset FROM `{database}`._m2m_offsets WHERE group_id = %s",
+                    (group,))
+        return {(bytes(t).decode() if isinstance(t, (bytes, bytearray)) else t, p): o for t, p, o in cur.fetchall()}

@@ -390,6 +390,11 @@ Result<int> KafkaAdmin::PartitionCount(const std::string& name, std::chrono::mil
   return md->topics[0].partition_cnt;
 }
 
+bool IsUnknownTopic(const Status& status) {
+  return status.code() == StatusCode::kKafka && (status.native_code() == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
+                                                 status.native_code() == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC);
+}
+
 // ---------------------------------------------------------------------------------------------------
 Result<std::map<std::string, std::string>> ReadTopicToEnd(const KafkaConfig& config, const std::string& topic,
                                                           std::chrono::milliseconds timeout) {

@@ -150,6 +150,10 @@ class KafkaConsumer {
   std::unique_ptr<Impl> impl_;
 };
 
+// True for a consumer's report that a subscribed topic does not exist (yet): informational, the
+// consumer keeps running and picks the topic up once it is created.
+bool IsUnknownTopic(const Status& status);
+
 // Reads every partition of a topic from the beginning to its current end: how capture loads its
 // checkpoints from a compacted topic. With isolation.level=read_committed (the default here) the end
 // is the last stable offset, so records of aborted or open transactions are never returned.

@@ -1,0 +1,158 @@
+"""The Spark engine against the native one, and through crashes: the same events must leave the same
+MySQL tables (compared by per-table checksums of the rows as MySQL returns them as text)."""
+import hashlib
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+
+import pymysql
+import pytest
+from confluent_kafka import Producer
+from confluent_kafka.admin import AdminClient, NewTopic
+
+import engines
+import scenarios
+import stack
+
+
+def checksums(database):
+    """{table: (columns, sha256 of the sorted rows)} of the mapped tables (engine bookkeeping,
+    the `_m2m*` tables, left out)."""
+    raw = pymysql.connect(**stack.MYSQL, conv={})
+    try:
+        state = scenarios.table_state(raw, database)
+    finally:
+        raw.close()
+    out = {}
+    for table, (columns, rows) in state.items():
+        if table.startswith("_m2m"):
+            continue
+        lines = sorted(repr(tuple(v if v is None or isinstance(v, bytes) else str(v) for v in r)) for r in rows)
+        out[table] = (columns, len(rows), hashlib.sha256("\n".join(lines).encode()).hexdigest())
+    return out
+
+
+@pytest.fixture
+def second_db():
+    name = stack.unique("t")
+    conn = pymysql.connect(**stack.MYSQL, autocommit=True)
+    with conn.cursor() as cur:
+        cur.execute(f"CREATE DATABASE `{name}`")
+    yield name
+    with conn.cursor() as cur:
+        cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
+    conn.close()
+
+
+def workload(n_events, seed=7):
+    """Scenario-style events exercising the whole mapping: nested documents, child tables at two
+    levels, type flips, replaces, deltas, deletes."""
+    rnd = random.Random(seed)
+    events, alive = [], set()
+    for i in range(n_events):
+        key = rnd.randrange(25)
+        doc = {"_id": key, "n": rnd.choice([i, i * 1.5, str(i), {"$numberLong": str(i << 33)}, True]),
+               "addr": {"city": rnd.choice(["Paris", "Rome", None]), "geo": {"lat": rnd.random()}},
+               "items": [{"sku": f"s{j}", "qty": j, "parts": [{"p": k} for k in range(rnd.randrange(3))]}
+                         for j in range(rnd.randrange(4))],
+               "tags": [rnd.choice("abc") for _ in range(rnd.randrange(3))]}
+        if rnd.random() < 0.1:
+            doc["when"] = {"$date": "2024-02-29T12:34:56.789Z"}
+        op = rnd.choice(["insert", "replace", "update", "delta", "delete"] if key in alive else ["insert"])
+        if op == "delete":
+            alive.discard(key)
+            events.append({"op": "delete", "collection": "w", "key": json.dumps({"_id": key})})
+        elif op == "delta":
+            events.append({"op": "update", "collection": "w", "key": json.dumps({"_id": key}),
+                           "updated": json.dumps({"addr.city": f"c{i}", "flag": rnd.random() < 0.5}),
+                           "removed": ["n"] if rnd.random() < 0.3 else []})
+        else:
+            alive.add(key)
+            events.append({"op": op, "collection": "w", "document": json.dumps(doc)})
+    return events
+
+
+def produce(events):
+    """The events into a fresh topic, as capture would write them; returns the topic."""
+    prefix = stack.unique("cf")
+    encoded = [scenarios.encode(e, prefix, i + 1) for i, e in enumerate(events)]
+    topic = encoded[0][0]
+    admin = AdminClient({"bootstrap.servers": stack.KAFKA_BOOTSTRAP})  # must outlive the request
+    admin.create_topics([NewTopic(topic, 1, 1)])[topic].result(60)
+    producer = Producer({"bootstrap.servers": stack.KAFKA_BOOTSTRAP, "enable.idempotence": True})
+    for t, k, v in encoded:
+        producer.produce(t, key=k, value=v)
+    assert producer.flush(60) == 0
+    return prefix, topic
+
+
+def run_for(run, database, group, workdir, engine):
+    run.mysql_database, run.group, run.workdir = database, group, workdir
+    workdir.mkdir(parents=True, exist_ok=True)
+    engine(run)
+
+
+@pytest.mark.parametrize("path", scenarios.scenario_files(), ids=lambda p: p.stem)
+def test_spark_matches_native_on_scenarios(path, mysql_db, second_db, tmp_path):
+    run = scenarios.prepare(path, mysql_db[0], tmp_path)
+    run_for(run, mysql_db[0], stack.unique("g"), tmp_path / "native", engines.native)
+    run_for(run, second_db, stack.unique("g"), tmp_path / "spark", engines.spark)
+    assert checksums(second_db) == checksums(mysql_db[0])
+
+
+def test_spark_matches_native_on_a_mixed_workload(mysql_db, second_db, tmp_path):
+    prefix, topic = produce(workload(400))
+    run = scenarios.ScenarioRun({}, prefix, [topic], "", "", None, 50, tmp_path)
+    run_for(run, mysql_db[0], stack.unique("g"), tmp_path / "native", engines.native)
+    run_for(run, second_db, stack.unique("g"), tmp_path / "spark", engines.spark)
+    native, spark = checksums(mysql_db[0]), checksums(second_db)
+    assert set(native) == {"w", "w_items", "w_items_parts"}
+    assert spark == native
+
+
+def _batches_done(database, job):
+    conn = pymysql.connect(**stack.MYSQL, database=database)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT batch_id FROM _m2m_spark_batches WHERE job = %s", (job,))
+            row = cur.fetchone()
+            return row[0] if row else -1
+    except pymysql.err.ProgrammingError:  # the job has not created its table yet
+        return -1
+    finally:
+        conn.close()
+
+
+def test_spark_driver_killed_mid_stream_gives_exact_state(mysql_db, second_db, tmp_path):
+    """SIGKILL the driver (a subprocess) three times while it streams, restart it on the same
+    checkpoint each time: the tables equal those of an uninterrupted run."""
+    prefix, topic = produce(workload(600, seed=11))
+    run = scenarios.ScenarioRun({}, prefix, [topic], "", "", None, 20, tmp_path)
+    run_for(run, second_db, stack.unique("g"), tmp_path / "reference", engines.spark)
+
+    database, job, checkpoint = mysql_db[0], stack.unique("job"), tmp_path / "checkpoint"
+    env = {**os.environ, "M2M_MYSQL_PASSWORD": stack.MYSQL["password"],
+           "PYTHONPATH": str(stack.ROOT / "spark")}
+    base = [sys.executable, "-m", "m2m_spark.job", "--kafka-bootstrap", stack.KAFKA_BOOTSTRAP, "--topics", topic,
+            "--mysql-host", stack.MYSQL["host"], "--mysql-port", str(stack.MYSQL["port"]),
+            "--mysql-user", stack.MYSQL["user"], "--mysql-database", database, "--job-name", job,
+            "--checkpoint", str(checkpoint), "--max-batch-events", "20"]
+    kills = 0
+    for target in (3, 9, 16):  # 30 batches in all; each kill lands in a later one
+        proc = subprocess.Popen(base + ["--trigger-interval", "0 seconds"], env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        try:
+            stack.wait_for(lambda: _batches_done(database, job) >= target or proc.poll() is not None,
+                           timeout=300, what=f"batch {target}")
+            assert proc.poll() is None, "the job exited by itself"
+        finally:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        kills += 1
+    assert kills == 3 and _batches_done(database, job) < 29
+    done = subprocess.run(base + ["--until-caught-up"], env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert checksums(database) == checksums(second_db)

@@ -10,6 +10,8 @@ import os
 import sys
 from pathlib import Path
 
+from pyspark import SparkConf
+
 from . import config as config_mod
 from .session import build_session
 from .writer import BatchWriter
@@ -71,7 +73,9 @@ def main(argv=None):
     checkpoint = args.checkpoint or str(Path(os.environ.get("M2M_STATE", _ROOT / ".stack")) / "spark-checkpoints" / job)
     mysql = {"host": args.mysql_host, "port": args.mysql_port, "user": args.mysql_user,
              "password": os.environ.get("M2M_MYSQL_PASSWORD", ""), "database": args.mysql_database}
-    spark = build_session(f"mongo2mysql-{job}", args.master)
+    # Under spark-submit the JVM already carries the cluster's master; keep it.
+    submitted = SparkConf().get("spark.master", None)
+    spark = build_session(f"mongo2mysql-{job}", submitted or args.master)
     query = start(spark, args, cfg, job, checkpoint, mysql)
     query.awaitTermination()
     return 0

@@ -56,3 +56,9 @@ bench: build up
 
 clean:
 	rm -rf $(BUILD)
+
+# The Spark engine in local mode, e.g. make spark SPARK_ARGS='--topics rs0.db.c --mysql-database db --until-caught-up'
+SPARK_ARGS ?= --help
+.PHONY: spark
+spark: up
+	@M2M_MYSQL_PASSWORD=$${M2M_MYSQL_PASSWORD:-mongo2mysql} PYTHONPATH=$(CURDIR)/spark $(PYTHON) -m m2m_spark.job $(SPARK_ARGS)

@@ -108,6 +108,7 @@ struct Apply::Loop : RebalanceListener {
   std::unique_ptr<MysqlConnection> mysql;
   Catalog catalog;
   bool catalog_stale = true;  // the catalog may be ahead of the server: re-read before mapping
+  size_t schema_fingerprint = 0;  // of the server's schema when the catalog was read or last changed
   std::unique_ptr<DocumentLookup> lookup;
   std::unique_ptr<KafkaConsumer> consumer;  // last: destroyed first, while the listener still exists
 
@@ -131,12 +132,46 @@ struct Apply::Loop : RebalanceListener {
     return Status::OK();
   }
 
+  // The server's schema of the database, and a fingerprint of it to notice changes by other members.
+  Result<std::vector<MysqlConnection::Row>> ReadSchema(size_t* fingerprint) {
+    M2M_ASSIGN_OR_RETURN(auto rows, mysql->Query(InformationSchemaQuery(o.mysql.database)));
+    std::string all;
+    for (const auto& row : rows) {
+      for (const auto& cell : row) all += cell.value_or("\x01") + '\x00';
+    }
+    *fingerprint = std::hash<std::string>{}(all);
+    return rows;
+  }
+
   Status ReloadCatalogIfStale() {
     if (!catalog_stale) return Status::OK();
-    M2M_ASSIGN_OR_RETURN(auto rows, mysql->Query(InformationSchemaQuery(o.mysql.database)));
+    M2M_ASSIGN_OR_RETURN(auto rows, ReadSchema(&schema_fingerprint));
     M2M_ASSIGN_OR_RETURN(catalog, CatalogFromInformationSchema(rows));
     catalog_stale = false;
     return Status::OK();
+  }
+
+  // Runs the batch's DDL under a lock all members of every group writing this database share. The
+  // batch was mapped against the schema this member last read; if another member changed it since,
+  // the DDL could undo that change (narrow a column it widened), so the batch is remapped instead.
+  Status RunSchemaChanges(const std::vector<SchemaChange>& changes) {
+    if (changes.empty()) return Status::OK();
+    std::string lock = mysql->QuoteString("mongo2mysql-ddl:" + o.mysql.database);
+    M2M_ASSIGN_OR_RETURN(auto got, mysql->Query("SELECT GET_LOCK(" + lock + ", 120)"));
+    if (got.empty() || got[0].at(0).value_or("0") != "1") {
+      return Status(StatusCode::kMysql, "timed out waiting for the DDL lock of " + o.mysql.database, true);
+    }
+    size_t now = 0;
+    auto schema = ReadSchema(&now);
+    Status st = schema.status();
+    if (st.ok() && now != schema_fingerprint) {
+      st = Status(StatusCode::kMysql, "another member changed the schema of " + o.mysql.database + "; remapping",
+                  /*retriable=*/true);
+    }
+    for (size_t i = 0; st.ok() && i < changes.size(); ++i) st = RunSchemaChange(changes[i]);
+    if (st.ok()) st = ReadSchema(&schema_fingerprint).status();
+    (void)mysql->Query("SELECT RELEASE_LOCK(" + lock + ")");
+    return st;
   }
 
   Result<std::map<PartitionId, int64_t>> ReadStored(const std::vector<PartitionId>& partitions, bool for_update) {
@@ -277,6 +312,7 @@ struct Apply::Loop : RebalanceListener {
         M2M_ASSIGN_OR_RETURN(SegmentSql sql, RenderSegment(seg, o.sql));
         for (const std::string& s : sql.collection) M2M_RETURN_NOT_OK(mysql->Execute(s));
       }
+      M2M_RETURN_NOT_OK(ReadSchema(&schema_fingerprint).status());
       catalog_stale = false;
     }
     Advance(tp, own, std::move(m));
@@ -359,7 +395,7 @@ struct Apply::Loop : RebalanceListener {
       // DDL commits implicitly: it runs before the transaction. A crash after it leaves a schema the
       // catalog reads back at restart, so the mapper does not emit it again.
       catalog_stale = true;
-      for (const SchemaChange& change : seg.schema_changes) M2M_RETURN_NOT_OK(RunSchemaChange(change));
+      M2M_RETURN_NOT_OK(RunSchemaChanges(seg.schema_changes));
       catalog_stale = false;
       M2M_ASSIGN_OR_RETURN(SegmentSql sql, RenderSegment(seg, o.sql));
       for (std::string& s : sql.rows) rows.push_back(std::move(s));

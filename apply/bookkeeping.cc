@@ -77,8 +77,6 @@ bool IsEventError(const Status& status) {
   static constexpr long kDataErrors[] = {
       1005,  // ER_CANT_CREATE_TABLE (too many columns, a row too wide)
       1048,  // ER_BAD_NULL_ERROR
-      1054,  // ER_BAD_FIELD_ERROR (the table was altered behind apply's back)
-      1060,  // ER_DUP_FIELDNAME
       1062,  // ER_DUP_ENTRY
       1071,  // ER_TOO_LONG_KEY
       1117,  // ER_TOO_MANY_FIELDS

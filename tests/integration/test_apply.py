@@ -274,7 +274,8 @@ def test_bad_events_are_quarantined_and_the_rest_applied(mysql_db, topics):
 def test_debezium_events_are_applied(mysql_db, topics):
     database, conn = mysql_db
     topic = stack.unique("dbz") + ".inventory.customers"
-    AdminClient({"bootstrap.servers": stack.KAFKA_BOOTSTRAP}).create_topics([NewTopic(topic, 1, 1)])[topic].result(60)
+    admin = AdminClient({"bootstrap.servers": stack.KAFKA_BOOTSTRAP})
+    admin.create_topics([NewTopic(topic, 1, 1)])[topic].result(60)
     topics.append(topic)
     oid = '{"$oid": "64f1d7f0a4f4d7a37f6c3a75"}'
 

@@ -80,3 +80,26 @@ def test_a_drop_reaches_every_partition_after_that_partitions_documents(mongo_db
         kinds = [v["m2m"]["event"] for _, v in messages]
         assert kinds[-1] == "drop" and kinds.count("drop") == 1 and set(kinds[:-1]) <= {"insert"}
     assert sum(len(m) for m in by_partition.values()) == 15
+
+
+def test_an_event_too_large_for_kafka_goes_to_the_dead_letter_topic_and_capture_goes_on(mongo_db, tmp_path):
+    prefix = stack.unique("cap")
+    topic = capture_topic(prefix, mongo_db.name, "big")
+    cap = pipeline.start_capture(tmp_path, mongo_db.name, "big", prefix=prefix, name="dl",
+                                 extra=["--max-message-bytes", "4096"])
+    try:
+        pipeline.wait_for_checkpoint(prefix, cap)
+        mongo_db.big.insert_one({"_id": "small-1"})
+        mongo_db.big.insert_one({"_id": "huge", "blob": "x" * 20_000})
+        mongo_db.big.insert_one({"_id": "small-2"})
+        events = pipeline.read_topic(topic, 2, process=cap)
+        dead = pipeline.read_topic(f"{prefix}.__dead_letter", 1, process=cap)
+    finally:
+        assert cap.stop() == 0, cap.log()[-3000:]
+    assert [json.loads(k["id"]) for k, _ in events] == ["small-1", "small-2"]
+    record = dead[0][1]
+    assert "over capture.max_message_bytes 4096" in record["reason"] and '"huge"' in record["reason"]
+    assert record["topic"] == topic and record["resume_token"]
+    assert record["truncated"] is True and record["event_bytes"] > 20_000
+    assert len(record["event"]) == 2048
+    assert len(pipeline.read_all(topic)) == 2

@@ -5,6 +5,7 @@
 
 #include "apply.h"
 #include "commands.h"
+#include "config_file.h"
 
 namespace m2m::cli {
 namespace {
@@ -83,6 +84,7 @@ void AddApplyCommand(CLI::App& app, Action& action) {
       "  M2M_MYSQL_PASSWORD=... mongo2mysql apply --topic-pattern 'm2m\\.shop\\..*' --group shop \\\n"
       "      --mysql-host mysql.internal --mysql-database shop --mongo-uri 'mongodb://db1/?replicaSet=rs0'\n"
       "  mongo2mysql apply --topics m2m.shop.orders --group backfill --mysql-database shop --until-caught-up");
+  AddConfigOption(cmd);
   cmd->add_option("--kafka-bootstrap", f->bootstrap, "Kafka bootstrap servers")->capture_default_str();
   cmd->add_option("--kafka", f->kafka_props, "A librdkafka property key=value (repeatable), e.g. sasl.username=u");
   cmd->add_option("--topics", f->topics, "Topics to consume, comma-separated");

@@ -4,6 +4,7 @@
 
 #include "capture.h"
 #include "commands.h"
+#include "config_file.h"
 
 namespace m2m::cli {
 namespace {
@@ -56,7 +57,18 @@ void AddCaptureCommand(CLI::App& app, Action& action) {
       "Stop with Ctrl-C or SIGTERM; the current batch is abandoned and redone on the next start.\n\n"
       "Example:\n"
       "  mongo2mysql capture --mongo-uri 'mongodb://db1:27017/?replicaSet=rs0' --db shop \\\n"
-      "      --kafka-bootstrap broker:9092 --kafka security.protocol=SASL_SSL --name shop");
+      "      --kafka-bootstrap broker:9092 --kafka security.protocol=SASL_SSL --name shop\n\n"
+      "The same as a config file (mongo2mysql capture --config capture.yaml), secrets from the environment:\n"
+      "  mongo-uri: mongodb://replicator:${MONGO_PASSWORD}@db1:27017/?replicaSet=rs0&tls=true\n"
+      "  db: shop\n"
+      "  name: shop\n"
+      "  kafka-bootstrap: broker:9092\n"
+      "  kafka:\n"
+      "    security.protocol: SASL_SSL\n"
+      "    sasl.mechanism: SCRAM-SHA-512\n"
+      "    sasl.username: replicator\n"
+      "    sasl.password: ${KAFKA_PASSWORD}");
+  AddConfigOption(cmd);
   cmd->add_option("--mongo-uri", o->mongo.uri, "MongoDB connection string (TLS and auth as URI options)")
       ->capture_default_str();
   cmd->add_option("--db", o->stream.database, "Database to watch (omit to watch the whole deployment)");

@@ -1,6 +1,8 @@
+#include <algorithm>
 #include <cstdio>
 
 #include "commands.h"
+#include "config_file.h"
 
 namespace m2m::cli {
 
@@ -31,8 +33,14 @@ int main(int argc, char** argv) {
   m2m::cli::AddCaptureCommand(app, action);
   m2m::cli::AddApplyCommand(app, action);
 
+  std::vector<std::string> args(argv + 1, argv + argc);
+  if (m2m::Status st = m2m::cli::ExpandConfigFile(app, args); !st.ok()) {
+    std::fprintf(stderr, "mongo2mysql: %s\n", st.ToString().c_str());
+    return m2m::cli::ExitCodeFor(st);
+  }
+  std::reverse(args.begin(), args.end());  // CLI11 takes its argument vector last-first
   try {
-    app.parse(argc, argv);
+    app.parse(args);
   } catch (const CLI::ParseError& e) {
     // --help and --version are "errors" with exit code 0; everything else is bad usage.
     return app.exit(e) == 0 ? 0 : 2;

@@ -14,12 +14,12 @@ import stack
 class Process:
     """A mongo2mysql subcommand running in the background, its output in a log file."""
 
-    def __init__(self, args, log_path):
+    def __init__(self, args, log_path, env=None):
         self.args = [str(stack.BINARY)] + [str(a) for a in args]
         self.log_path = log_path
         self._log = open(log_path, "ab")
         self.proc = subprocess.Popen(self.args, stdout=self._log, stderr=subprocess.STDOUT,
-                                     env={**os.environ, "M2M_MYSQL_PASSWORD": stack.MYSQL["password"]})
+                                     env={**os.environ, "M2M_MYSQL_PASSWORD": stack.MYSQL["password"], **(env or {})})
 
     def log(self) -> str:
         with open(self.log_path, "rb") as f:

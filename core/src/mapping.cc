@@ -92,6 +92,7 @@ class EventMapper {
   Result<DocumentOp> Delete(const bson_t* document_key);
   Result<DocumentOp> Update(const UpdateDescription& ud, const bson_t* document_key);
   void Commit(std::vector<SchemaChange>* changes);
+  void PropagateKeyTypes();
 
  private:
   struct Work {
@@ -468,7 +469,36 @@ Result<DocumentOp> EventMapper::Update(const UpdateDescription& ud, const bson_t
   return op;
 }
 
+// A child table's key columns repeat its root table's primary key. When a root key column widens (an
+// _id of a new type), the children's must widen with it, even when this event has no child rows:
+// the statements that replace children are keyed on the new value too.
+void EventMapper::PropagateKeyTypes() {
+  const TableSchema* root = nullptr;
+  for (auto& [k, w] : work_) {
+    if (w.now.source == root_source_) root = &w.now;
+  }
+  if (root == nullptr) return;
+  std::vector<std::string> children;
+  for (const TableSchema* t : catalog_.CollectionTables(collection_)) children.push_back(t->source);
+  for (auto& [k, w] : work_) children.push_back(w.now.source);
+  for (const std::string& pk : root->primary_key) {
+    const ColumnSchema* key = root->FindColumn(pk);
+    if (key == nullptr) continue;
+    std::string child_key_source = std::string(kKeyPrefix) + key->source;
+    SqlType type = key->type;
+    for (const std::string& source : children) {
+      if (source == root_source_) continue;
+      TableSchema* child = FindTable(source);
+      if (child == nullptr) continue;
+      for (ColumnSchema& c : child->columns) {
+        if (c.source == child_key_source && c.type != type) c.type = type;
+      }
+    }
+  }
+}
+
 void EventMapper::Commit(std::vector<SchemaChange>* changes) {
+  PropagateKeyTypes();
   for (const std::string& k : work_order_) {
     Work& w = work_[k];
     TableSchema& t = w.now;

@@ -146,6 +146,21 @@ TEST(SqlTypesTest, EveryBsonTypeHasATypeAndText) {
   EXPECT_EQ(SqlLiteral(v["s"], SqlType::kVarchar), "'x'");
 }
 
+TEST(SqlTypesTest, OnlyNumbersAreWrittenUnquotedWhateverTheColumnType) {
+  SqlValue hostile;
+  hostile.type = SqlType::kKeyText;
+  hostile.text = "1 OR 1=1";
+  for (SqlType t : {SqlType::kBool, SqlType::kInt, SqlType::kBigInt, SqlType::kDouble}) {
+    EXPECT_EQ(SqlLiteral(hostile, t), "'1 OR 1=1'");
+  }
+  SqlValue number;
+  number.type = SqlType::kBigInt;
+  number.text = "-42";
+  EXPECT_EQ(SqlLiteral(number, SqlType::kBigInt), "-42");
+  number.text = "1.5e-7";
+  EXPECT_EQ(SqlLiteral(number, SqlType::kDouble), "1.5e-7");
+}
+
 TEST(SqlTypesTest, WideningLadder) {
   auto val = [](SqlType t, std::string text = "1") {
     SqlValue v;

@@ -86,10 +86,15 @@ Batch::Segment& Batch::Open() {
 
 void Batch::Add(MappedEvent event, const Catalog& catalog) {
   Segment& seg = Open();
+  bool retyped = false;
   for (SchemaChange& c : event.schema_changes) {
-    if (c.kind == SchemaChangeKind::kModifyColumn) ConvertPending(seg.documents, c);
+    if (c.kind == SchemaChangeKind::kModifyColumn) {
+      ConvertPending(seg.documents, c);
+      retyped = true;
+    }
     seg.schema_changes.push_back(std::move(c));
   }
+  if (retyped) Reindex(seg, catalog);
   if (event.document && event.document->kind != DocumentOpKind::kNone) {
     DocumentOp& op = *event.document;
     auto remember = [&](const std::string& name) {
@@ -107,6 +112,25 @@ void Batch::Add(MappedEvent event, const Catalog& catalog) {
     }
   }
   if (event.collection) seg.collection = std::move(event.collection);
+}
+
+// The index keys documents by their key's text, which follows the key column's type: after a key
+// column changed type, earlier documents are found again under their new text, and two that now name
+// the same row are folded in order.
+void Batch::Reindex(Segment& seg, const Catalog& catalog) {
+  index_.clear();
+  std::vector<DocumentOp> documents;
+  for (DocumentOp& op : seg.documents) {
+    std::pair<std::string, std::string> k(op.table, KeyText(op.key, catalog.Find(op.table)));
+    auto it = index_.find(k);
+    if (it == index_.end()) {
+      index_.emplace(std::move(k), documents.size());
+      documents.push_back(std::move(op));
+    } else {
+      Fold(documents[it->second], std::move(op));
+    }
+  }
+  seg.documents = std::move(documents);
 }
 
 std::vector<const DocumentOp*> Batch::NeedsFullDocument() const {

@@ -3,6 +3,7 @@
 #include <charconv>
 #include <cmath>
 #include <cstring>
+#include <regex>
 #include <nlohmann/json.hpp>
 
 #include "m2m/identifiers.h"
@@ -390,6 +391,17 @@ SqlValue ConvertedToText(const SqlValue& v, SqlType from) {
   return Text(StoredText(v, from));
 }
 
+namespace {
+
+// Only text that is a number goes into SQL unquoted: a value's text is never trusted to be one
+// because of the column's type, or an _id such as "1 OR 1=1" in a BIGINT key column would be SQL.
+bool IsNumericLiteral(const std::string& text) {
+  static const std::regex kNumber(R"(-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?)");
+  return std::regex_match(text, kNumber);
+}
+
+}  // namespace
+
 std::string SqlLiteral(const SqlValue& v, SqlType column) {
   if (v.is_null()) return "NULL";
   switch (column) {
@@ -397,7 +409,7 @@ std::string SqlLiteral(const SqlValue& v, SqlType column) {
     case SqlType::kInt:
     case SqlType::kBigInt:
     case SqlType::kDouble:
-      return v.text;
+      return IsNumericLiteral(v.text) ? v.text : QuoteString(v.text);
     case SqlType::kDecimal:
       return v.decimal ? *v.decimal : QuoteString(v.text);
     default:

@@ -108,6 +108,7 @@ class Batch {
  private:
   Segment& Open();
   std::vector<Segment> segments_;
+  void Reindex(Segment& seg, const Catalog& catalog);
   std::map<std::pair<std::string, std::string>, size_t> index_;  // of the last segment's documents
 };
 

@@ -10,8 +10,6 @@ import os
 import sys
 from pathlib import Path
 
-from pyspark import SparkConf
-
 from . import config as config_mod
 from .session import build_session
 from .writer import BatchWriter
@@ -61,7 +59,7 @@ def parse_args(argv=None):
                       help="apply what the topics hold now, then exit (trigger availableNow)")
     mode.add_argument("--trigger-interval", default="1 second",
                       help="streaming: start a micro-batch this often (processingTime trigger). Default: %(default)s")
-    run.add_argument("--master", default=None, help="Spark master. Default: M2M_SPARK_MASTER or local[2]")
+    run.add_argument("--master", default=None, help="Spark master. Default: M2M_SPARK_MASTER, else spark-submit's, else local[2]")
     return p.parse_args(argv)
 
 
@@ -73,9 +71,7 @@ def main(argv=None):
     checkpoint = args.checkpoint or str(Path(os.environ.get("M2M_STATE", _ROOT / ".stack")) / "spark-checkpoints" / job)
     mysql = {"host": args.mysql_host, "port": args.mysql_port, "user": args.mysql_user,
              "password": os.environ.get("M2M_MYSQL_PASSWORD", ""), "database": args.mysql_database}
-    # Under spark-submit the JVM already carries the cluster's master; keep it.
-    submitted = SparkConf().get("spark.master", None)
-    spark = build_session(f"mongo2mysql-{job}", submitted or args.master)
+    spark = build_session(f"mongo2mysql-{job}", args.master)
     query = start(spark, args, cfg, job, checkpoint, mysql)
     query.awaitTermination()
     return 0

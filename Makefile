@@ -47,9 +47,10 @@ pytest: build up
 
 test: ctest pytest
 
-# Until capture and apply land (README, "What works today"), the demo checks the stack end to end.
+# The demo (stack/demo.py): a shop loaded into MongoDB flows into MySQL through capture and apply.
+# DEMO_ARGS=--short for a quick run, --engine spark for the Spark job.
 demo: build up
-	@M2M_MYSQL_PASSWORD=$${M2M_MYSQL_PASSWORD:-mongo2mysql} $(BUILD)/mongo2mysql doctor
+	@$(PYTHON) stack/demo.py $(DEMO_ARGS)
 
 bench: build up
 	@$(PYTHON) bench/run.py $(BENCH_ARGS)

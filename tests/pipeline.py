@@ -14,8 +14,9 @@ import stack
 class Process:
     """A mongo2mysql subcommand running in the background, its output in a log file."""
 
-    def __init__(self, args, log_path, env=None):
-        self.args = [str(stack.BINARY)] + [str(a) for a in args]
+    def __init__(self, args, log_path, env=None, program=None):
+        """Runs `program` (default build/mongo2mysql) with `args`."""
+        self.args = (program or [str(stack.BINARY)]) + [str(a) for a in args]
         self.log_path = log_path
         self._log = open(log_path, "ab")
         self.proc = subprocess.Popen(self.args, stdout=self._log, stderr=subprocess.STDOUT,

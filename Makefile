@@ -52,8 +52,11 @@ test: ctest pytest
 demo: build up
 	@$(PYTHON) stack/demo.py $(DEMO_ARGS)
 
+# Each benchmark prints its table and writes it to bench/results/.
 bench: build up
-	@$(PYTHON) bench/run.py $(BENCH_ARGS)
+	@$(PYTHON) bench/apply_bench.py
+	@$(PYTHON) bench/capture_bench.py
+	@$(PYTHON) bench/spark_bench.py
 
 clean:
 	rm -rf $(BUILD)

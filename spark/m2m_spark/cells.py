@@ -84,16 +84,22 @@ def _classify(raw, kind):
 CELL_COLUMNS = ["ord", "seq", "levels", "idx", "path", "nat", "text", "raw"]
 
 
-def cells(events: DataFrame, cfg: MappingConfig) -> DataFrame:
-    """events(ord, collection, after, updated) -> cells of every upsert (`after`) and delta
-    (`updated`). Marker cells: nat 'ROW' starts a child row (its values follow), an empty `path`
-    is an array element that is not a document (`_value`), 'EMPTY' is an empty array (JSON `[]` or nothing, depending on whether the child table exists by then)."""
+def cells(events: DataFrame, cfg: MappingConfig) -> list:
+    """events(ord, collection, after, updated) -> the cells (Rows of CELL_COLUMNS) of every upsert
+    (`after`) and delta (`updated`), collected. Marker cells: nat 'ROW' starts a child row (its
+    values follow), an empty `path` is an array element that is not a document (`_value`), 'EMPTY'
+    is an empty array (JSON `[]` or nothing, depending on whether the child table exists by then).
+
+    Each level is materialised with localCheckpoint() and its cells collected before the next one
+    is planned: the plan of level n would otherwise hold levels 0..n-1 and the classify CASE of each,
+    and analysing and describing those plans, not running them, is what a small batch spends its
+    time on."""
     o = cfg.options
     nodes = events.selectExpr(
         "ord", "collection", "coalesce(after, updated) AS json", "after IS NULL AS delta",
         "CAST(array() AS ARRAY<INT>) AS seq", "CAST(array() AS ARRAY<ARRAY<STRING>>) AS levels",
         "CAST(array() AS ARRAY<BIGINT>) AS idx", "CAST(array() AS ARRAY<STRING>) AS path",
-        "0 AS depth", "true AS root", "true AS top").where("json IS NOT NULL")
+        "0 AS depth", "true AS root", "true AS top").where("json IS NOT NULL").localCheckpoint()
     out = []
     for _ in range(64):  # flatten_depth <= 32 and arrays nest: a bound, not a tuning knob
         e = nodes.selectExpr(
@@ -115,12 +121,11 @@ def cells(events: DataFrame, cfg: MappingConfig) -> DataFrame:
             "IF(is_array, size(from_json(raw, 'array<string>')), 0) AS n")
         scalar_table = "true" if o.scalar_arrays == "table" else "false"
         e = e.selectExpr("*", f"is_array AND (any_doc OR (n > 0 AND {scalar_table})) AS child",
-                         f"is_doc AND d < {o.flatten_depth} AS descend").cache()
+                         f"is_doc AND d < {o.flatten_depth} AS descend").localCheckpoint()
         value = classify(e.where("NOT child AND NOT descend AND kind <> 'VOID'"), "raw", "kind", "c").selectExpr(
             "ord", "concat(seq, array(pos)) AS seq", "levels", "idx", "p AS path",
             "IF(is_array AND n = 0, named_struct('nat', 'EMPTY', 'text', '[]', 'raw', CAST(NULL AS BINARY)), c) AS v"
         ).selectExpr(*CELL_COLUMNS[:5], "v.nat", "v.text", "v.raw")
-        out.append(value)
         deeper = e.where("descend").selectExpr(
             "ord", "collection", "raw AS json", "delta", "concat(seq, array(pos)) AS seq", "levels", "idx",
             "p AS path", "d + 1 AS depth", "root", "false AS top")
@@ -130,23 +135,21 @@ def cells(events: DataFrame, cfg: MappingConfig) -> DataFrame:
             "posexplode(arrays_zip(from_json(raw, 'array<string>'), from_json(raw, 'array<variant>'))) AS (epos, el)"
         ).selectExpr("*", "el['0'] AS raw", "schema_of_variant(el['1']) AS kind").selectExpr(
             "*", f"{_is_wrapper_doc('raw', 'kind')} AS is_doc",
-            "concat(seq, array(epos)) AS eseq", "concat(idx, array(epos)) AS eidx").cache()
-        out.append(elements.selectExpr(
+            "concat(seq, array(epos)) AS eseq", "concat(idx, array(epos)) AS eidx")
+        rows = elements.selectExpr(
             "ord", "concat(eseq, array(-1)) AS seq", "levels", "eidx AS idx", "CAST(array() AS ARRAY<STRING>) AS path",
-            "'ROW' AS nat", "CAST(NULL AS STRING) AS text", "CAST(NULL AS BINARY) AS raw"))
-        out.append(classify(elements.where("NOT is_doc AND kind <> 'VOID'"), "raw", "kind", "v").selectExpr(
+            "'ROW' AS nat", "CAST(NULL AS STRING) AS text", "CAST(NULL AS BINARY) AS raw")
+        scalars = classify(elements.where("NOT is_doc AND kind <> 'VOID'"), "raw", "kind", "v").selectExpr(
             "ord", "concat(eseq, array(0)) AS seq", "levels", "eidx AS idx", "CAST(array() AS ARRAY<STRING>) AS path",
-            "v.nat", "v.text", "v.raw"))
+            "v.nat", "v.text", "v.raw")
+        out.extend(value.unionByName(rows).unionByName(scalars).collect())
         children = elements.where("is_doc").selectExpr(
             "ord", "collection", "raw AS json", "delta", "eseq AS seq", "levels", "eidx AS idx",
             "CAST(array() AS ARRAY<STRING>) AS path", "0 AS depth", "false AS root", "false AS top")
-        nodes = deeper.unionByName(children).cache()
+        nodes = deeper.unionByName(children).localCheckpoint()
         if nodes.isEmpty():
             break
-    result = out[0]
-    for df in out[1:]:
-        result = result.unionByName(df)
-    return result
+    return out
 
 
 def _yaml_rules(cfg):

@@ -127,27 +127,24 @@ class BatchWriter:
             "ord", F.row_number().over(Window.orderBy("ct_t", "ct_i", "topic", "partition", "offset")))
         evs = _with_keys(evs, self.cfg).selectExpr(
             "*", "IF(after IS NULL AND updated IS NOT NULL, json_object_keys(updated), array()) "
-            "AS updated_keys").cache()
-        try:
-            rows = evs.select("ord", "topic", "partition", "offset", "event", "collection", "keys",
-                              "document_key", F.col("after").isNotNull(), "has_update", "updated_keys",
-                              "removed", "truncated", "rename_to", "error", "raw_value").orderBy("ord").collect()
-            events = [Event(r[0], r[1], r[2], r[3], r[4], r[5], [tuple(k) if k else None for k in r[6]],
-                            r[7] or "", r[8], r[9], r[10] or [], r[11] or [], r[12] or [], r[13], r[14], r[15])
-                      for r in rows]
-            offsets = {}
-            for e in events:
-                offsets.setdefault(e.topic, {})[str(e.partition)] = max(
-                    e.offset, offsets.get(e.topic, {}).get(str(e.partition), -1))
-            by_ord = {}
-            if events:
-                docs = evs.where("error IS NULL AND event IN ('insert','read','replace','update')")
-                for c in cells_mod.cells(docs, self.cfg).collect():
-                    by_ord.setdefault(c.ord, []).append(c)
-                for cs in by_ord.values():
-                    cs.sort(key=lambda c: list(c.seq))
-        finally:
-            evs.unpersist()
+            "AS updated_keys").localCheckpoint()
+        rows = evs.select("ord", "topic", "partition", "offset", "event", "collection", "keys",
+                          "document_key", F.col("after").isNotNull(), "has_update", "updated_keys",
+                          "removed", "truncated", "rename_to", "error", "raw_value").orderBy("ord").collect()
+        events = [Event(r[0], r[1], r[2], r[3], r[4], r[5], [tuple(k) if k else None for k in r[6]],
+                        r[7] or "", r[8], r[9], r[10] or [], r[11] or [], r[12] or [], r[13], r[14], r[15])
+                  for r in rows]
+        offsets = {}
+        for e in events:
+            offsets.setdefault(e.topic, {})[str(e.partition)] = max(
+                e.offset, offsets.get(e.topic, {}).get(str(e.partition), -1))
+        by_ord = {}
+        if events:
+            docs = evs.where("error IS NULL AND event IN ('insert','read','replace','update')")
+            for c in cells_mod.cells(docs, self.cfg):
+                by_ord.setdefault(c.ord, []).append(c)
+            for cs in by_ord.values():
+                cs.sort(key=lambda c: list(c.seq))
         self.apply(conn, batch_id, start, events, by_ord, offsets)
 
     def apply(self, conn, batch_id, start, events, by_ord, offsets):

@@ -27,19 +27,19 @@ def decode(records: DataFrame) -> DataFrame:
     code does not know, gives `error` (the event goes to quarantine); tombstones give no row."""
     parsed = records.where(F.col("value").isNotNull()).select(
         "topic", "partition", "offset",
-        F.col("value").cast("string").alias("raw_value"),
+        F.col("value").cast("string").alias("raw_value"), F.col("key").cast("string").alias("raw_key"),
         F.from_json(F.col("key").cast("string"), KEY_SCHEMA).alias("k"),
         F.from_json(F.col("value").cast("string"), VALUE_SCHEMA).alias("v"))
     # The schema envelope nests the event in `payload`; a null payload is a tombstone.
     body = F.when(F.col("v.payload").isNotNull(), F.col("v.payload")).otherwise(F.struct(*[
         F.col(f"v.{c}").alias(c) for c in
         ("before", "after", "op", "updateDescription", "source", "m2m")]))
-    e = parsed.select("topic", "partition", "offset", "raw_value",
+    e = parsed.select("topic", "partition", "offset", "raw_value", "raw_key",
                       F.coalesce("k.payload.id", "k.id").alias("key_id"), body.alias("b"))
     e = e.where(F.col("b.op").isNotNull() | F.col("b.m2m").isNotNull()).select(
-        "topic", "partition", "offset", "raw_value", "key_id", "b.*")
+        "topic", "partition", "offset", "raw_value", "raw_key", "key_id", "b.*")
     return e.selectExpr(
-        "topic", "partition", "offset", "raw_value",
+        "topic", "partition", "offset", "raw_value", "raw_key",
         f"coalesce(m2m.event, {_EVENT_FROM_OP}) AS event",
         "source.db AS db", "source.collection AS collection",
         "IF(op = 'd', NULL, after) AS after",

@@ -87,10 +87,13 @@ def start(spark, args, cfg, job, checkpoint, mysql):
     reader = reader.option("subscribe", args.topics) if args.topics else reader.option("subscribePattern", args.topic_pattern)
     if args.max_batch_events:
         reader = reader.option("maxOffsetsPerTrigger", str(args.max_batch_events))
+    consumer = {"bootstrap.servers": args.kafka_bootstrap}
     for kv in args.kafka_option:
         k, _, v = kv.partition("=")
         reader = reader.option(k, v)
-    writer = (reader.load().writeStream.foreachBatch(BatchWriter(job, cfg, mysql))
+        if k.startswith("kafka."):
+            consumer[k[len("kafka."):]] = v
+    writer = (reader.load().writeStream.foreachBatch(BatchWriter(job, cfg, mysql, consumer))
               .option("checkpointLocation", checkpoint).queryName(job))
     writer = writer.trigger(availableNow=True) if args.until_caught_up else writer.trigger(
         processingTime=args.trigger_interval)

@@ -29,6 +29,13 @@ QUARANTINE_DDL = """CREATE TABLE IF NOT EXISTS `_m2m_spark_quarantine` (
   topic VARCHAR(255) NOT NULL, `partition` INT NOT NULL, `offset` BIGINT NOT NULL, error TEXT NOT NULL,
   value LONGTEXT NULL, UNIQUE KEY (job, topic, `partition`, `offset`))
   ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin"""
+# Records held back by the order across topics (docs/spark.md, "Order across topics"): kept by the
+# batch `held_by`, applied (and `released_by` set) by a later one, deleted by the batch after that.
+PENDING_DDL = """CREATE TABLE IF NOT EXISTS `_m2m_spark_pending` (
+  job VARCHAR(255) NOT NULL, topic VARCHAR(255) NOT NULL, `partition` INT NOT NULL, `offset` BIGINT NOT NULL,
+  held_by BIGINT NOT NULL, released_by BIGINT NULL, `key` LONGBLOB NULL, value LONGBLOB NULL,
+  PRIMARY KEY (job, topic, `partition`, `offset`))
+  ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin"""
 
 
 @dataclass
@@ -49,6 +56,12 @@ class Event:
     rename_to: str
     error: str
     raw_value: str
+    raw_key: str
+    ct: tuple
+
+    @property
+    def where(self):
+        return self.topic, self.partition, self.offset
 
 
 def _sql_literal(s):
@@ -88,16 +101,43 @@ def _with_keys(evs, cfg):
     return evs.selectExpr("*", f"CASE {' '.join(pick)} END AS keys").drop(*cols)
 
 
+def _utf8(text):
+    return None if text is None else text.encode("utf-8")
+
+
+def kafka_end_offsets(kafka, partitions):
+    """{(topic, partition): end offset} of `partitions`, read by a Kafka consumer in the driver's
+    JVM (the connector's own client, so the job's kafka.* options apply as they do to the source)."""
+    from pyspark import SparkContext
+
+    jvm = SparkContext._jvm
+    props = jvm.java.util.Properties()
+    for k, v in kafka.items():
+        props.setProperty(k, v)
+    deserializer = jvm.org.apache.kafka.common.serialization.ByteArrayDeserializer
+    consumer = jvm.org.apache.kafka.clients.consumer.KafkaConsumer(props, deserializer(), deserializer())
+    try:
+        tps = jvm.java.util.ArrayList()
+        for t, p in partitions:
+            tps.add(jvm.org.apache.kafka.common.TopicPartition(t, p))
+        end = consumer.endOffsets(tps)
+        return {(tp.topic(), tp.partition()): end.get(tp) for tp in end.keySet()}
+    finally:
+        consumer.close()
+
+
 class BatchWriter:
     """The foreachBatch function of one job. Runs on the driver; holds no state between batches
     except the MySQL connection settings (the catalog is re-read per batch)."""
 
-    def __init__(self, job, cfg, mysql, transform=None):
-        self.job, self.cfg, self.mysql, self.transform = job, cfg, mysql, transform
+    def __init__(self, job, cfg, mysql, kafka):
+        """kafka: properties of a Kafka consumer (bootstrap.servers, security ...) that can read
+        the end offsets of the job's partitions."""
+        self.job, self.cfg, self.mysql, self.kafka = job, cfg, mysql, kafka
         conn = self.connect()
         with conn.cursor() as cur:
-            cur.execute(BATCHES_DDL)
-            cur.execute(QUARANTINE_DDL)
+            for ddl in (BATCHES_DDL, QUARANTINE_DDL, PENDING_DDL):
+                cur.execute(ddl)
         conn.close()
 
     def connect(self):
@@ -123,31 +163,88 @@ class BatchWriter:
         # `segment` counts steps done: 2k+1 once segment k's rows committed, 2k+2 once its
         # collection operation ran too.
         start = done[1] if done and done[0] == batch_id else 0
-        evs = events_mod.decode(batch_df).withColumn(
+        with conn.cursor() as cur:
+            cur.execute("SELECT topic, `partition`, `offset`, `key`, value, released_by FROM _m2m_spark_pending "
+                        "WHERE job = %s AND held_by < %s AND (released_by IS NULL OR released_by = %s)",
+                        (self.job, batch_id, batch_id))
+            pending = cur.fetchall()
+            cur.execute("SELECT topic, `partition`, `offset` FROM _m2m_spark_pending WHERE job = %s AND held_by = %s",
+                        (self.job, batch_id))
+            held_by_this = {tuple(r) for r in cur.fetchall()}
+        records = batch_df.select("key", "value", "topic", "partition", "offset")
+        if pending:
+            records = records.unionByName(batch_df.sparkSession.createDataFrame(
+                [(k, v, t, p, o) for t, p, o, k, v, _ in pending], records.schema))
+        evs = events_mod.decode(records).withColumn(
             "ord", F.row_number().over(Window.orderBy("ct_t", "ct_i", "topic", "partition", "offset")))
         evs = _with_keys(evs, self.cfg).selectExpr(
             "*", "IF(after IS NULL AND updated IS NOT NULL, json_object_keys(updated), array()) "
             "AS updated_keys").localCheckpoint()
         rows = evs.select("ord", "topic", "partition", "offset", "event", "collection", "keys",
                           "document_key", F.col("after").isNotNull(), "has_update", "updated_keys",
-                          "removed", "truncated", "rename_to", "error", "raw_value").orderBy("ord").collect()
+                          "removed", "truncated", "rename_to", "error", "raw_value", "raw_key",
+                          "ct_t", "ct_i").orderBy("ord").collect()
         events = [Event(r[0], r[1], r[2], r[3], r[4], r[5], [tuple(k) if k else None for k in r[6]],
-                        r[7] or "", r[8], r[9], r[10] or [], r[11] or [], r[12] or [], r[13], r[14], r[15])
-                  for r in rows]
+                        r[7] or "", r[8], r[9], r[10] or [], r[11] or [], r[12] or [], r[13], r[14], r[15],
+                        r[16], (r[17], r[18])) for r in rows]
+        fetched = {(t, p) for t, p, _, _, _, _ in pending} | {(e.topic, e.partition) for e in events}
+        if start:
+            # Rows of this batch are in MySQL: what it held back then is recorded; hold the same.
+            held = held_by_this | {(t, p, o) for t, p, o, _, _, released in pending if released is None}
+        else:
+            held = self.hold_back(events, pending, fetched)
+        applied = [e for e in events if e.where not in held]
+        pending_ops = self.pending_statements(batch_id, events, pending, held)
         offsets = {}
         for e in events:
             offsets.setdefault(e.topic, {})[str(e.partition)] = max(
                 e.offset, offsets.get(e.topic, {}).get(str(e.partition), -1))
         by_ord = {}
-        if events:
-            docs = evs.where("error IS NULL AND event IN ('insert','read','replace','update')")
+        if applied:
+            docs = evs.where("error IS NULL AND event IN ('insert','read','replace','update')").where(
+                F.col("ord").isin([e.ord for e in applied]))
             for c in cells_mod.cells(docs, self.cfg):
                 by_ord.setdefault(c.ord, []).append(c)
             for cs in by_ord.values():
                 cs.sort(key=lambda c: list(c.seq))
-        self.apply(conn, batch_id, start, events, by_ord, offsets)
+        self.apply(conn, batch_id, start, applied, by_ord, offsets, pending_ops)
 
-    def apply(self, conn, batch_id, start, events, by_ord, offsets):
+    def hold_back(self, events, pending, fetched):
+        """The records (topic, partition, offset) this batch must not apply yet: those whose cluster
+        time is after the last one fetched from a partition that has more records in Kafka, since
+        that partition's next records may come before them (docs/spark.md, "Order across topics")."""
+        if len(fetched) < 2:
+            return set()
+        fetched_end = {}
+        for e in events:
+            fetched_end[(e.topic, e.partition)] = max(e.offset + 1, fetched_end.get((e.topic, e.partition), 0))
+        end = kafka_end_offsets(self.kafka, fetched_end)
+        last_ct = {}
+        for e in events:
+            if e.ct[0] is not None:
+                last_ct[(e.topic, e.partition)] = max(e.ct, last_ct.get((e.topic, e.partition), e.ct))
+        behind = [last_ct[tp] for tp, o in fetched_end.items() if end.get(tp, o) > o and tp in last_ct]
+        if not behind:
+            return set()
+        watermark = min(behind)
+        return {e.where for e in events if e.ct[0] is not None and e.ct > watermark}
+
+    def pending_statements(self, batch_id, events, pending, held):
+        """The statements that record, with the batch's first transaction, what it holds back and
+        which held records it applied."""
+        was_pending = {(t, p, o) for t, p, o, _, _, _ in pending}
+        ops = [("DELETE FROM _m2m_spark_pending WHERE job = %s AND released_by < %s", (self.job, batch_id))]
+        for e in events:
+            if e.where in was_pending and e.where not in held:
+                ops.append(("UPDATE _m2m_spark_pending SET released_by = %s WHERE job = %s AND topic = %s "
+                            "AND `partition` = %s AND `offset` = %s", (batch_id, self.job, *e.where)))
+            elif e.where in held and e.where not in was_pending:
+                ops.append(("INSERT INTO _m2m_spark_pending (job, topic, `partition`, `offset`, held_by, `key`, value) "
+                            "VALUES (%s,%s,%s,%s,%s,%s,%s)",
+                            (self.job, *e.where, batch_id, _utf8(e.raw_key), _utf8(e.raw_value))))
+        return ops
+
+    def apply(self, conn, batch_id, start, events, by_ord, offsets, pending_ops):
         segments, current = [], []
         for e in events:
             current.append(e)
@@ -185,6 +282,9 @@ class BatchWriter:
                     cur.execute(render.schema_change(ch))
                 if not redo_op_only:
                     conn.begin()
+                    if k == 0:
+                        for sql, params in pending_ops:
+                            cur.execute(sql, params)
                     for sql in render.data_statements(seg):
                         cur.execute(sql)
                     for e, why in quarantined:

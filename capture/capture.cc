@@ -82,6 +82,8 @@ Status CaptureOptions::Validate() const {
   M2M_RETURN_NOT_OK(mongo.Validate());
   M2M_RETURN_NOT_OK(stream.Validate());
   M2M_RETURN_NOT_OK(snapshot.Validate());
+  M2M_RETURN_NOT_OK(NamespaceFilter::Make(include_collections, exclude_collections).status());
+  if (lag_warning_share <= 0 || lag_warning_share > 1) return Status::Invalid("capture.lag_warning_share must be in (0, 1]");
   if (kafka.find("bootstrap.servers") == kafka.end()) return Status::Invalid("kafka.bootstrap.servers is not set");
   if (kafka.count("transactional.id")) {
     return Status::Invalid("kafka.transactional.id is set by capture from capture.name; remove it");
@@ -105,6 +107,7 @@ struct Capture::Loop {
   std::unique_ptr<KafkaProducer> producer;
   std::unique_ptr<ChangeStreamReader> reader;
   SplitEventAssembler assembler;
+  NamespaceFilter filter;
   std::map<std::string, int> topic_partitions;  // topics known to exist, with their partition count
   std::string checkpoint_key;
 
@@ -117,6 +120,7 @@ struct Capture::Loop {
   std::optional<BsonDocument> reopen_after;  // set by an invalidate event
 
   Status Setup() {
+    M2M_ASSIGN_OR_RETURN(filter, NamespaceFilter::Make(o.include_collections, o.exclude_collections));
     M2M_ASSIGN_OR_RETURN(mongo, MongoClient::Connect(o.mongo));
     M2M_ASSIGN_OR_RETURN(admin, KafkaAdmin::Make(o.kafka));
     KafkaConfig pc = o.kafka;
@@ -239,6 +243,7 @@ struct Capture::Loop {
       reopen_after = BsonDocument::FromJson(event.resume_token).value();
       return Status::OK();
     }
+    if (!event.collection.empty() && !filter.Accepts(event.db, event.collection)) return Status::OK();
     if (event.kind == EventKind::kDropDatabase) {
       // MongoDB sends a drop event for each collection first; those carry the change to the tables.
       spdlog::info("capture {}: database {} dropped", o.name, event.db);
@@ -383,6 +388,7 @@ struct Capture::Loop {
     M2M_ASSIGN_OR_RETURN(auto collections, ListCollections(*mongo, o.stream));
     for (const Namespace& ns : collections) {
       if (stop.load()) return Status::OK();
+      if (!filter.Accepts(ns.db, ns.collection)) continue;
       CollectionSnapshot plan;
       auto found = records.find(SnapshotKey(ns));
       if (found != records.end()) {
@@ -515,6 +521,29 @@ struct Capture::Loop {
     return Status::OK();
   }
 
+  // Events, rate and lag; the oplog window (refreshed each minute) and a warning when the lag eats
+  // into it, while there is still time to act before the resume point falls off the oplog.
+  void ReportProgress(double seconds, int64_t previous_events) {
+    if (Clock::now() - window_read_at >= std::chrono::minutes(1)) {
+      window_read_at = Clock::now();
+      auto window = OplogWindowSeconds(*mongo);
+      stats.oplog_window_s = window.ok() ? *window : 0;
+      if (!window.ok()) spdlog::debug("capture {}: oplog window unknown: {}", o.name, window.status().ToString());
+    }
+    int64_t events = stats.events.load();
+    int64_t lag = stats.last_cluster_time_s ? NowMs() / 1000 - stats.last_cluster_time_s.load() : 0;
+    int64_t window = stats.oplog_window_s.load();
+    spdlog::info("capture {}: {} events ({:.0f}/s), {} dead-lettered, lag {} s, oplog window {}", o.name, events,
+                 (events - previous_events) / seconds, stats.dead_letters.load(), lag,
+                 window > 0 ? std::to_string(window) + " s" : std::string("unknown"));
+    if (window > 0 && lag > o.lag_warning_share * static_cast<double>(window)) {
+      spdlog::warn("capture {}: lag {} s is {:.0f}% of the oplog window ({} s); if it reaches the window, the "
+                   "resume point leaves the oplog and capture must re-snapshot",
+                   o.name, lag, 100.0 * lag / window, window);
+    }
+  }
+  Clock::time_point window_read_at = Clock::now() - std::chrono::minutes(2);
+
   Status Run() {
     M2M_RETURN_NOT_OK(Setup());
     if (committed.snapshot_pending) {
@@ -547,13 +576,9 @@ struct Capture::Loop {
         M2M_RETURN_NOT_OK(AbortAndRewind(st));
       }
       if (Clock::now() - last_report >= std::chrono::seconds(10)) {
-        double secs = std::chrono::duration<double>(Clock::now() - last_report).count();
-        int64_t events = stats.events.load();
-        spdlog::info("capture {}: {} events ({:.0f}/s), {} dead-lettered, lag {} s", o.name, events,
-                     (events - reported_events) / secs, stats.dead_letters.load(),
-                     stats.last_cluster_time_s ? NowMs() / 1000 - stats.last_cluster_time_s.load() : 0);
+        ReportProgress(std::chrono::duration<double>(Clock::now() - last_report).count(), reported_events);
         last_report = Clock::now();
-        reported_events = events;
+        reported_events = stats.events.load();
       }
     }
     if (in_transaction) (void)producer->AbortTransaction();

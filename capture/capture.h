@@ -19,6 +19,7 @@
 #include <string>
 
 #include "change_stream_reader.h"
+#include "namespace_filter.h"
 #include "snapshot.h"
 #include "m2m/kafka_client.h"
 #include "m2m/mongo_client.h"
@@ -40,6 +41,14 @@ struct CaptureOptions {
   // Default: kInitial
   SnapshotMode snapshot_mode = SnapshotMode::kInitial;
   SnapshotOptions snapshot;
+  // Database and deployment scope: collections to publish ("db.coll" or /regex/ on "db.coll"); empty
+  // means all. Default: empty
+  std::vector<std::string> include_collections;
+  // Collections never published, even when included. Default: empty
+  std::vector<std::string> exclude_collections;
+  // A warning is logged when capture's lag exceeds this share of the oplog window, before its resume
+  // point can fall off the oplog. Default: 0.5
+  double lag_warning_share = 0.5;
   // Forget the stored checkpoint: record a new start point and snapshot again (the way out when the
   // checkpoint has fallen off the oplog). Default: false
   bool resnapshot = false;
@@ -78,6 +87,7 @@ struct CaptureStats {
   std::atomic<int64_t> dead_letters{0};
   std::atomic<int64_t> transactions{0};
   std::atomic<int64_t> last_cluster_time_s{0};
+  std::atomic<int64_t> oplog_window_s{0};  // 0 while unknown (no read access to local.oplog.rs)
 };
 
 class Capture {

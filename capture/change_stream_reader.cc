@@ -138,6 +138,32 @@ std::optional<BsonDocument> ChangeStreamReader::resume_token() const {
   return BsonDocument(token);
 }
 
+Result<int64_t> OplogWindowSeconds(MongoClient& client) {
+  auto* mc = static_cast<mongoc_client_t*>(client.native_handle());
+  mongoc_collection_t* oplog = mongoc_client_get_collection(mc, "local", "oplog.rs");
+  bson_t filter = BSON_INITIALIZER;
+  bson_t* opts = BCON_NEW("sort", "{", "$natural", BCON_INT32(1), "}", "limit", BCON_INT64(1), "projection", "{",
+                          "ts", BCON_INT32(1), "}");
+  mongoc_cursor_t* cursor = mongoc_collection_find_with_opts(oplog, &filter, opts, nullptr);
+  const bson_t* doc;
+  Result<int64_t> window = Status(StatusCode::kMongo, "the oplog is empty");
+  if (mongoc_cursor_next(cursor, &doc)) {
+    bson_iter_t it;
+    uint32_t t = 0, i = 0;
+    if (bson_iter_init_find(&it, doc, "ts") && BSON_ITER_HOLDS_TIMESTAMP(&it)) bson_iter_timestamp(&it, &t, &i);
+    window = static_cast<int64_t>(time(nullptr)) - static_cast<int64_t>(t);
+  } else {
+    bson_error_t error;
+    const bson_t* reply = nullptr;
+    if (mongoc_cursor_error_document(cursor, &error, &reply)) window = MongoStatus(error, "reading the oplog's start", reply);
+  }
+  mongoc_cursor_destroy(cursor);
+  bson_destroy(opts);
+  bson_destroy(&filter);
+  mongoc_collection_destroy(oplog);
+  return window;
+}
+
 Result<std::pair<uint32_t, uint32_t>> ServerClusterTime(MongoClient& client) {
   auto* mc = static_cast<mongoc_client_t*>(client.native_handle());
   bson_t* cmd = BCON_NEW("hello", BCON_INT32(1));

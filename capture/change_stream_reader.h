@@ -80,6 +80,10 @@ class ChangeStreamReader {
   std::unique_ptr<Impl> impl_;
 };
 
+// How far back the oplog reaches, in seconds: now minus its oldest entry's time. Needs read access to
+// local.oplog.rs (a replica set member; Atlas grants it to users with clusterMonitor).
+Result<int64_t> OplogWindowSeconds(MongoClient& client);
+
 // The server's current cluster time, for a first start when the stream gives no token: the
 // operationTime of a command reply, else (servers that are not replica sets) the server's clock
 // from hello.localTime with increment 0.

@@ -73,6 +73,11 @@ void AddCaptureCommand(CLI::App& app, Action& action) {
       ->capture_default_str();
   cmd->add_option("--db", o->stream.database, "Database to watch (omit to watch the whole deployment)");
   cmd->add_option("--collection", o->stream.collection, "Collection to watch (needs --db)");
+  cmd->add_option("--include", o->include_collections,
+                  "Database or deployment scope: publish only these collections, db.coll or /regex/ (repeatable)");
+  cmd->add_option("--exclude", o->exclude_collections, "Never publish these collections, db.coll or /regex/ (repeatable)");
+  cmd->add_option("--lag-warning-share", o->lag_warning_share,
+                  "Warn when capture's lag passes this share of the oplog window")->capture_default_str();
   cmd->add_option("--kafka-bootstrap", *bootstrap, "Kafka bootstrap servers")->capture_default_str();
   cmd->add_option("--kafka", *kafka_props, "A librdkafka property key=value (repeatable), e.g. sasl.username=u");
   cmd->add_option("--name", o->name, "Name of this capture: its transactional.id and checkpoint key")

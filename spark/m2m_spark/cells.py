@@ -99,7 +99,7 @@ def cells(events: DataFrame, cfg: MappingConfig) -> list:
         "ord", "collection", "coalesce(after, updated) AS json", "after IS NULL AS delta",
         "CAST(array() AS ARRAY<INT>) AS seq", "CAST(array() AS ARRAY<ARRAY<STRING>>) AS levels",
         "CAST(array() AS ARRAY<BIGINT>) AS idx", "CAST(array() AS ARRAY<STRING>) AS path",
-        "0 AS depth", "true AS root", "true AS top").where("json IS NOT NULL").localCheckpoint()
+        "0 AS depth", "true AS root", "true AS top").where("json IS NOT NULL")
     out = []
     for _ in range(64):  # flatten_depth <= 32 and arrays nest: a bound, not a tuning knob
         e = nodes.selectExpr(
@@ -142,13 +142,19 @@ def cells(events: DataFrame, cfg: MappingConfig) -> list:
         scalars = classify(elements.where("NOT is_doc AND kind <> 'VOID'"), "raw", "kind", "v").selectExpr(
             "ord", "concat(eseq, array(0)) AS seq", "levels", "eidx AS idx", "CAST(array() AS ARRAY<STRING>) AS path",
             "v.nat", "v.text", "v.raw")
-        out.extend(value.unionByName(rows).unionByName(scalars).collect())
         children = elements.where("is_doc").selectExpr(
             "ord", "collection", "raw AS json", "delta", "eseq AS seq", "levels", "eidx AS idx",
             "CAST(array() AS ARRAY<STRING>) AS path", "0 AS depth", "false AS root", "false AS top")
-        nodes = deeper.unionByName(children).localCheckpoint()
-        if nodes.isEmpty():
+        next_level = deeper.unionByName(children)
+        # One 'MORE' row says whether there is a next level, in the same job as the cells.
+        more = next_level.limit(1).selectExpr(
+            "ord", "seq", "levels", "idx", "path", "'MORE' AS nat", "CAST(NULL AS STRING) AS text",
+            "CAST(NULL AS BINARY) AS raw")
+        got = value.unionByName(rows).unionByName(scalars).unionByName(more).collect()
+        out.extend(c for c in got if c.nat != "MORE")
+        if all(c.nat != "MORE" for c in got):
             break
+        nodes = next_level.localCheckpoint()
     return out
 
 

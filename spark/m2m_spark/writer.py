@@ -183,10 +183,10 @@ class BatchWriter:
         rows = evs.select("ord", "topic", "partition", "offset", "event", "collection", "keys",
                           "document_key", F.col("after").isNotNull(), "has_update", "updated_keys",
                           "removed", "truncated", "rename_to", "error", "raw_value", "raw_key",
-                          "ct_t", "ct_i").orderBy("ord").collect()
+                          "ct_t", "ct_i").collect()
         events = [Event(r[0], r[1], r[2], r[3], r[4], r[5], [tuple(k) if k else None for k in r[6]],
                         r[7] or "", r[8], r[9], r[10] or [], r[11] or [], r[12] or [], r[13], r[14], r[15],
-                        r[16], (r[17], r[18])) for r in rows]
+                        r[16], (r[17], r[18])) for r in sorted(rows, key=lambda r: r[0])]
         fetched = {(t, p) for t, p, _, _, _, _ in pending} | {(e.topic, e.partition) for e in events}
         if start:
             # Rows of this batch are in MySQL: what it held back then is recorded; hold the same.

@@ -201,8 +201,9 @@ class BatchWriter:
                 e.offset, offsets.get(e.topic, {}).get(str(e.partition), -1))
         by_ord = {}
         if applied:
-            docs = evs.where("error IS NULL AND event IN ('insert','read','replace','update')").where(
-                F.col("ord").isin([e.ord for e in applied]))
+            docs = evs.where("error IS NULL AND event IN ('insert','read','replace','update')")
+            if len(applied) < len(events):  # one SQL string: a Column per value costs a py4j call each
+                docs = docs.where(f"ord IN ({','.join(str(e.ord) for e in applied)})")
             for c in cells_mod.cells(docs, self.cfg):
                 by_ord.setdefault(c.ord, []).append(c)
             for cs in by_ord.values():

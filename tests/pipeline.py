@@ -66,15 +66,15 @@ def stream_checkpoint(prefix, name):
     return None if value is None else json.loads(value)
 
 
-def wait_for_checkpoint(prefix, capture, name=None, timeout=300):
-    """Waits until capture has committed its start point and finished its snapshot: changes made
-    after that reach Kafka as stream events, never as snapshot reads."""
+def wait_for_checkpoint(prefix, capture, name=None, timeout=300, snapshot_done=True):
+    """Waits until capture has committed its start point and (unless snapshot_done is False)
+    finished its snapshot: changes made after that reach Kafka as stream events, never as reads."""
     name = name or capture.name
 
     def streaming():
         capture.assert_running()
         checkpoint = stream_checkpoint(prefix, name)
-        return checkpoint is not None and checkpoint.get("snapshot") == "done"
+        return checkpoint is not None and (not snapshot_done or checkpoint.get("snapshot") == "done")
     stack.wait_for(streaming, timeout=timeout, interval=0.3, what=f"capture {name} to stream")
 
 

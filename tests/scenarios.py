@@ -86,8 +86,9 @@ def encode(event, prefix, ordinal):
     return topic, json.dumps(key).encode(), json.dumps(value).encode()
 
 
-def prepare(path, mysql_database, workdir, max_batch_events=None):
-    """Produces the scenario's events to fresh topics and returns the ScenarioRun for an engine."""
+def prepare(path, mysql_database, workdir, max_batch_events=None, transactional=False):
+    """Produces the scenario's events to fresh topics and returns the ScenarioRun for an engine.
+    transactional: in one Kafka transaction, as capture produces (commit markers follow the records)."""
     scenario = yaml.safe_load(path.read_text())
     prefix = stack.unique("sc")
     encoded = [encode(e, prefix, i + 1) for i, e in enumerate(scenario["events"])]
@@ -95,9 +96,15 @@ def prepare(path, mysql_database, workdir, max_batch_events=None):
     admin = AdminClient({"bootstrap.servers": stack.KAFKA_BOOTSTRAP})
     for f in admin.create_topics([NewTopic(t, 1, 1) for t in topics]).values():
         f.result(60)
-    producer = Producer({"bootstrap.servers": stack.KAFKA_BOOTSTRAP, "enable.idempotence": True})
+    producer = Producer({"bootstrap.servers": stack.KAFKA_BOOTSTRAP, "enable.idempotence": True,
+                         **({"transactional.id": stack.unique("tx")} if transactional else {})})
+    if transactional:
+        producer.init_transactions(60)
+        producer.begin_transaction()
     for topic, key, value in encoded:
         producer.produce(topic, key=key, value=value)
+    if transactional:
+        producer.commit_transaction(60)
     assert producer.flush(60) == 0
     mapping_file = None
     if scenario.get("mapping"):

@@ -8,6 +8,7 @@ transaction with its rows and the progress row, then its collection operation. S
 batch with the same id and the same offsets after a crash; the progress row says what to skip."""
 import json
 import logging
+import time
 from dataclasses import dataclass
 
 import pymysql
@@ -105,23 +106,42 @@ def _utf8(text):
     return None if text is None else text.encode("utf-8")
 
 
-def kafka_end_offsets(kafka, partitions):
-    """{(topic, partition): end offset} of `partitions`, read by a Kafka consumer in the driver's
-    JVM (the connector's own client, so the job's kafka.* options apply as they do to the source)."""
+def partitions_behind(kafka, fetched_end, timeout_s=5.0):
+    """The partitions of `fetched_end` ({(topic, partition): offset after the last record fetched})
+    that hold a record at or after that offset. A Kafka consumer in the driver's JVM (the
+    connector's own client, so the job's kafka.* options apply as they do to the source) compares
+    the end offsets and, where they are past, reads on: what lies between may be only transaction
+    markers (capture produces in transactions), which are no records."""
     from pyspark import SparkContext
 
     jvm = SparkContext._jvm
     props = jvm.java.util.Properties()
-    for k, v in kafka.items():
+    for k, v in {**kafka, "enable.auto.commit": "false", "max.poll.records": "1"}.items():
         props.setProperty(k, v)
     deserializer = jvm.org.apache.kafka.common.serialization.ByteArrayDeserializer
     consumer = jvm.org.apache.kafka.clients.consumer.KafkaConsumer(props, deserializer(), deserializer())
     try:
-        tps = jvm.java.util.ArrayList()
-        for t, p in partitions:
-            tps.add(jvm.org.apache.kafka.common.TopicPartition(t, p))
-        end = consumer.endOffsets(tps)
-        return {(tp.topic(), tp.partition()): end.get(tp) for tp in end.keySet()}
+        tps = {tp: jvm.org.apache.kafka.common.TopicPartition(*tp) for tp in fetched_end}
+        wanted = jvm.java.util.ArrayList()
+        for jtp in tps.values():
+            wanted.add(jtp)
+        end = consumer.endOffsets(wanted)
+        gaps = {tp: jtp for tp, jtp in tps.items() if end.get(jtp) > fetched_end[tp]}
+        behind = set()
+        for tp, jtp in gaps.items():
+            one = jvm.java.util.ArrayList()
+            one.add(jtp)
+            consumer.assign(one)
+            consumer.seek(jtp, fetched_end[tp])
+            deadline = time.monotonic() + timeout_s
+            while consumer.position(jtp) < end.get(jtp):
+                if not consumer.poll(jvm.java.time.Duration.ofMillis(100)).isEmpty():
+                    behind.add(tp)
+                    break
+                if time.monotonic() > deadline:  # cannot tell: holding back is the safe side
+                    behind.add(tp)
+                    break
+        return behind
     finally:
         consumer.close()
 
@@ -219,12 +239,12 @@ class BatchWriter:
         fetched_end = {}
         for e in events:
             fetched_end[(e.topic, e.partition)] = max(e.offset + 1, fetched_end.get((e.topic, e.partition), 0))
-        end = kafka_end_offsets(self.kafka, fetched_end)
+        behind_partitions = partitions_behind(self.kafka, fetched_end)
         last_ct = {}
         for e in events:
             if e.ct[0] is not None:
                 last_ct[(e.topic, e.partition)] = max(e.ct, last_ct.get((e.topic, e.partition), e.ct))
-        behind = [last_ct[tp] for tp, o in fetched_end.items() if end.get(tp, o) > o and tp in last_ct]
+        behind = [last_ct[tp] for tp in behind_partitions if tp in last_ct]
         if not behind:
             return set()
         watermark = min(behind)

@@ -175,11 +175,12 @@ expect:
 """
 
 
-@pytest.mark.parametrize("max_batch_events", [1, None], ids=["one-per-batch", "batched"])
-def test_spark_orders_topics_by_cluster_time(max_batch_events, mysql_db, tmp_path):
+@pytest.mark.parametrize("max_batch_events,transactional", [(1, False), (None, False), (None, True)],
+                         ids=["one-per-batch", "batched", "batched-in-a-transaction"])
+def test_spark_orders_topics_by_cluster_time(max_batch_events, transactional, mysql_db, tmp_path):
     path = tmp_path / "rename_then_write_new_name.yaml"
     path.write_text(RENAME_THEN_WRITE_NEW_NAME)
-    run = scenarios.prepare(path, mysql_db[0], tmp_path, max_batch_events)
+    run = scenarios.prepare(path, mysql_db[0], tmp_path, max_batch_events, transactional)
     engines.spark(run)
     raw = pymysql.connect(**stack.MYSQL, conv={})
     try:

@@ -1,23 +1,13 @@
 // mongo2mysql apply: Kafka change events into MySQL, exactly once.
-#include <atomic>
-#include <csignal>
 #include <cstdlib>
 
 #include "apply.h"
 #include "commands.h"
 #include "config_file.h"
+#include "daemon.h"
 
 namespace m2m::cli {
 namespace {
-
-// A signal may come before the apply object exists (during start-up) or while it runs.
-std::atomic<bool> g_stop{false};
-std::atomic<apply::Apply*> g_running{nullptr};
-
-void OnSignal(int) {
-  g_stop = true;
-  if (apply::Apply* a = g_running.load()) a->RequestStop();
-}
 
 struct ApplyFlags {
   std::vector<std::string> kafka_props;
@@ -33,11 +23,7 @@ struct ApplyFlags {
 
 Status RunApply(apply::ApplyOptions o, const ApplyFlags& f) {
   o.kafka["bootstrap.servers"] = f.bootstrap;
-  for (const auto& kv : f.kafka_props) {
-    auto eq = kv.find('=');
-    if (eq == std::string::npos || eq == 0) return Status::Invalid("--kafka expects key=value, got '" + kv + "'");
-    o.kafka[kv.substr(0, eq)] = kv.substr(eq + 1);
-  }
+  M2M_RETURN_NOT_OK(AddKafkaProperties(f.kafka_props, o.kafka));
   for (size_t start = 0; start < f.topics.size();) {
     size_t comma = std::min(f.topics.find(',', start), f.topics.size());
     if (comma > start) o.topics.push_back(f.topics.substr(start, comma - start));
@@ -54,14 +40,8 @@ Status RunApply(apply::ApplyOptions o, const ApplyFlags& f) {
   if (!f.mongo_uri.empty()) o.mongo = MongoOptions{.uri = f.mongo_uri};
   o.max_batch_time = std::chrono::milliseconds(f.batch_ms);
   o.sql.instant_add_column = !f.no_instant;
-  std::signal(SIGINT, OnSignal);
-  std::signal(SIGTERM, OnSignal);
-  M2M_ASSIGN_OR_RETURN(auto engine, apply::Apply::Make(std::move(o)));
-  g_running = engine.get();
-  if (g_stop) engine->RequestStop();
-  Status st = engine->Run();
-  g_running = nullptr;
-  return st;
+  InstallStopSignals();
+  return RunDaemon(apply::Apply::Make(std::move(o)));
 }
 
 }  // namespace

@@ -1,40 +1,19 @@
 // mongo2mysql capture: MongoDB change streams into Kafka, exactly once.
-#include <atomic>
-#include <csignal>
-
 #include "capture.h"
 #include "commands.h"
 #include "config_file.h"
+#include "daemon.h"
 
 namespace m2m::cli {
 namespace {
 
-// A signal may come before the capture object exists (during start-up) or while it runs.
-std::atomic<bool> g_stop{false};
-std::atomic<capture::Capture*> g_running{nullptr};
-
-void OnSignal(int) {
-  g_stop = true;
-  if (capture::Capture* c = g_running.load()) c->RequestStop();
-}
-
 Status RunCapture(capture::CaptureOptions o, const std::vector<std::string>& kafka_props) {
-  for (const auto& kv : kafka_props) {
-    auto eq = kv.find('=');
-    if (eq == std::string::npos || eq == 0) return Status::Invalid("--kafka expects key=value, got '" + kv + "'");
-    o.kafka[kv.substr(0, eq)] = kv.substr(eq + 1);
-  }
+  M2M_RETURN_NOT_OK(AddKafkaProperties(kafka_props, o.kafka));
   if (!o.stream.collection.empty()) o.stream.scope = capture::StreamScope::kCollection;
   else if (!o.stream.database.empty()) o.stream.scope = capture::StreamScope::kDatabase;
   else o.stream.scope = capture::StreamScope::kDeployment;
-  std::signal(SIGINT, OnSignal);
-  std::signal(SIGTERM, OnSignal);
-  M2M_ASSIGN_OR_RETURN(auto cap, capture::Capture::Make(std::move(o)));
-  g_running = cap.get();
-  if (g_stop) cap->RequestStop();
-  Status st = cap->Run();
-  g_running = nullptr;
-  return st;
+  InstallStopSignals();
+  return RunDaemon(capture::Capture::Make(std::move(o)));
 }
 
 }  // namespace

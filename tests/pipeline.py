@@ -1,5 +1,6 @@
 """Runs the product's processes (build/mongo2mysql capture, apply) for tests and reads what they
 published, the way a user's consumer would (read_committed)."""
+import itertools
 import json
 import os
 import signal
@@ -81,25 +82,8 @@ def wait_for_checkpoint(prefix, capture, name=None, timeout=300, snapshot_done=T
 def read_topic(topic, expected, timeout=120, process=None):
     """Reads `topic` from the start with read_committed until `expected` messages arrived.
     Returns [(key, value)] with both decoded from JSON (None for a null key or value)."""
-    consumer = Consumer({"bootstrap.servers": stack.KAFKA_BOOTSTRAP, "group.id": stack.unique("reader"),
-                         "isolation.level": "read_committed", "auto.offset.reset": "earliest",
-                         "enable.auto.commit": False})
-    consumer.subscribe([topic])
-    out = []
-    deadline = time.monotonic() + timeout
-    try:
-        while len(out) < expected and time.monotonic() < deadline:
-            if process:
-                process.assert_running()
-            msg = consumer.poll(0.5)
-            if msg is None or msg.error():
-                continue
-            decode = lambda b: None if b is None else json.loads(b)  # noqa: E731
-            out.append((decode(msg.key()), decode(msg.value())))
-    finally:
-        consumer.close()
-    assert len(out) >= expected, f"{topic}: {len(out)} of {expected} messages after {timeout}s: {out[-3:]}"
-    return out
+    seen = itertools.count(1)
+    return read_until(topic, lambda key, value: next(seen) >= expected, timeout, process)
 
 
 def read_until(topic, done, timeout=300, process=None):

@@ -185,10 +185,15 @@ def quote_identifier(name):
     return "`" + name.replace("`", "``") + "`"
 
 
+_NUMBER_RE = re.compile(r"-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?")
+
+
 def literal(v, column):
     if v.is_null:
         return "NULL"
-    if column in (T.BOOL, T.INT, T.BIGINT, T.DOUBLE):
+    # Unquoted only when the text is a number: a value of another type (an _id that is a string
+    # where the key column is still BIGINT) must stay data, never become SQL.
+    if column in (T.BOOL, T.INT, T.BIGINT, T.DOUBLE) and _NUMBER_RE.fullmatch(v.text):
         return v.text
     if column == T.DECIMAL:
         return v.decimal if v.decimal is not None else quote_string(v.text)

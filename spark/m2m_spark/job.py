@@ -82,12 +82,15 @@ def start(spark, args, cfg, job, checkpoint, mysql):
     reader = (spark.readStream.format("kafka")
               .option("kafka.bootstrap.servers", args.kafka_bootstrap)
               .option("startingOffsets", "earliest")
+              # capture publishes in Kafka transactions; a batch it aborted (a crash) must never be
+              # applied, so only committed records are read, as the native engine does.
+              .option("kafka.isolation.level", "read_committed")
               # A topic deleted and made again must not stop the job; offsets come from the checkpoint.
               .option("failOnDataLoss", "false"))
     reader = reader.option("subscribe", args.topics) if args.topics else reader.option("subscribePattern", args.topic_pattern)
     if args.max_batch_events:
         reader = reader.option("maxOffsetsPerTrigger", str(args.max_batch_events))
-    consumer = {"bootstrap.servers": args.kafka_bootstrap}
+    consumer = {"bootstrap.servers": args.kafka_bootstrap, "isolation.level": "read_committed"}
     for kv in args.kafka_option:
         k, _, v = kv.partition("=")
         reader = reader.option(k, v)

@@ -49,6 +49,26 @@ def main():
     work.mkdir(parents=True, exist_ok=True)
     client = pymongo.MongoClient(stack.MONGO_URI)
     db = client[stack.unique("bench")]
+    try:
+        measure(args, build, work, client, db)
+    finally:
+        for process in RUNNING:
+            if process.proc.poll() is None:
+                process.kill()
+        client.drop_database(db.name)
+
+
+RUNNING = []
+
+
+def start(work, db, coll, prefix, name, extra=()):
+    """A capture that the benchmark stops even when it fails half-way."""
+    process = pipeline.start_capture(work, db.name, coll, prefix=prefix, name=name, extra=list(extra))
+    RUNNING.append(process)
+    return process
+
+
+def measure(args, build, work, client, db):
     prefix = stack.unique("cb")
     topic = f"{prefix}.{db.name}.c"
     docs = [{"_id": i, "name": f"customer {i}", "address": {"city": "Paris", "zip": f"{i:05d}"},
@@ -61,7 +81,7 @@ def main():
     plain_docs = sum(1 for _ in db.c.find())
     find_s = time.monotonic() - t
     snap_topic_prefix = stack.unique("cs")
-    cap = pipeline.start_capture(work, db.name, "c", prefix=snap_topic_prefix, name="snap")
+    cap = start(work, db, "c", snap_topic_prefix, "snap")
     t = time.monotonic()
     snap_peak = wait_for_events(f"{snap_topic_prefix}.{db.name}.c", plain_docs, cap)
     snapshot_s = time.monotonic() - t
@@ -70,7 +90,7 @@ def main():
     # Streaming: capture records its start point, is stopped, the writes happen, and then capture
     # and the plain reader each read the same events from that point.
     db.s.insert_one({"_id": "warm-up"})
-    cap = pipeline.start_capture(work, db.name, "s", prefix=prefix, name="stream", extra=["--snapshot", "never"])
+    cap = start(work, db, "s", prefix, "stream", ["--snapshot", "never"])
     pipeline.wait_for_checkpoint(prefix, cap)
     cap.stop()
     time.sleep(1)  # the plain reader starts at a whole second: keep the warm-up insert out of it
@@ -78,16 +98,15 @@ def main():
     for start in range(0, len(docs), 10000):
         db.s.insert_many([{**d, "_id": f"s{d['_id']}"} for d in docs[start:start + 10000]])
     t = time.monotonic()
-    out = subprocess.run([str(build / "plain_change_stream_reader"), "--mongo-uri", stack.MONGO_URI, "--db", db.name,
+    out = subprocess.run([str(build / "bench" / "plain_change_stream_reader"), "--mongo-uri", stack.MONGO_URI, "--db", db.name,
                           "--collection", "s", "--start-at", str(start_at), "--events", str(args.events)],
                          capture_output=True, text=True, check=True)
     plain_s = float(out.stdout.split()[1])
-    cap = pipeline.start_capture(work, db.name, "s", prefix=prefix, name="stream", extra=["--snapshot", "never"])
+    cap = start(work, db, "s", prefix, "stream", ["--snapshot", "never"])
     t = time.monotonic()
     stream_peak = wait_for_events(topic, args.events, cap)
     capture_s = time.monotonic() - t
     cap.stop()
-    client.drop_database(db.name)
 
     rows = [
         ("plain change-stream reader (libmongoc, no output)", plain_s, args.events / plain_s),

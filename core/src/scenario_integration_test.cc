@@ -66,11 +66,7 @@ TEST_P(ScenarioSqlTest, ServerEndsWithTheExpectedRows) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Scenarios, ScenarioSqlTest, ::testing::ValuesIn(testing::ScenarioFiles()),
-                         [](const ::testing::TestParamInfo<std::string>& info) {
-                           std::string n = std::filesystem::path(info.param).stem().string();
-                           for (char& c : n) if (!isalnum(static_cast<unsigned char>(c))) c = '_';
-                           return n;
-                         });
+                         testing::ScenarioTestName);
 
 }  // namespace
 }  // namespace m2m

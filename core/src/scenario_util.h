@@ -3,6 +3,7 @@
 // expectations can be checked without a server.
 #pragma once
 
+#include <gtest/gtest.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -109,6 +110,15 @@ inline std::vector<std::string> ScenarioFiles() {
   }
   std::sort(out.begin(), out.end());
   return out;
+}
+
+// A GoogleTest parameter name for a scenario file: its stem with anything not alphanumeric as '_'.
+inline std::string ScenarioTestName(const ::testing::TestParamInfo<std::string>& info) {
+  std::string n = std::filesystem::path(info.param).stem().string();
+  for (char& c : n) {
+    if (!isalnum(static_cast<unsigned char>(c))) c = '_';
+  }
+  return n;
 }
 
 // Maps the scenario's events into one batch (batch_size 0) or one batch per event (1), resolving nothing:

@@ -150,7 +150,9 @@ struct Capture::Loop {
       // Record the start point before reading anything, so a crash before the first batch resumes here
       // and the snapshot's copy is followed by every change made since.
       M2M_RETURN_NOT_OK(BeginIfNeeded());
-      return CommitBatch(committed);
+      M2M_RETURN_NOT_OK(CommitBatch(committed));
+      spdlog::info("capture {}: start point committed", o.name);
+      return Status::OK();
     }
     json j = json::parse(found->second, nullptr, false);
     if (j.is_discarded() || !j.is_object()) {
@@ -554,6 +556,7 @@ struct Capture::Loop {
       }
     }
     M2M_RETURN_NOT_OK(OpenReader(committed));
+    spdlog::info("capture {}: streaming", o.name);
     auto last_report = Clock::now();
     int64_t reported_events = 0;
     while (!stop.load()) {

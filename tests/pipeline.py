@@ -19,12 +19,15 @@ class Process:
         """Runs `program` (default build/mongo2mysql) with `args`."""
         self.args = (program or [str(stack.BINARY)]) + [str(a) for a in args]
         self.log_path = log_path
+        # Restarts append to the same file; log() is this process's part only.
+        self._log_start = log_path.stat().st_size if log_path.exists() else 0
         self._log = open(log_path, "ab")
         self.proc = subprocess.Popen(self.args, stdout=self._log, stderr=subprocess.STDOUT,
                                      env={**os.environ, "M2M_MYSQL_PASSWORD": stack.MYSQL["password"], **(env or {})})
 
     def log(self) -> str:
         with open(self.log_path, "rb") as f:
+            f.seek(self._log_start)
             return f.read().decode(errors="replace")
 
     def stop(self, timeout=60) -> int:
@@ -69,14 +72,18 @@ def stream_checkpoint(prefix, name):
 
 def wait_for_checkpoint(prefix, capture, name=None, timeout=300, snapshot_done=True):
     """Waits until capture has committed its start point and (unless snapshot_done is False)
-    finished its snapshot: changes made after that reach Kafka as stream events, never as reads."""
+    finished its snapshot: changes made after that reach Kafka as stream events, never as reads.
+    capture says both in its log; reading its checkpoint topic to the end instead could wait for a
+    moment without an open transaction, which a busy capture may not leave."""
     name = name or capture.name
+    wanted = [f"capture {name}: streaming"] if snapshot_done else [
+        f"capture {name}: start point committed", f"capture {name}: resuming after checkpoint"]
 
-    def streaming():
+    def ready():
         capture.assert_running()
-        checkpoint = stream_checkpoint(prefix, name)
-        return checkpoint is not None and (not snapshot_done or checkpoint.get("snapshot") == "done")
-    stack.wait_for(streaming, timeout=timeout, interval=0.3, what=f"capture {name} to stream")
+        log = capture.log()
+        return any(line in log for line in wanted)
+    stack.wait_for(ready, timeout=timeout, interval=0.3, what=f"capture {name} to stream")
 
 
 def read_topic(topic, expected, timeout=120, process=None):

@@ -52,6 +52,7 @@ def test_kill_9_twenty_times_during_snapshot_and_stream_loses_and_repeats_nothin
         pipeline.wait_for_checkpoint(prefix, cap, timeout=600)
         for _ in range(KILLS - KILLS // 2):  # while streaming
             kill_and_restart()
+        stack.wait_for(lambda: len(written) > 200, timeout=300, what="200 changes from the writer")
         writing.clear()
         thread.join()
         # The last change: once it is in Kafka, every earlier one is.
@@ -77,6 +78,6 @@ def test_kill_9_twenty_times_during_snapshot_and_stream_loses_and_repeats_nothin
     assert len(written) > 200
     assert seen == [(kind, str(n)) for kind, n in written]
     # The kills landed in both phases: some restarts resumed an unfinished snapshot, some the stream.
-    restarts = [line for line in cap.log().splitlines() if "resuming after checkpoint" in line]
+    restarts = [line for line in cap.log_path.read_text().splitlines() if "resuming after checkpoint" in line]
     assert any('"snapshot":"pending"' in line for line in restarts)
     assert any('"snapshot":"done"' in line for line in restarts)

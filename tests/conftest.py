@@ -2,7 +2,6 @@ import sys
 from pathlib import Path
 
 import pymongo
-import pymysql
 import pytest
 from confluent_kafka.admin import AdminClient, NewTopic
 
@@ -29,15 +28,8 @@ def mongo_db(mongo):
 @pytest.fixture
 def mysql_db():
     """A MySQL database of the test's own; yields (name, connection). Dropped afterwards."""
-    name = stack.unique("t")
-    conn = pymysql.connect(**stack.MYSQL, autocommit=True)
-    with conn.cursor() as cur:
-        cur.execute(f"CREATE DATABASE `{name}`")
-    conn.select_db(name)
-    yield name, conn
-    with conn.cursor() as cur:
-        cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
-    conn.close()
+    with stack.own_mysql_database() as database:
+        yield database
 
 
 @pytest.fixture

@@ -1,5 +1,6 @@
 """Where the local stack's servers are, for tests and tools (stack/env.sh sets the same variables),
 and small helpers to wait on conditions instead of sleeping."""
+import contextlib
 import os
 import secrets
 import time
@@ -34,3 +35,21 @@ def wait_for(condition, timeout=120.0, interval=0.1, what="condition"):
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         time.sleep(interval)
+
+
+@contextlib.contextmanager
+def own_mysql_database():
+    """A MySQL database no other test uses; yields (name, autocommit connection); dropped after."""
+    import pymysql
+
+    name = unique("t")
+    conn = pymysql.connect(**MYSQL, autocommit=True)
+    with conn.cursor() as cur:
+        cur.execute(f"CREATE DATABASE `{name}`")
+    conn.select_db(name)
+    try:
+        yield name, conn
+    finally:
+        with conn.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
+        conn.close()

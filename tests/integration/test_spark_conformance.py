@@ -37,14 +37,8 @@ def checksums(database):
 
 @pytest.fixture
 def second_db():
-    name = stack.unique("t")
-    conn = pymysql.connect(**stack.MYSQL, autocommit=True)
-    with conn.cursor() as cur:
-        cur.execute(f"CREATE DATABASE `{name}`")
-    yield name
-    with conn.cursor() as cur:
-        cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
-    conn.close()
+    with stack.own_mysql_database() as (name, _):
+        yield name
 
 
 def workload(n_events, seed=7):

@@ -4,6 +4,8 @@
 // the stack needs this launcher. It installs RealShapeOplog, whose change events have the shape of
 // real MongoDB's. Data lives in one H2 MVStore file so it survives a restart.
 // Usage: java -cp <jars>:<this> MongoStandIn <host> <port> <data-file>
+// The oplog is capped like a replica set's: M2M_MONGO_OPLOG_MAX_BYTES (default 256 MiB of entries)
+// and M2M_MONGO_OPLOG_MAX_EVENTS (default 0: no limit on the count); whichever is reached first.
 import de.bwaldvogel.mongo.MongoServer;
 import de.bwaldvogel.mongo.ServerVersion;
 import de.bwaldvogel.mongo.MongoCollection;
@@ -13,21 +15,52 @@ import de.bwaldvogel.mongo.backend.CursorRegistry;
 import de.bwaldvogel.mongo.backend.h2.H2Backend;
 import de.bwaldvogel.mongo.bson.Document;
 import de.bwaldvogel.mongo.oplog.Oplog;
+import io.netty.channel.Channel;
 
 public final class MongoStandIn {
+  private static final long DEFAULT_OPLOG_MAX_BYTES = 256L << 20;
+
   public static void main(String[] args) {
     if (args.length != 3) {
       System.err.println("usage: MongoStandIn <host> <port> <data-file>");
       System.exit(2);
     }
+    long maxBytes = limit("M2M_MONGO_OPLOG_MAX_BYTES", DEFAULT_OPLOG_MAX_BYTES);
+    long maxEvents = limit("M2M_MONGO_OPLOG_MAX_EVENTS", 0);
     H2Backend backend = new H2Backend(args[2]) {
+      private RealShapeOplog oplog;
+
       @Override
       protected Oplog createOplog() {
         MongoDatabase local = resolveDatabase("local");
-        @SuppressWarnings("unchecked")
-        MongoCollection<Document> store = (MongoCollection<Document>) local.resolveCollection(OPLOG_COLLECTION_NAME, false);
-        if (store == null) store = (MongoCollection<Document>) local.createCollectionOrThrowIfExists(OPLOG_COLLECTION_NAME);
-        return new RealShapeOplog(this, store, cursorRegistry(this), getClock());
+        oplog = new RealShapeOplog(this, collection(local, OPLOG_COLLECTION_NAME), collection(local, "oplog.truncation"),
+            cursorRegistry(this), getClock(), maxBytes, maxEvents);
+        return oplog;
+      }
+
+      // mongo-java-server drops the collections one by one; the database's own event follows them.
+      @Override
+      public void dropDatabase(String databaseName) {
+        boolean existed = listDatabaseNames().contains(databaseName);
+        super.dropDatabase(databaseName);
+        if (existed) oplog.handleDropDatabase(databaseName);
+      }
+
+      // A replica set member puts its cluster time in every reply (operationTime): drivers start a
+      // change stream there, and a first start of capture records it as its start point.
+      @Override
+      public Document handleCommand(Channel channel, String databaseName, String command, Document query) {
+        Document reply;
+        if (databaseName.equals("admin") && command.equalsIgnoreCase("aggregate")) {
+          // A deployment-wide change stream is an aggregate on admin ({$changeStream:
+          // {allChangesForCluster: true}}), which mongo-java-server's admin commands lack; the
+          // database path serves it like any other stream.
+          reply = resolveDatabase(databaseName).handleCommand(channel, command, query, this::resolveDatabase, oplog);
+        } else {
+          reply = super.handleCommand(channel, databaseName, command, query);
+        }
+        if (reply != null) reply.put("operationTime", oplog.lastOperationTime());
+        return reply;
       }
     };
     // 5.0 is the oldest MongoDB the product targets; the stand-in reports its wire version.
@@ -41,6 +74,24 @@ public final class MongoStandIn {
       backend.close();
     }));
     System.out.println("mongo stand-in listening on " + args[0] + ":" + args[1] + ", data " + args[2]);
+  }
+
+  private static long limit(String variable, long fallback) {
+    String value = System.getenv(variable);
+    if (value == null || value.isBlank()) return fallback;
+    try {
+      return Long.parseLong(value.trim());
+    } catch (NumberFormatException e) {
+      System.err.println(variable + "=" + value + " is not a whole number");
+      System.exit(2);
+      return fallback;
+    }
+  }
+
+  @SuppressWarnings("unchecked")
+  private static MongoCollection<Document> collection(MongoDatabase db, String name) {
+    MongoCollection<Document> found = (MongoCollection<Document>) db.resolveCollection(name, false);
+    return found != null ? found : (MongoCollection<Document>) db.createCollectionOrThrowIfExists(name);
   }
 
   // The backend keeps its cursor registry private; change-stream cursors must be registered in it so

@@ -1,58 +1,120 @@
 // An oplog for the MongoDB stand-in whose change events have the shape real MongoDB (5.0-8.0) gives:
 // ns, documentKey {_id}, update with updateDescription, replace, drop followed by invalidate,
-// wallTime. mongo-java-server's own oplog returns simplified events (no ns, the update spec as
-// documentKey, replace as update); code written to the real format would reject those, and the
-// product must never be bent to them. This class is test infrastructure only.
+// dropDatabase, wallTime, at collection, database (aggregate: 1) and deployment (admin,
+// allChangesForCluster) scope. mongo-java-server's own oplog returns simplified events (no ns, the
+// update spec as documentKey, replace as update, collection streams only); code written to the real
+// format would reject those, and the product must never be bent to them. This class is test
+// infrastructure only.
 //
-// Not emulated (tests cover them with recorded real events instead): rename, dropDatabase,
-// transactions, pre-images, split events, postBatchResumeToken, truncatedArrays, oplog rollover.
-// fullDocument "whenAvailable"/"required" (post-images) are answered like "updateLookup".
+// Like a replica set's oplog it is capped (maxBytes, maxEvents): the oldest entries are removed, and a
+// stream whose resume point lies before what was removed fails as MongoDB fails it, with
+// ChangeStreamHistoryLost (286). Without the cap the stand-in's data file grew with every test run.
+//
+// Not emulated (tests cover them with recorded real events instead): rename, transactions,
+// pre-images, split events, postBatchResumeToken, truncatedArrays. A stream that fell behind the cap
+// while open fails with 286 on its next getMore; a real server answers CappedPositionLost (136)
+// there, and the driver's automatic resume then gets 286. fullDocument "whenAvailable"/"required"
+// (post-images) are answered like "updateLookup".
 import java.time.Clock;
 import java.time.Instant;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.concurrent.ConcurrentSkipListMap;
+import java.util.stream.Collectors;
 import java.util.stream.Stream;
 
 import de.bwaldvogel.mongo.MongoBackend;
 import de.bwaldvogel.mongo.MongoCollection;
 import de.bwaldvogel.mongo.MongoDatabase;
+import de.bwaldvogel.mongo.backend.AbstractCursor;
 import de.bwaldvogel.mongo.backend.Cursor;
 import de.bwaldvogel.mongo.backend.CursorRegistry;
 import de.bwaldvogel.mongo.backend.Utils;
 import de.bwaldvogel.mongo.backend.aggregation.Aggregation;
 import de.bwaldvogel.mongo.bson.BsonTimestamp;
 import de.bwaldvogel.mongo.bson.Document;
+import de.bwaldvogel.mongo.exception.MongoServerError;
 import de.bwaldvogel.mongo.oplog.Oplog;
-import de.bwaldvogel.mongo.oplog.OplogCursor;
 import de.bwaldvogel.mongo.oplog.OplogPosition;
+import de.bwaldvogel.mongo.wire.bson.BsonEncoder;
+import io.netty.buffer.ByteBuf;
+import io.netty.buffer.Unpooled;
 
 final class RealShapeOplog implements Oplog {
+  // Databases whose changes no change stream reports.
+  private static final Set<String> INTERNAL_DATABASES = Set.of("admin", "config", "local");
+
   private final MongoBackend backend;
   private final MongoCollection<Document> store;
+  // One document, {_id: "truncatedThrough", ts}: the newest entry ever removed, so the answer to an
+  // old resume point survives a restart of the server.
+  private final MongoCollection<Document> truncation;
   private final CursorRegistry cursors;
   private final Clock clock;
+  private final long maxBytes;
+  private final long maxEvents;
   // Every entry of `store`, by timestamp: a poll reads only what follows its position instead of
-  // deserializing and sorting the whole oplog, whose size grows with every test ever run.
+  // deserializing and sorting the whole oplog.
   private final ConcurrentSkipListMap<Long, Document> byTimestamp = new ConcurrentSkipListMap<>();
+  private long bytes;
+  private volatile long truncatedThrough = -1;
   private int lastSecond;
   private int increment;
 
-  RealShapeOplog(MongoBackend backend, MongoCollection<Document> store, CursorRegistry cursors, Clock clock) {
+  RealShapeOplog(MongoBackend backend, MongoCollection<Document> store, MongoCollection<Document> truncation,
+                 CursorRegistry cursors, Clock clock, long maxBytes, long maxEvents) {
     this.backend = backend;
     this.store = store;
+    this.truncation = truncation;
     this.cursors = cursors;
     this.clock = clock;
-    // Continue after what an earlier run of the server wrote, so cluster times only grow.
+    this.maxBytes = maxBytes;
+    this.maxEvents = maxEvents;
+    for (Document state : truncation.queryAll()) truncatedThrough = ((BsonTimestamp) state.get("ts")).getValue();
+    // Continue after what an earlier run of the server wrote, so cluster times only grow. An oplog
+    // written before the cap existed, or under a larger one, is cut down to the cap while loading.
+    List<Document> removed = new ArrayList<>();
     for (Document entry : store.queryAll()) {
       BsonTimestamp ts = (BsonTimestamp) entry.get("ts");
+      if (!entry.containsKey("bytes")) entry.put("bytes", sizeOf(entry));
       byTimestamp.put(ts.getValue(), entry);
+      bytes += ((Number) entry.get("bytes")).longValue();
       if (ts.getTime() > lastSecond || (ts.getTime() == lastSecond && ts.getInc() > increment)) {
         lastSecond = ts.getTime();
         increment = ts.getInc();
       }
+      while (overCap()) removed.add(new Document("_id", removeOldest().get("_id")));
     }
+    for (Document id : removed) store.removeDocument(id);
+    if (!removed.isEmpty()) persistTruncation();
+  }
+
+  private static long sizeOf(Document entry) {
+    ByteBuf buffer = Unpooled.buffer();
+    try {
+      BsonEncoder.encodeDocument(entry, buffer);
+      return buffer.writerIndex();
+    } finally {
+      buffer.release();
+    }
+  }
+
+  private boolean overCap() {
+    return byTimestamp.size() > 1 && ((maxBytes > 0 && bytes > maxBytes) || (maxEvents > 0 && byTimestamp.size() > maxEvents));
+  }
+
+  private Document removeOldest() {
+    Map.Entry<Long, Document> oldest = byTimestamp.pollFirstEntry();
+    bytes -= ((Number) oldest.getValue().get("bytes")).longValue();
+    truncatedThrough = oldest.getKey();
+    return oldest.getValue();
+  }
+
+  private void persistTruncation() {
+    for (Document state : truncation.queryAll()) truncation.removeDocument(state);
+    truncation.addDocument(new Document("_id", "truncatedThrough").append("ts", new BsonTimestamp(truncatedThrough)));
   }
 
   private synchronized BsonTimestamp nextTimestamp() {
@@ -64,15 +126,40 @@ final class RealShapeOplog implements Oplog {
     return new BsonTimestamp(Instant.ofEpochSecond(lastSecond), ++increment);
   }
 
-  private boolean isOwnStore(String namespace) {
-    return namespace.equals(store.getFullName());
+  // The cluster time of the newest entry, as a replica set member reports it in operationTime; before
+  // the first write, the present second.
+  synchronized BsonTimestamp lastOperationTime() {
+    if (lastSecond == 0) return new BsonTimestamp(clock.instant(), 0);
+    return new BsonTimestamp(Instant.ofEpochSecond(lastSecond), increment);
+  }
+
+  private static String databaseOf(String namespace) {
+    int dot = namespace.indexOf('.');
+    return dot < 0 ? namespace : namespace.substring(0, dot);
+  }
+
+  private static String collectionOf(String namespace) {
+    int dot = namespace.indexOf('.');
+    return dot < 0 ? "" : namespace.substring(dot + 1);
+  }
+
+  // The oplog itself, and system collections (system.indexes, ...), which change streams never report.
+  private boolean ignored(String namespace) {
+    return namespace.equals(store.getFullName()) || collectionOf(namespace).startsWith("system.")
+        || INTERNAL_DATABASES.contains(databaseOf(namespace));
   }
 
   private synchronized void record(String namespace, Document event) {
     BsonTimestamp ts = nextTimestamp();
-    Document entry = new Document("ts", ts).append("ns", namespace).append("wall", clock.instant()).append("event", event);
+    Document entry = new Document("_id", ts.getValue()).append("ts", ts).append("ns", namespace)
+        .append("wall", clock.instant()).append("event", event);
+    entry.append("bytes", sizeOf(entry));
     store.addDocument(entry);
     byTimestamp.put(ts.getValue(), entry);
+    bytes += ((Number) entry.get("bytes")).longValue();
+    if (!overCap()) return;
+    while (overCap()) store.removeDocument(removeOldest());
+    persistTruncation();
   }
 
   private static Document key(Object id) {
@@ -80,8 +167,8 @@ final class RealShapeOplog implements Oplog {
   }
 
   private Document lookUp(String namespace, Object id) {
-    MongoDatabase db = backend.resolveDatabase(Utils.getDatabaseNameFromFullName(namespace));
-    MongoCollection<?> collection = db.resolveCollection(Utils.getCollectionNameFromFullName(namespace), false);
+    MongoDatabase db = backend.resolveDatabase(databaseOf(namespace));
+    MongoCollection<?> collection = db.resolveCollection(collectionOf(namespace), false);
     if (collection == null) return null;
     for (Document d : collection.handleQuery(key(id))) return d.cloneDeeply();
     return null;
@@ -89,7 +176,7 @@ final class RealShapeOplog implements Oplog {
 
   @Override
   public void handleInsert(String namespace, List<Document> documents) {
-    if (isOwnStore(namespace)) return;
+    if (ignored(namespace)) return;
     for (Document d : documents) {
       record(namespace, new Document("operationType", "insert").append("documentKey", key(d.get("_id")))
           .append("fullDocument", d.cloneDeeply()));
@@ -98,7 +185,7 @@ final class RealShapeOplog implements Oplog {
 
   @Override
   public void handleUpdate(String namespace, Document selector, Document update, List<Object> ids) {
-    if (isOwnStore(namespace)) return;
+    if (ignored(namespace)) return;
     boolean replace = update.keySet().stream().noneMatch(k -> k.startsWith("$"));
     for (Object id : ids) {
       Document current = lookUp(namespace, id);
@@ -157,53 +244,134 @@ final class RealShapeOplog implements Oplog {
 
   @Override
   public void handleDelete(String namespace, Document query, List<Object> deletedIds) {
-    if (isOwnStore(namespace)) return;
+    if (ignored(namespace)) return;
     for (Object id : deletedIds) record(namespace, new Document("operationType", "delete").append("documentKey", key(id)));
   }
 
   @Override
   public void handleDropCollection(String namespace) {
-    if (isOwnStore(namespace)) return;
+    if (ignored(namespace)) return;
     record(namespace, new Document("operationType", "drop"));
-    // A collection's change stream ends with invalidate after a drop; it has a resume token of its own.
+    // A collection's stream ends with invalidate after a drop; it has a resume token of its own.
+    // Database and deployment streams go on.
     record(namespace, new Document("operationType", "invalidate"));
+  }
+
+  // After the drop of each of its collections (handleDropCollection): dropDatabase, then invalidate
+  // for the database's own streams. Deployment streams go on.
+  void handleDropDatabase(String database) {
+    if (INTERNAL_DATABASES.contains(database)) return;
+    record(database + ".", new Document("operationType", "dropDatabase"));
+    record(database + ".", new Document("operationType", "invalidate"));
+  }
+
+  // What a stream watches: one collection, one database (collection empty) or every database but the
+  // internal ones (database empty).
+  private record Scope(String database, String collection) {
+    static Scope of(String namespace, Document request) {
+      String db = databaseOf(namespace);
+      String coll = collectionOf(namespace);
+      if (!coll.equals("1")) return new Scope(db, coll);  // aggregate: 1 is a database-wide stream
+      return db.equals("admin") && Boolean.TRUE.equals(request.get("allChangesForCluster")) ? new Scope("", "") : new Scope(db, "");
+    }
+
+    boolean sees(Document entry) {
+      String ns = (String) entry.get("ns");
+      String db = databaseOf(ns);
+      String coll = collectionOf(ns);
+      String type = (String) ((Document) entry.get("event")).get("operationType");
+      if (type.equals("invalidate")) {
+        // The invalidate of a dropped collection (ns db.coll) or database (ns "db.") reaches only the
+        // streams on exactly that.
+        return db.equals(database) && coll.equals(collection);
+      }
+      if (database.isEmpty()) return true;
+      if (!db.equals(database)) return false;
+      if (collection.isEmpty()) return true;
+      return coll.equals(collection);
+    }
   }
 
   @Override
   public Cursor createCursor(Document request, String namespace, Aggregation aggregation) {
     Document token = (Document) (request.containsKey("startAfter") ? request.get("startAfter") : request.get("resumeAfter"));
-    OplogPosition start;
+    long after;
     if (token != null) {
-      start = OplogPosition.fromDocument(token);
+      after = Long.parseUnsignedLong((String) token.get("_data"), 16);
     } else if (request.get("startAtOperationTime") != null) {
-      start = new OplogPosition((BsonTimestamp) request.get("startAtOperationTime")).inclusive();
+      after = ((BsonTimestamp) request.get("startAtOperationTime")).getValue() - 1;  // inclusive
     } else {
-      start = new OplogPosition(new BsonTimestamp(Instant.ofEpochSecond(lastSecond), increment));
+      after = lastOperationTime().getValue();
     }
-    String fullDocument = (String) request.getOrDefault("fullDocument", "default");
-    OplogCursor cursor = new OplogCursor(cursors.generateCursorId(),
-        position -> aggregation.runStagesAsStream(read(namespace, position, fullDocument)), start);
+    StreamCursor cursor = new StreamCursor(cursors.generateCursorId(), Scope.of(namespace, request), after,
+        (String) request.getOrDefault("fullDocument", "default"), aggregation);
+    cursor.checkReachable();
     cursors.add(cursor);
     return cursor;
   }
 
-  private Stream<Document> read(String namespace, OplogPosition after, String fullDocument) {
-    long from = Long.parseUnsignedLong(after.toHexString(), 16);
-    return byTimestamp.tailMap(from, true).values().stream()
-        .filter(e -> new OplogPosition((BsonTimestamp) e.get("ts")).isAfter(after))
-        .filter(e -> namespace.equals(e.get("ns")))
-        .map(e -> toChangeEvent(e, namespace, fullDocument));
+  // A change-stream cursor. Its position is the last oplog entry it examined, not the last event it
+  // returned, so a stream that is up to date is not lost when entries it skipped are removed.
+  private final class StreamCursor extends AbstractCursor {
+    private final Scope scope;
+    private final String fullDocument;
+    private final Aggregation aggregation;
+    private long after;
+
+    StreamCursor(long id, Scope scope, long after, String fullDocument, Aggregation aggregation) {
+      super(id);
+      this.scope = scope;
+      this.after = after;
+      this.fullDocument = fullDocument;
+      this.aggregation = aggregation;
+    }
+
+    // Entries after the position were removed before the stream read them: its history is lost.
+    void checkReachable() {
+      if (truncatedThrough > after) {
+        throw new MongoServerError(286, "ChangeStreamHistoryLost",
+            "Resume of change stream was not possible, as the resume point may no longer be in the oplog.");
+      }
+    }
+
+    @Override
+    public boolean isEmpty() {
+      return false;
+    }
+
+    @Override
+    public List<Document> takeDocuments(int limit) {
+      checkReachable();
+      long[] examined = {after};
+      Stream<Document> events = byTimestamp.tailMap(after, false).values().stream()
+          .peek(e -> examined[0] = ((BsonTimestamp) e.get("ts")).getValue())
+          .filter(scope::sees)
+          .map(e -> toChangeEvent(e, fullDocument));
+      Stream<Document> out = aggregation.runStagesAsStream(events);
+      if (limit > 0) out = out.limit(limit);
+      List<Document> documents = out.collect(Collectors.toList());
+      if (limit > 0 && documents.size() == limit) {
+        // A full batch may have examined entries past its last event; continue right after that event.
+        Document last = (Document) documents.get(documents.size() - 1).get("_id");
+        after = Long.parseUnsignedLong((String) last.get("_data"), 16);
+      } else {
+        after = examined[0];
+      }
+      return documents;
+    }
   }
 
-  private Document toChangeEvent(Document entry, String namespace, String fullDocument) {
+  private Document toChangeEvent(Document entry, String fullDocument) {
     BsonTimestamp ts = (BsonTimestamp) entry.get("ts");
+    String namespace = (String) entry.get("ns");
     Document stored = (Document) entry.get("event");
     String type = (String) stored.get("operationType");
     Document event = new Document("_id", new Document("_data", new OplogPosition(ts).toHexString()))
         .append("operationType", type).append("clusterTime", ts).append("wallTime", entry.get("wall"));
-    if (!type.equals("invalidate")) {
-      event.append("ns", new Document("db", Utils.getDatabaseNameFromFullName(namespace))
-          .append("coll", Utils.getCollectionNameFromFullName(namespace)));
+    if (type.equals("dropDatabase")) {
+      event.append("ns", new Document("db", databaseOf(namespace)));
+    } else if (!type.equals("invalidate")) {
+      event.append("ns", new Document("db", databaseOf(namespace)).append("coll", collectionOf(namespace)));
     }
     for (Map.Entry<String, Object> field : stored.entrySet()) {
       if (!field.getKey().equals("operationType")) event.append(field.getKey(), field.getValue());

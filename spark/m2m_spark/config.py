@@ -39,9 +39,22 @@ class Options:
 
 
 @dataclass
+class Transform:
+    """A user SQL transform (docs/spark.md, "Transforms"): `sql` runs in Spark SQL over the rows of
+    the mapped table `source` (a temp view of that name) and its result is kept in `table`, whose
+    primary key is `key` (columns of `source` the result carries under the same names; empty: the
+    source's primary key, a row-by-row transform)."""
+    table: str
+    source: str
+    sql: str
+    key: list = field(default_factory=list)
+
+
+@dataclass
 class MappingConfig:
     options: Options = field(default_factory=Options)
     collections: dict = field(default_factory=dict)
+    transforms: dict = field(default_factory=dict)
 
     def collection(self, name):
         return self.collections.get(name) or CollectionMap()
@@ -60,12 +73,20 @@ def parse(text):
         if key == "collections":
             for name, spec in (value or {}).items():
                 cfg.collections[name] = _collection(name, spec or {})
+        elif key == "transforms":
+            for table, spec in (value or {}).items():
+                cfg.transforms[str(table)] = _transform(str(table), spec or {})
         elif key in Options.__dataclass_fields__:
             if key in _CHOICES and value not in _CHOICES[key]:
                 raise MappingError(f"mapping: {key}: unknown value '{value}'")
             setattr(cfg.options, key, value)
         else:
             raise MappingError(f"mapping: unknown key {key}")
+    targets = {t.lower() for t in cfg.transforms}
+    for tr in cfg.transforms.values():
+        if tr.source.lower() in targets:
+            raise MappingError(f"mapping: transforms.{tr.table}: reads {tr.source}, the result of another "
+                               "transform; transforms read mapped tables only")
     o = cfg.options
     if not re.fullmatch(r"[A-Za-z0-9_]+", str(o.separator)):
         raise MappingError("mapping: separator may contain only A-Z, a-z, 0-9 and _")
@@ -100,6 +121,24 @@ def _collection(name, spec):
         else:
             raise MappingError(f"mapping: collection {name}: unknown key {key}")
     return cm
+
+
+def _transform(table, spec):
+    where = f"mapping: transforms.{table}"
+    if not isinstance(spec, dict):
+        raise MappingError(f"{where}: must be a map with from, sql and optionally key")
+    unknown = set(spec) - {"from", "sql", "key"}
+    if unknown:
+        raise MappingError(f"{where}: unknown key {sorted(unknown)[0]}")
+    if not spec.get("from") or not spec.get("sql"):
+        raise MappingError(f"{where}: needs `from` (the mapped table it reads) and `sql`")
+    if len(table) > 64 or table.startswith("_m2m"):
+        raise MappingError(f"{where}: a table name of at most 64 characters, not starting with _m2m")
+    key = spec.get("key") or []
+    tr = Transform(table, str(spec["from"]), str(spec["sql"]), [key] if isinstance(key, str) else list(key))
+    if tr.source.lower() == table.lower():
+        raise MappingError(f"{where}: reads and writes the same table")
+    return tr
 
 
 def load(path):

@@ -18,6 +18,7 @@ from . import cells as cells_mod
 from . import events as events_mod
 from . import mapping as mp
 from . import render
+from . import transforms as transforms_mod
 
 log = logging.getLogger("m2m_spark")
 
@@ -199,7 +200,7 @@ class BatchWriter:
             "ord", F.row_number().over(Window.orderBy("ct_t", "ct_i", "topic", "partition", "offset")))
         evs = _with_keys(evs, self.cfg).selectExpr(
             "*", "IF(after IS NULL AND updated IS NOT NULL, json_object_keys(updated), array()) "
-            "AS updated_keys").localCheckpoint()
+            "AS updated_keys").localCheckpoint(eager=False)
         rows = evs.select("ord", "topic", "partition", "offset", "event", "collection", "keys",
                           "document_key", F.col("after").isNotNull(), "has_update", "updated_keys",
                           "removed", "truncated", "rename_to", "error", "raw_value", "raw_key",
@@ -228,7 +229,7 @@ class BatchWriter:
                 by_ord.setdefault(c.ord, []).append(c)
             for cs in by_ord.values():
                 cs.sort(key=lambda c: list(c.seq))
-        self.apply(conn, batch_id, start, applied, by_ord, offsets, pending_ops)
+        self.apply(conn, batch_df.sparkSession, batch_id, start, applied, by_ord, offsets, pending_ops)
 
     def hold_back(self, events, pending, fetched):
         """The records (topic, partition, offset) this batch must not apply yet: those whose cluster
@@ -265,7 +266,7 @@ class BatchWriter:
                             (self.job, *e.where, batch_id, _utf8(e.raw_key), _utf8(e.raw_value))))
         return ops
 
-    def apply(self, conn, batch_id, start, events, by_ord, offsets, pending_ops):
+    def apply(self, conn, spark, batch_id, start, events, by_ord, offsets, pending_ops):
         segments, current = [], []
         for e in events:
             current.append(e)
@@ -302,12 +303,17 @@ class BatchWriter:
                 for ch in seg.changes:
                     cur.execute(render.schema_change(ch))
                 if not redo_op_only:
+                    plans = transforms_mod.plan(spark, cur, self.mysql["database"], self.cfg.transforms, catalog, seg)
                     conn.begin()
                     if k == 0:
                         for sql, params in pending_ops:
                             cur.execute(sql, params)
+                    for p in plans:
+                        p.before(cur, seg)
                     for sql in render.data_statements(seg):
                         cur.execute(sql)
+                    for p in plans:
+                        p.after(cur, seg, spark)
                     for e, why in quarantined:
                         cur.execute("INSERT IGNORE INTO _m2m_spark_quarantine (job, batch_id, topic, `partition`, "
                                     "`offset`, error, value) VALUES (%s,%s,%s,%s,%s,%s,%s)",

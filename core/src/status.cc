@@ -14,6 +14,7 @@ std::string_view StatusCodeName(StatusCode code) {
     case StatusCode::kMapping: return "Mapping error";
     case StatusCode::kHistoryLost: return "Change stream history lost";
     case StatusCode::kCancelled: return "Cancelled";
+    case StatusCode::kDiverged: return "MySQL differs from MongoDB";
     case StatusCode::kInternal: return "Internal error";
   }
   return "Unknown error";

@@ -27,6 +27,7 @@ enum class StatusCode {
   kMapping,          // a document or event cannot be mapped to rows
   kHistoryLost,      // a resume point is no longer in the MongoDB oplog
   kCancelled,        // stopped on request (signal)
+  kDiverged,         // verify: MySQL does not hold what the mapping makes of MongoDB
   kInternal,         // a bug: an invariant did not hold
 };
 

@@ -261,6 +261,17 @@ struct KafkaConsumer::Impl {
   }
 };
 
+namespace {
+
+// Key, value and timestamp of a delivered record.
+void CopyPayload(const rd_kafka_message_t* m, KafkaMessage& out) {
+  if (m->key) out.key.emplace(static_cast<const char*>(m->key), m->key_len);
+  if (m->payload) out.value.emplace(static_cast<const char*>(m->payload), m->len);
+  out.timestamp_ms = rd_kafka_message_timestamp(m, nullptr);
+}
+
+}  // namespace
+
 KafkaConsumer::KafkaConsumer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 KafkaConsumer::~KafkaConsumer() = default;
 
@@ -314,9 +325,7 @@ Result<std::optional<KafkaMessage>> KafkaConsumer::Poll(std::chrono::millisecond
     bool fatal = m->err == RD_KAFKA_RESP_ERR__FATAL || m->err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART;
     return KafkaStatus(m->err, "consuming", !fatal);
   }
-  if (m->key) out.key.emplace(static_cast<const char*>(m->key), m->key_len);
-  if (m->payload) out.value.emplace(static_cast<const char*>(m->payload), m->len);
-  out.timestamp_ms = rd_kafka_message_timestamp(m, nullptr);
+  CopyPayload(m, out);
   return std::optional<KafkaMessage>(std::move(out));
 }
 
@@ -362,6 +371,25 @@ Status KafkaConsumer::CommitAsync(const std::vector<TopicPartition>& positions) 
   rd_kafka_resp_err_t err = rd_kafka_commit(impl_->rk.get(), list.get(), /*async=*/1);
   if (err != RD_KAFKA_RESP_ERR_NO_ERROR) return KafkaStatus(err, "committing offsets", true);
   return Status::OK();
+}
+
+int64_t KafkaConsumer::Lag() const {
+  rd_kafka_topic_partition_list_t* raw = nullptr;
+  if (rd_kafka_assignment(impl_->rk.get(), &raw) != RD_KAFKA_RESP_ERR_NO_ERROR) return 0;
+  PartitionListPtr list(raw, rd_kafka_topic_partition_list_destroy);
+  rd_kafka_position(impl_->rk.get(), list.get());
+  int64_t lag = 0;
+  for (int i = 0; i < list->cnt; ++i) {
+    const rd_kafka_topic_partition_t& tp = list->elems[i];
+    int64_t low = 0, high = 0;
+    if (tp.offset < 0 ||
+        rd_kafka_get_watermark_offsets(impl_->rk.get(), tp.topic, tp.partition, &low, &high) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+        high < 0) {
+      continue;
+    }
+    lag += std::max<int64_t>(high - tp.offset, 0);
+  }
+  return lag;
 }
 
 namespace {
@@ -454,6 +482,109 @@ Result<std::map<std::string, std::string>> ReadTopicToEnd(const KafkaConfig& con
   }
   rd_kafka_consumer_close(rk.get());
   return latest;
+}
+
+// ---------------------------------------------------------------------------------------------------
+struct KafkaInspector::Impl {
+  HandlePtr rk;
+  std::chrono::milliseconds timeout;
+};
+
+KafkaInspector::KafkaInspector(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+KafkaInspector::~KafkaInspector() {
+  if (impl_ && impl_->rk) rd_kafka_consumer_close(impl_->rk.get());
+}
+
+Result<std::unique_ptr<KafkaInspector>> KafkaInspector::Make(const KafkaConfig& config,
+                                                             std::chrono::milliseconds timeout) {
+  KafkaConfig c = config;
+  c.emplace("isolation.level", "read_committed");
+  c.emplace("enable.auto.commit", "false");
+  c.emplace("enable.partition.eof", "true");
+  // A start before the log's beginning (deleted by retention) reads from the beginning.
+  c.emplace("auto.offset.reset", "earliest");
+  c.emplace("group.id", "mongo2mysql-inspector");  // never joined: partitions are assigned directly
+  M2M_ASSIGN_OR_RETURN(rd_kafka_conf_t * conf, MakeConf(c));
+  M2M_ASSIGN_OR_RETURN(rd_kafka_t * rk, MakeHandle(RD_KAFKA_CONSUMER, conf));
+  auto impl = std::make_unique<Impl>();
+  impl->rk.reset(rk);
+  impl->timeout = timeout;
+  rd_kafka_poll_set_consumer(rk);
+  return std::unique_ptr<KafkaInspector>(new KafkaInspector(std::move(impl)));
+}
+
+Result<std::vector<std::string>> KafkaInspector::ListTopics() {
+  const rd_kafka_metadata_t* md = nullptr;
+  rd_kafka_resp_err_t err = rd_kafka_metadata(impl_->rk.get(), 1, nullptr, &md, static_cast<int>(impl_->timeout.count()));
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) return KafkaStatus(err, "listing topics", true);
+  MetadataPtr guard(md, rd_kafka_metadata_destroy);
+  std::vector<std::string> out;
+  for (int i = 0; i < md->topic_cnt; ++i) out.emplace_back(md->topics[i].topic);
+  return out;
+}
+
+Result<std::vector<TopicPartition>> KafkaInspector::Ends(const std::string& topic) {
+  int timeout_ms = static_cast<int>(impl_->timeout.count());
+  M2M_ASSIGN_OR_RETURN(MetadataPtr md, TopicMetadata(impl_->rk.get(), topic, timeout_ms));
+  std::vector<TopicPartition> out;
+  for (int i = 0; i < md->topics[0].partition_cnt; ++i) {
+    int32_t p = md->topics[0].partitions[i].id;
+    int64_t low = 0, high = 0;
+    // A read_committed handle asks for the last stable offset.
+    rd_kafka_resp_err_t err = rd_kafka_query_watermark_offsets(impl_->rk.get(), topic.c_str(), p, &low, &high, timeout_ms);
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) return KafkaStatus(err, "reading offsets of " + topic, true);
+    out.push_back({topic, p, high});
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+Result<std::vector<KafkaMessage>> KafkaInspector::Read(const TopicPartition& from, int64_t end, bool first_only) {
+  std::vector<KafkaMessage> out;
+  if (from.offset >= end) return out;
+  PartitionListPtr list = ToList({from});
+  rd_kafka_resp_err_t err = rd_kafka_assign(impl_->rk.get(), list.get());
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) return KafkaStatus(err, "assigning " + from.topic);
+  auto deadline = std::chrono::steady_clock::now() + impl_->timeout;
+  Status st;
+  while (true) {
+    if (std::chrono::steady_clock::now() >= deadline) {
+      st = KafkaStatus(RD_KAFKA_RESP_ERR__TIMED_OUT, "reading " + from.topic, true);
+      break;
+    }
+    rd_kafka_message_t* m = rd_kafka_consumer_poll(impl_->rk.get(), 200);
+    if (m == nullptr) continue;
+    std::unique_ptr<rd_kafka_message_t, void (*)(rd_kafka_message_t*)> guard(m, rd_kafka_message_destroy);
+    if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) break;
+    if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      st = KafkaStatus(m->err, "reading " + from.topic, true);
+      break;
+    }
+    if (m->offset >= end) break;  // committed after `end` was read
+    KafkaMessage msg{from.topic, m->partition, m->offset};
+    CopyPayload(m, msg);
+    out.push_back(std::move(msg));
+    if (first_only) break;
+  }
+  rd_kafka_assign(impl_->rk.get(), nullptr);
+  if (!st.ok()) return st;
+  return out;
+}
+
+Result<std::optional<KafkaMessage>> KafkaInspector::FirstRecord(const TopicPartition& from, int64_t end) {
+  M2M_ASSIGN_OR_RETURN(auto records, Read(from, end, /*first_only=*/true));
+  if (records.empty()) return std::optional<KafkaMessage>{};
+  return std::optional<KafkaMessage>(std::move(records.front()));
+}
+
+Result<std::optional<KafkaMessage>> KafkaInspector::LastRecord(const std::string& topic, int32_t partition, int64_t end) {
+  // Commit markers and aborted records may trail the last record: look back further and further.
+  for (int64_t back = 2;; back *= 16) {
+    int64_t from = std::max<int64_t>(end - back, 0);
+    M2M_ASSIGN_OR_RETURN(auto records, Read({topic, partition, from}, end, /*first_only=*/false));
+    if (!records.empty()) return std::optional<KafkaMessage>(std::move(records.back()));
+    if (from == 0) return std::optional<KafkaMessage>{};
+  }
 }
 
 }  // namespace m2m

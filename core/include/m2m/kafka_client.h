@@ -143,10 +143,40 @@ class KafkaConsumer {
   // Commits `positions` (next offsets) to the group asynchronously, for monitoring tools that read
   // the group's lag; correctness never depends on it when offsets are kept elsewhere.
   Status CommitAsync(const std::vector<TopicPartition>& positions);
+  // Offsets from the consumer's position to the end of each assigned partition, summed: the ends
+  // the last fetch responses reported (no request to the broker). A partition not fetched from yet
+  // counts 0.
+  int64_t Lag() const;
 
  private:
   struct Impl;
   explicit KafkaConsumer(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// A read-only look at topics as a read_committed consumer sees them, outside any consumer group: for
+// `mongo2mysql status`. Each call waits at most the timeout given to Make.
+class KafkaInspector {
+ public:
+  static Result<std::unique_ptr<KafkaInspector>> Make(const KafkaConfig& config, std::chrono::milliseconds timeout);
+  ~KafkaInspector();
+
+  // The names of every topic in the cluster; fails when no broker answers.
+  Result<std::vector<std::string>> ListTopics();
+  // Each partition of `topic` with `offset` set to its end: the last stable offset (records of open
+  // transactions lie beyond it; the commit markers of closed ones before it).
+  Result<std::vector<TopicPartition>> Ends(const std::string& topic);
+  // The first committed record of the partition at or after `from.offset` and before `end`, or
+  // nullopt when there is none (only transaction markers or aborted records lie in between).
+  Result<std::optional<KafkaMessage>> FirstRecord(const TopicPartition& from, int64_t end);
+  // The last committed record of the partition before `end`, or nullopt when there is none.
+  Result<std::optional<KafkaMessage>> LastRecord(const std::string& topic, int32_t partition, int64_t end);
+
+ private:
+  struct Impl;
+  explicit KafkaInspector(std::unique_ptr<Impl> impl);
+  // The committed records of [from, end), stopping after the first when `first_only`.
+  Result<std::vector<KafkaMessage>> Read(const TopicPartition& from, int64_t end, bool first_only);
   std::unique_ptr<Impl> impl_;
 };
 

@@ -1,0 +1,95 @@
+#include "m2m/metrics.h"
+
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+
+namespace m2m {
+namespace {
+
+TEST(MetricsTest, RendersTheTextExpositionFormat) {
+  MetricsRegistry registry(MetricLabels{{"capture", "shop"}});
+  std::atomic<int64_t> events{42};
+  CounterVec by_collection;
+  by_collection.Add("shop.orders", 3);
+  by_collection.Add("shop.\"odd\"\\name");
+  by_collection.Add("shop.orders");
+  registry.Add("m2m_capture_events_total", MetricType::kCounter, "Events published.",
+               [&] { return static_cast<double>(events.load()); });
+  registry.Add("m2m_capture_lag_seconds", MetricType::kGauge, "Lag.\nSecond line \\ here", [] { return 1.5; });
+  registry.AddVec("m2m_capture_collection_events_total", MetricType::kCounter, "Per collection.", "collection",
+                  &by_collection);
+  EXPECT_EQ(registry.Render(),
+            "# HELP m2m_capture_events_total Events published.\n"
+            "# TYPE m2m_capture_events_total counter\n"
+            "m2m_capture_events_total{capture=\"shop\"} 42\n"
+            "# HELP m2m_capture_lag_seconds Lag.\\nSecond line \\\\ here\n"
+            "# TYPE m2m_capture_lag_seconds gauge\n"
+            "m2m_capture_lag_seconds{capture=\"shop\"} 1.5\n"
+            "# HELP m2m_capture_collection_events_total Per collection.\n"
+            "# TYPE m2m_capture_collection_events_total counter\n"
+            "m2m_capture_collection_events_total{capture=\"shop\",collection=\"shop.\\\"odd\\\"\\\\name\"} 1\n"
+            "m2m_capture_collection_events_total{capture=\"shop\",collection=\"shop.orders\"} 4\n");
+}
+
+TEST(MetricsTest, NoCommonLabelsMeansNoBraces) {
+  MetricsRegistry registry;
+  registry.Add("up", MetricType::kGauge, "Up.", [] { return 1e20; });
+  EXPECT_EQ(registry.Render(), "# HELP up Up.\n# TYPE up gauge\nup 1e+20\n");
+}
+
+TEST(MetricsTest, ProcessMemoryIsRead) {
+  MetricsRegistry registry;
+  AddProcessMetrics(registry);
+  std::string text = registry.Render();
+  auto at = text.find("\nprocess_resident_memory_bytes ");
+  ASSERT_NE(at, std::string::npos) << text;
+  EXPECT_GT(std::stod(text.substr(at + 31)), 1024 * 1024);
+}
+
+std::string Get(int port, const std::string& path) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr);
+  EXPECT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  std::string request = "GET " + path + " HTTP/1.1\r\nHost: x\r\n\r\n";
+  send(fd, request.data(), request.size(), 0);
+  std::string response;
+  char buf[4096];
+  for (ssize_t n; (n = recv(fd, buf, sizeof buf, 0)) > 0;) response.append(buf, static_cast<size_t>(n));
+  close(fd);
+  return response;
+}
+
+TEST(MetricsTest, ServesMetricsOverHttp) {
+  MetricsRegistry registry;
+  std::atomic<int64_t> n{7};
+  registry.Add("m2m_test_total", MetricType::kCounter, "Test.", [&] { return static_cast<double>(n.load()); });
+  auto server = MetricsServer::Start(registry, {.host = "127.0.0.1", .port = 0});
+  ASSERT_TRUE(server.ok()) << server.status().ToString();
+  std::string response = Get((*server)->port(), "/metrics");
+  EXPECT_EQ(response.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << response;
+  EXPECT_NE(response.find("text/plain; version=0.0.4"), std::string::npos);
+  EXPECT_NE(response.find("\r\n\r\n# HELP m2m_test_total Test.\n"), std::string::npos) << response;
+  n = 8;
+  EXPECT_NE(Get((*server)->port(), "/metrics").find("m2m_test_total 8\n"), std::string::npos);
+  EXPECT_EQ(Get((*server)->port(), "/").rfind("HTTP/1.1 404", 0), 0u);
+}
+
+TEST(MetricsTest, APortInUseIsAnError) {
+  MetricsRegistry registry;
+  auto first = MetricsServer::Start(registry, {.host = "127.0.0.1", .port = 0});
+  ASSERT_TRUE(first.ok());
+  auto second = MetricsServer::Start(registry, {.host = "127.0.0.1", .port = (*first)->port()});
+  EXPECT_FALSE(second.ok());
+  EXPECT_FALSE(MetricsServer::Start(registry, {.host = "localhost", .port = 0}).ok());
+}
+
+}  // namespace
+}  // namespace m2m

@@ -94,6 +94,7 @@ struct Apply::Loop : RebalanceListener {
   struct Pending {
     Batch batch;
     std::map<PartitionId, int64_t> next;  // per partition: the offset after its last consumed message
+    std::map<PartitionId, AppliedEvents> applied;  // per partition: how many, and the last one's time
     std::vector<QuarantinedEvent> quarantine;
     std::map<std::string, Lookup> lookups;  // by DocumentOp::label
     int events = 0;
@@ -232,6 +233,9 @@ struct Apply::Loop : RebalanceListener {
     own.position = message.offset + 1;
     own.at_end = false;
     pending.next[tp] = message.offset + 1;
+    AppliedEvents& applied = pending.applied[tp];
+    applied.events++;
+    applied.last_event_ms = message.timestamp_ms;
     if (pending.events++ == 0) pending.started = Clock::now();
     if (isolate_remaining > 0) --isolate_remaining;
     pending.last = std::move(message);
@@ -310,7 +314,10 @@ struct Apply::Loop : RebalanceListener {
       catalog_stale = true;  // until the DDL below has run
       for (const Batch::Segment& seg : alone.segments()) {
         M2M_ASSIGN_OR_RETURN(SegmentSql sql, RenderSegment(seg, o.sql));
-        for (const std::string& s : sql.collection) M2M_RETURN_NOT_OK(mysql->Execute(s));
+        for (const std::string& s : sql.collection) {
+          M2M_RETURN_NOT_OK(mysql->Execute(s));
+          stats.ddl_statements++;
+        }
       }
       M2M_RETURN_NOT_OK(ReadSchema(&schema_fingerprint).status());
       catalog_stale = false;
@@ -351,6 +358,7 @@ struct Apply::Loop : RebalanceListener {
         return RunSchemaChange(change);
       }
       M2M_RETURN_NOT_OK(st);
+      stats.ddl_statements++;
     }
     return Status::OK();
   }
@@ -404,7 +412,7 @@ struct Apply::Loop : RebalanceListener {
     M2M_RETURN_NOT_OK(CheckOffsetsUnchanged());
     M2M_RETURN_NOT_OK(ExecuteRows(rows));
     if (!pending.quarantine.empty()) M2M_RETURN_NOT_OK(mysql->Execute(InsertQuarantineSql(o.group, pending.quarantine)));
-    M2M_RETURN_NOT_OK(mysql->Execute(UpsertOffsetsSql(o.group, pending.next)));
+    M2M_RETURN_NOT_OK(mysql->Execute(UpsertOffsetsSql(o.group, pending.next, pending.applied)));
     return mysql->Commit();
   }
 
@@ -419,6 +427,7 @@ struct Apply::Loop : RebalanceListener {
     stats.events += pending.events;
     stats.batches++;
     stats.quarantined += static_cast<int64_t>(pending.quarantine.size());
+    for (const auto& [tp, applied] : pending.applied) stats.events_by_topic.Add(tp.first, applied.events);
     if (pending.last) stats.last_event_ms = pending.last->timestamp_ms;
     pending = Pending{};
   }
@@ -444,6 +453,7 @@ struct Apply::Loop : RebalanceListener {
                  Head(bad.error));
     Pending only;
     only.next = std::move(pending.next);
+    only.applied = std::move(pending.applied);
     only.events = pending.events;
     only.last = std::move(pending.last);
     only.quarantine.push_back(std::move(bad));
@@ -564,6 +574,7 @@ struct Apply::Loop : RebalanceListener {
         continue;
       }
       failures = 0;
+      stats.lag_events = consumer->Lag();
       if (o.until_caught_up && CaughtUp()) {
         spdlog::info("apply {}: caught up: {} events in {} batches, {} quarantined", o.group, stats.events.load(),
                      stats.batches.load(), stats.quarantined.load());

@@ -29,6 +29,7 @@
 
 #include "m2m/kafka_client.h"
 #include "m2m/mapping.h"
+#include "m2m/metrics.h"
 #include "m2m/mongo_client.h"
 #include "m2m/mysql_client.h"
 #include "m2m/sql_writer.h"
@@ -81,7 +82,13 @@ struct ApplyStats {
   std::atomic<int64_t> quarantined{0};  // events written to _m2m_quarantine
   std::atomic<int64_t> retries{0};      // batches abandoned and redone from the stored offsets
   std::atomic<int64_t> last_event_ms{0};  // Kafka timestamp of the last committed event
+  std::atomic<int64_t> ddl_statements{0};  // CREATE, ALTER, RENAME and DROP TABLE statements run
+  std::atomic<int64_t> lag_events{0};      // offsets from the positions to the ends of the partitions owned
+  CounterVec events_by_topic;              // committed events per topic
 };
+
+// Adds apply's metrics, read from `stats` at scrape time, to `registry` (docs/operations.md).
+void RegisterMetrics(const ApplyStats& stats, MetricsRegistry& registry);
 
 class Apply {
  public:

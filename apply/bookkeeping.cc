@@ -27,8 +27,16 @@ std::vector<std::string> BookkeepingDdl() {
       std::string("CREATE TABLE IF NOT EXISTS ") + kOffsetsTable +
           " (group_id VARBINARY(255) NOT NULL, topic VARBINARY(255) NOT NULL, `partition` INT NOT NULL, "
           "next_offset BIGINT NOT NULL, updated_at DATETIME(3) NOT NULL, "
+          "applied_events BIGINT NOT NULL DEFAULT 0, last_event_ms BIGINT NULL, "
           "PRIMARY KEY (group_id, topic, `partition`)) ENGINE=InnoDB "
           "COMMENT='mongo2mysql apply: next Kafka offset to apply, per consumer group and partition'",
+      // Tables made before applied_events existed get the columns. MySQL has no ADD COLUMN IF NOT
+      // EXISTS (MariaDB has), so the ALTER is chosen by a query and run as a prepared statement.
+      std::string("SET @m2m_ddl = (SELECT IF(COUNT(*) = 0, 'ALTER TABLE ") + kOffsetsTable +
+          " ADD COLUMN applied_events BIGINT NOT NULL DEFAULT 0, ADD COLUMN last_event_ms BIGINT NULL', 'DO 0') "
+          "FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = '" +
+          kOffsetsTable + "' AND COLUMN_NAME = 'applied_events'); "
+          "PREPARE m2m_ddl FROM @m2m_ddl; EXECUTE m2m_ddl; DEALLOCATE PREPARE m2m_ddl",
       std::string("CREATE TABLE IF NOT EXISTS ") + kQuarantineTable +
           " (id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY, group_id VARBINARY(255) NOT NULL, "
           "topic VARBINARY(255) NOT NULL, `partition` INT NOT NULL, `offset` BIGINT NOT NULL, "
@@ -44,16 +52,22 @@ std::string SelectOffsetsSql(const std::string& group, const std::vector<Partiti
          PartitionFilter(group, partitions) + (for_update ? " FOR UPDATE" : "");
 }
 
-std::string UpsertOffsetsSql(const std::string& group, const std::map<PartitionId, int64_t>& next_offsets) {
+std::string UpsertOffsetsSql(const std::string& group, const std::map<PartitionId, int64_t>& next_offsets,
+                             const std::map<PartitionId, AppliedEvents>& applied) {
   std::string sql = std::string("INSERT INTO ") + kOffsetsTable +
-                    " (group_id, topic, `partition`, next_offset, updated_at) VALUES ";
+                    " (group_id, topic, `partition`, next_offset, applied_events, last_event_ms, updated_at) VALUES ";
   bool first = true;
   for (const auto& [tp, next] : next_offsets) {
+    auto it = applied.find(tp);
+    AppliedEvents a = it == applied.end() ? AppliedEvents{} : it->second;
     sql += (first ? "(" : ",(") + QuoteString(group) + "," + QuoteString(tp.first) + "," +
-           std::to_string(tp.second) + "," + std::to_string(next) + ",UTC_TIMESTAMP(3))";
+           std::to_string(tp.second) + "," + std::to_string(next) + "," + std::to_string(a.events) + "," +
+           (a.last_event_ms > 0 ? std::to_string(a.last_event_ms) : "NULL") + ",UTC_TIMESTAMP(3))";
     first = false;
   }
-  return sql + " ON DUPLICATE KEY UPDATE next_offset=VALUES(next_offset), updated_at=VALUES(updated_at)";
+  return sql + " ON DUPLICATE KEY UPDATE next_offset=VALUES(next_offset), "
+               "applied_events=applied_events+VALUES(applied_events), "
+               "last_event_ms=COALESCE(VALUES(last_event_ms), last_event_ms), updated_at=VALUES(updated_at)";
 }
 
 std::string InsertQuarantineSql(const std::string& group, const std::vector<QuarantinedEvent>& events) {

@@ -2,9 +2,11 @@
 // start with "_m2m", a prefix the mapping never produces for a collection's table unless the
 // collection itself is named so (the catalog then gives that collection another name).
 //
-//   _m2m_offsets     (group_id, topic, partition, next_offset, updated_at): per consumer group and
-//                    partition, the offset of the first message NOT yet applied. Written in the same
-//                    transaction as the rows, so the rows and the position never disagree.
+//   _m2m_offsets     (group_id, topic, partition, next_offset, updated_at, applied_events,
+//                    last_event_ms): per consumer group and partition, the offset of the first message
+//                    NOT yet applied. Written in the same transaction as the rows, so the rows and the
+//                    position never disagree. applied_events (a running count) and last_event_ms (the
+//                    Kafka timestamp of the last event applied) are for `mongo2mysql status`.
 //   _m2m_quarantine  (id, group_id, topic, partition, offset, msg_key, raw_event, error, at): events
 //                    that could not be applied, written in the transaction that moves past them.
 //
@@ -25,7 +27,8 @@ namespace m2m::apply {
 inline constexpr char kOffsetsTable[] = "_m2m_offsets";
 inline constexpr char kQuarantineTable[] = "_m2m_quarantine";
 
-// CREATE TABLE IF NOT EXISTS for both tables.
+// CREATE TABLE IF NOT EXISTS for both tables, then the columns an older _m2m_offsets lacks (the
+// database must be selected).
 std::vector<std::string> BookkeepingDdl();
 
 // A partition, without a position.
@@ -36,8 +39,16 @@ using PartitionId = std::pair<std::string, int32_t>;
 std::string SelectOffsetsSql(const std::string& group, const std::vector<PartitionId>& partitions,
                              bool for_update);
 
-// Upserts next_offset for each partition of `group`.
-std::string UpsertOffsetsSql(const std::string& group, const std::map<PartitionId, int64_t>& next_offsets);
+// What a batch applied of one partition.
+struct AppliedEvents {
+  int64_t events = 0;
+  int64_t last_event_ms = 0;  // Kafka timestamp of the last of them
+};
+
+// Upserts next_offset for each partition of `group`, adding each partition's `applied` events to its
+// running count.
+std::string UpsertOffsetsSql(const std::string& group, const std::map<PartitionId, int64_t>& next_offsets,
+                             const std::map<PartitionId, AppliedEvents>& applied = {});
 
 // One event that could not be applied.
 struct QuarantinedEvent {

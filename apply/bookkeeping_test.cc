@@ -6,11 +6,13 @@ namespace m2m::apply {
 namespace {
 
 TEST(BookkeepingTest, OffsetsAreUpsertedPerGroupAndPartition) {
-  std::string sql = UpsertOffsetsSql("g'1", {{{"t.a", 0}, 12}, {{"t.a", 3}, 7}});
+  std::string sql = UpsertOffsetsSql("g'1", {{{"t.a", 0}, 12}, {{"t.a", 3}, 7}}, {{{"t.a", 0}, {5, 1700000000123}}});
   EXPECT_EQ(sql,
-            "INSERT INTO _m2m_offsets (group_id, topic, `partition`, next_offset, updated_at) VALUES "
-            "('g\\'1','t.a',0,12,UTC_TIMESTAMP(3)),('g\\'1','t.a',3,7,UTC_TIMESTAMP(3)) "
-            "ON DUPLICATE KEY UPDATE next_offset=VALUES(next_offset), updated_at=VALUES(updated_at)");
+            "INSERT INTO _m2m_offsets (group_id, topic, `partition`, next_offset, applied_events, last_event_ms, "
+            "updated_at) VALUES ('g\\'1','t.a',0,12,5,1700000000123,UTC_TIMESTAMP(3)),"
+            "('g\\'1','t.a',3,7,0,NULL,UTC_TIMESTAMP(3)) "
+            "ON DUPLICATE KEY UPDATE next_offset=VALUES(next_offset), applied_events=applied_events+VALUES(applied_events), "
+            "last_event_ms=COALESCE(VALUES(last_event_ms), last_event_ms), updated_at=VALUES(updated_at)");
 }
 
 TEST(BookkeepingTest, OffsetsAreLockedOnlyForTheBatchPartitions) {

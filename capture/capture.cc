@@ -273,6 +273,7 @@ struct Capture::Loop {
       M2M_RETURN_NOT_OK(producer->Produce(topic, key, value));
     }
     stats.events++;
+    stats.events_by_collection.Add(event.db + "." + event.collection);
     return Status::OK();
   }
 
@@ -282,6 +283,7 @@ struct Capture::Loop {
     if (c.resume_token) j["resume_token"] = c.resume_token->ToCanonicalJson();
     if (c.start_at) j["start_at"] = {{"t", c.start_at->first}, {"i", c.start_at->second}};
     j["snapshot"] = c.snapshot_pending ? "pending" : "done";
+    if (stats.last_cluster_time_s > 0) j["last_event_s"] = stats.last_cluster_time_s.load();  // for status
     return j.dump();
   }
 
@@ -302,6 +304,7 @@ struct Capture::Loop {
   // nothing of the aborted batch is lost or published twice.
   Status AbortAndRewind(const Status& cause) {
     spdlog::warn("capture {}: {}; rewinding to the last checkpoint", o.name, cause.ToString());
+    stats.errors++;
     if (in_transaction) {
       M2M_RETURN_NOT_OK(producer->AbortTransaction().WithContext("after " + cause.ToString()));
       in_transaction = false;
@@ -324,6 +327,7 @@ struct Capture::Loop {
       if (batch_full && !assembler.pending()) break;
       auto polled_at = Clock::now();
       M2M_ASSIGN_OR_RETURN(auto raw, reader->Next());
+      stats.stream_idle = !raw;
       if (!raw) {
         if (in_transaction && !assembler.pending()) break;
         if (!in_transaction && TokenMoved() && Clock::now() - last_checkpoint_at >= o.idle_checkpoint_interval) break;

@@ -22,6 +22,7 @@
 #include "namespace_filter.h"
 #include "snapshot.h"
 #include "m2m/kafka_client.h"
+#include "m2m/metrics.h"
 #include "m2m/mongo_client.h"
 #include "m2m/status.h"
 
@@ -88,7 +89,13 @@ struct CaptureStats {
   std::atomic<int64_t> transactions{0};
   std::atomic<int64_t> last_cluster_time_s{0};
   std::atomic<int64_t> oplog_window_s{0};  // 0 while unknown (no read access to local.oplog.rs)
+  CounterVec events_by_collection;          // by "db.collection", republished events included
+  std::atomic<int64_t> errors{0};           // batches abandoned after an error and redone
+  std::atomic<bool> stream_idle{false};     // the last read found no event waiting: no lag
 };
+
+// Adds capture's metrics, read from `stats` at scrape time, to `registry` (docs/operations.md).
+void RegisterMetrics(const CaptureStats& stats, MetricsRegistry& registry);
 
 class Capture {
  public:

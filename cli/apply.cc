@@ -19,6 +19,7 @@ struct ApplyFlags {
   std::string on_drop;
   std::string on_rename;
   bool no_instant = false;
+  MetricsFlags metrics;
 };
 
 Status RunApply(apply::ApplyOptions o, const ApplyFlags& f) {
@@ -41,7 +42,8 @@ Status RunApply(apply::ApplyOptions o, const ApplyFlags& f) {
   o.max_batch_time = std::chrono::milliseconds(f.batch_ms);
   o.sql.instant_add_column = !f.no_instant;
   InstallStopSignals();
-  return RunDaemon(apply::Apply::Make(std::move(o)));
+  MetricLabels labels = {{"group", o.group}};
+  return RunDaemon(apply::Apply::Make(std::move(o)), f.metrics, std::move(labels));
 }
 
 }  // namespace
@@ -93,6 +95,7 @@ void AddApplyCommand(CLI::App& app, Action& action) {
   cmd->add_flag("--until-caught-up", o->until_caught_up,
                 "Apply everything up to the ends of the partitions, then exit 0 (a batch catch-up run)");
   cmd->add_flag("--no-instant", f->no_instant, "Add columns without ALGORITHM=INSTANT");
+  AddMetricsOptions(cmd, f->metrics);
   cmd->callback([o, f, &action] { action = [o, f] { return RunApply(*o, *f); }; });
 }
 

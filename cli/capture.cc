@@ -7,13 +7,14 @@
 namespace m2m::cli {
 namespace {
 
-Status RunCapture(capture::CaptureOptions o, const std::vector<std::string>& kafka_props) {
+Status RunCapture(capture::CaptureOptions o, const std::vector<std::string>& kafka_props, const MetricsFlags& metrics) {
   M2M_RETURN_NOT_OK(AddKafkaProperties(kafka_props, o.kafka));
   if (!o.stream.collection.empty()) o.stream.scope = capture::StreamScope::kCollection;
   else if (!o.stream.database.empty()) o.stream.scope = capture::StreamScope::kDatabase;
   else o.stream.scope = capture::StreamScope::kDeployment;
   InstallStopSignals();
-  return RunDaemon(capture::Capture::Make(std::move(o)));
+  MetricLabels labels = {{"capture", o.name}};
+  return RunDaemon(capture::Capture::Make(std::move(o)), metrics, std::move(labels));
 }
 
 }  // namespace
@@ -22,6 +23,7 @@ void AddCaptureCommand(CLI::App& app, Action& action) {
   auto o = std::make_shared<capture::CaptureOptions>();
   auto kafka_props = std::make_shared<std::vector<std::string>>();
   auto bootstrap = std::make_shared<std::string>("127.0.0.1:9092");
+  auto metrics = std::make_shared<MetricsFlags>();
   CLI::App* cmd = app.add_subcommand("capture", "Stream MongoDB changes into Kafka, exactly once.");
   cmd->footer(
       "Watches one collection (--db and --collection), one database (--db) or the whole deployment\n"
@@ -100,13 +102,14 @@ void AddCaptureCommand(CLI::App& app, Action& action) {
       ->capture_default_str();
   auto batch_ms = std::make_shared<int>(200);
   cmd->add_option("--max-batch-ms", *batch_ms, "Milliseconds per Kafka transaction, at most")->capture_default_str();
-  cmd->callback([o, kafka_props, bootstrap, batch_ms, full_document, before_change, snapshot_mode, &action] {
+  AddMetricsOptions(cmd, *metrics);
+  cmd->callback([o, kafka_props, bootstrap, batch_ms, full_document, before_change, snapshot_mode, metrics, &action] {
     o->snapshot_mode = *snapshot_mode == "never" ? capture::SnapshotMode::kNever : capture::SnapshotMode::kInitial;
     o->kafka["bootstrap.servers"] = *bootstrap;
     o->stream.full_document = kFullDocument.at(*full_document);
     o->stream.before_change = kBeforeChange.at(*before_change);
     o->max_batch_time = std::chrono::milliseconds(*batch_ms);
-    action = [o, kafka_props] { return RunCapture(*o, *kafka_props); };
+    action = [o, kafka_props, metrics] { return RunCapture(*o, *kafka_props, *metrics); };
   });
 }
 

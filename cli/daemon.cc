@@ -3,6 +3,8 @@
 #include <atomic>
 #include <csignal>
 
+#include <spdlog/spdlog.h>
+
 namespace m2m::cli {
 namespace {
 
@@ -26,6 +28,20 @@ Status AddKafkaProperties(const std::vector<std::string>& props, KafkaConfig& co
     config[kv.substr(0, eq)] = kv.substr(eq + 1);
   }
   return Status::OK();
+}
+
+void AddMetricsOptions(CLI::App* cmd, MetricsFlags& flags) {
+  cmd->add_option("--metrics-port", flags.port,
+                  "Serve Prometheus metrics at http://<metrics-host>:<port>/metrics (0: any free port, logged; "
+                  "default: no endpoint)");
+  cmd->add_option("--metrics-host", flags.host, "Address the metrics endpoint listens on")->capture_default_str();
+}
+
+Result<std::unique_ptr<MetricsServer>> StartMetricsServer(const MetricsFlags& flags, const MetricsRegistry& registry) {
+  if (flags.port == -1) return std::unique_ptr<MetricsServer>();
+  M2M_ASSIGN_OR_RETURN(auto server, MetricsServer::Start(registry, {.host = flags.host, .port = flags.port}));
+  spdlog::info("metrics at http://{}:{}/metrics", flags.host, server->port());
+  return server;
 }
 
 void InstallStopSignals() {

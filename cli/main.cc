@@ -32,6 +32,7 @@ int main(int argc, char** argv) {
   m2m::cli::AddPreviewCommand(app, action);
   m2m::cli::AddCaptureCommand(app, action);
   m2m::cli::AddApplyCommand(app, action);
+  m2m::cli::AddStatusCommand(app, action);
   m2m::cli::AddVerifyCommand(app, action);
 
   std::vector<std::string> args(argv + 1, argv + argc);

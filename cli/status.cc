@@ -1,0 +1,75 @@
+// mongo2mysql status: how far capture and apply have come, per collection.
+#include <cstdio>
+#include <cstdlib>
+
+#include "commands.h"
+#include "config_file.h"
+#include "daemon.h"
+#include "pipeline_status.h"
+
+namespace m2m::cli {
+namespace {
+
+struct StatusFlags {
+  std::vector<std::string> kafka_props;
+  std::string bootstrap = "127.0.0.1:9092";
+  MysqlOptions mysql;
+  double interval_s = 2;
+  double timeout_s = 15;
+  bool json = false;
+};
+
+Status RunStatus(status::StatusOptions o, StatusFlags f) {
+  o.kafka["bootstrap.servers"] = f.bootstrap;
+  M2M_RETURN_NOT_OK(AddKafkaProperties(f.kafka_props, o.kafka));
+  if (!f.mysql.database.empty()) {
+    if (const char* password = std::getenv("M2M_MYSQL_PASSWORD")) f.mysql.password = password;
+    o.mysql = f.mysql;
+  }
+  o.interval = std::chrono::milliseconds(static_cast<int64_t>(f.interval_s * 1000));
+  o.timeout = std::chrono::milliseconds(static_cast<int64_t>(f.timeout_s * 1000));
+  M2M_ASSIGN_OR_RETURN(status::PipelineStatus st, status::ReadPipelineStatus(o));
+  std::string text = f.json ? st.ToJson().dump(2) + "\n" : st.ToText();
+  std::fputs(text.c_str(), stdout);
+  return Status::OK();
+}
+
+}  // namespace
+
+void AddStatusCommand(CLI::App& app, Action& action) {
+  auto o = std::make_shared<status::StatusOptions>();
+  auto f = std::make_shared<StatusFlags>();
+  CLI::App* cmd = app.add_subcommand("status", "Show how far capture and apply have come, per collection.");
+  cmd->footer(
+      "Reads the pipeline's own state, so it works whether capture and apply run or not: the captures'\n"
+      "checkpoints (last event, snapshot progress) in <topic-prefix>.__checkpoints, the ends of the\n"
+      "collection topics in Kafka and, with --mysql-database, apply's _m2m_offsets and _m2m_quarantine\n"
+      "of --group. Per collection: its tables, snapshot progress, the time of the last event captured\n"
+      "and applied, the lag in events (records after the last one applied; Kafka's commit markers\n"
+      "count, so it is an upper bound, exact at 0) and in seconds (how long the oldest event not yet\n"
+      "applied has waited), applied events and events/s (two samples --interval seconds apart) and\n"
+      "quarantined events. --json prints the same for programs. Details: docs/operations.md.\n"
+      "The MySQL password comes from the environment variable M2M_MYSQL_PASSWORD.\n"
+      "Exit status 0 when read, 3 when Kafka or MySQL cannot be reached.\n\n"
+      "Example:\n"
+      "  mongo2mysql status --kafka-bootstrap broker:9092 --topic-prefix m2m --group shop \\\n"
+      "      --mysql-host mysql.internal --mysql-database shop");
+  AddConfigOption(cmd);
+  cmd->add_option("--kafka-bootstrap", f->bootstrap, "Kafka bootstrap servers")->capture_default_str();
+  cmd->add_option("--kafka", f->kafka_props, "A librdkafka property key=value (repeatable), e.g. sasl.username=u");
+  cmd->add_option("--topic-prefix", o->topic_prefix, "The captures' topic prefix")->capture_default_str();
+  cmd->add_option("--group", o->group, "Apply's consumer group")->capture_default_str();
+  cmd->add_option("--mysql-host", f->mysql.host, "MySQL server")->capture_default_str();
+  cmd->add_option("--mysql-port", f->mysql.port, "MySQL port")->capture_default_str();
+  cmd->add_option("--mysql-user", f->mysql.user, "MySQL account (password: env M2M_MYSQL_PASSWORD)")
+      ->capture_default_str();
+  cmd->add_option("--mysql-database", f->mysql.database,
+                  "Apply's database (without it only capture and Kafka are reported)");
+  cmd->add_option("--interval", f->interval_s, "Seconds between the two samples throughput comes from; 0: none")
+      ->capture_default_str();
+  cmd->add_option("--timeout", f->timeout_s, "Seconds to wait for each server")->capture_default_str();
+  cmd->add_flag("--json", f->json, "Print JSON instead of tables");
+  cmd->callback([o, f, &action] { action = [o, f] { return RunStatus(*o, *f); }; });
+}
+
+}  // namespace m2m::cli

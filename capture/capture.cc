@@ -321,6 +321,7 @@ struct Capture::Loop {
   // One transaction's worth of events; returns when it was committed or nothing was to be done.
   Status RunBatch() {
     auto backoff = std::chrono::milliseconds(10);
+    auto entered = Clock::now();
     while (!stop.load()) {
       bool batch_full = in_transaction && (batch_events >= o.max_batch_events ||
                                          Clock::now() - batch_started >= o.max_batch_time);
@@ -331,6 +332,11 @@ struct Capture::Loop {
       if (!raw) {
         if (in_transaction && !assembler.pending()) break;
         if (!in_transaction && TokenMoved() && Clock::now() - last_checkpoint_at >= o.idle_checkpoint_interval) break;
+        // An idle stream hands back to the caller now and then, so the lag and the oplog window are
+        // still reported while nothing happens (that is when a stopped writer's lag grows).
+        if (!in_transaction && !assembler.pending() && Clock::now() - entered >= std::chrono::seconds(1)) {
+          return Status::OK();
+        }
         // A server that answers an empty batch before max_await (no await support) is polled with a
         // growing pause instead of in a busy loop.
         if (Clock::now() - polled_at < o.stream.max_await / 2) {
@@ -550,15 +556,37 @@ struct Capture::Loop {
   }
   Clock::time_point window_read_at = Clock::now() - std::chrono::minutes(2);
 
-  Status Run() {
-    M2M_RETURN_NOT_OK(Setup());
-    if (committed.snapshot_pending) {
-      Status st = RunSnapshot();
-      if (!st.ok() || stop.load()) {
-        if (in_transaction) (void)producer->AbortTransaction();
-        return st;
-      }
+  // The collections whose changes a lost stream would have carried, for the message that names them.
+  std::string CapturedCollections() {
+    auto listed = ListCollections(*mongo, o.stream);
+    if (!listed.ok()) return ScopeKey(o.stream);
+    constexpr size_t kNamed = 20;
+    std::string names;
+    size_t count = 0;
+    for (const Namespace& ns : *listed) {
+      if (!filter.Accepts(ns.db, ns.collection)) continue;
+      if (count++ < kNamed) names += (names.empty() ? "" : ", ") + ns.db + "." + ns.collection;
     }
+    if (count == 0) return ScopeKey(o.stream);
+    if (count > kNamed) names += " and " + std::to_string(count - kNamed) + " more";
+    return names;
+  }
+
+  // History lost is no retry case: what happened between the checkpoint and the oplog's oldest entry
+  // can only be recovered by copying the collections again, which the user must ask for.
+  Status HistoryLost(const Status& st) {
+    return Status(StatusCode::kHistoryLost,
+                  "capture '" + o.name + "' cannot continue " + ScopeKey(o.stream) + ": " + st.message() +
+                      ". Changes to " + CapturedCollections() +
+                      " made after the last checkpoint are gone from the oplog (capture was stopped, or fell "
+                      "behind, for longer than the oplog window). Nothing past the checkpoint was published. "
+                      "To go on, run capture again with --resnapshot: it records a new start point and copies "
+                      "these collections again. Documents deleted in the lost interval are in no event: clear "
+                      "the targets of these collections before applying the copy (docs/checkpoints.md).",
+                  false, st.native_code());
+  }
+
+  Status Stream() {
     M2M_RETURN_NOT_OK(OpenReader(committed));
     spdlog::info("capture {}: streaming", o.name);
     auto last_report = Clock::now();
@@ -566,20 +594,7 @@ struct Capture::Loop {
     while (!stop.load()) {
       Status st = RunBatch();
       if (!st.ok()) {
-        if (st.code() == StatusCode::kHistoryLost) {
-          if (in_transaction) (void)producer->AbortTransaction();
-          return Status(StatusCode::kHistoryLost,
-                        "capture '" + o.name + "' cannot continue " + ScopeKey(o.stream) + ": " + st.message() +
-                            ". The oplog no longer reaches back to the last checkpoint (capture was stopped "
-                            "longer than the oplog window). Nothing past the checkpoint was published. To go "
-                            "on, run capture again with --resnapshot: it records a new start point and copies "
-                            "the collections again, so the target converges without gaps.",
-                        false, st.native_code());
-        }
-        if (!st.retriable()) {
-          if (in_transaction) (void)producer->AbortTransaction();
-          return st;
-        }
+        if (!st.retriable()) return st;
         M2M_RETURN_NOT_OK(AbortAndRewind(st));
       }
       if (Clock::now() - last_report >= std::chrono::seconds(10)) {
@@ -588,8 +603,15 @@ struct Capture::Loop {
         reported_events = stats.events.load();
       }
     }
-    if (in_transaction) (void)producer->AbortTransaction();
     return Status::OK();
+  }
+
+  Status Run() {
+    M2M_RETURN_NOT_OK(Setup());
+    Status st = committed.snapshot_pending ? RunSnapshot() : Status::OK();
+    if (st.ok() && !stop.load()) st = Stream();
+    if (in_transaction) (void)producer->AbortTransaction();
+    return st.code() == StatusCode::kHistoryLost ? HistoryLost(st) : st;
   }
 };
 

@@ -7,7 +7,20 @@
 namespace m2m::capture {
 namespace {
 
-constexpr int kChangeStreamHistoryLost = 286;
+// The server's ways of saying a stream's resume point is gone from the oplog: ChangeStreamHistoryLost
+// (286) when a stream is opened or resumed before the oplog's oldest entry; CappedPositionLost (136)
+// when an open stream's position was overwritten and the driver did not resume; ChangeStreamFatalError
+// (280) when the resume token's own event is not found where its cluster time says it must be.
+bool IsHistoryLost(const bson_error_t& e) { return e.code == 286 || e.code == 136 || e.code == 280; }
+
+// A failed change-stream operation: kHistoryLost when the stream cannot go on from its resume point.
+Status StreamError(const bson_error_t& error, const bson_t* reply, const std::string& doing) {
+  if (IsHistoryLost(error)) {
+    return Status(StatusCode::kHistoryLost, doing + ": the resume point is no longer in the oplog: " + error.message,
+                  false, error.code);
+  }
+  return MongoStatus(error, doing, reply);
+}
 
 const char* FullDocumentName(FullDocumentMode m) {
   switch (m) {
@@ -108,11 +121,7 @@ Result<std::unique_ptr<ChangeStreamReader>> ChangeStreamReader::Open(MongoClient
   bson_error_t error;
   const bson_t* reply = nullptr;
   if (mongoc_change_stream_error_document(impl->stream, &error, &reply)) {
-    if (error.code == kChangeStreamHistoryLost) {
-      return Status(StatusCode::kHistoryLost, "the resume point of " + impl->scope + " is no longer in the oplog: " +
-                                                  error.message, false, error.code);
-    }
-    return MongoStatus(error, "opening the change stream on " + impl->scope, reply);
+    return StreamError(error, reply, "opening the change stream on " + impl->scope);
   }
   return std::unique_ptr<ChangeStreamReader>(new ChangeStreamReader(std::move(impl)));
 }
@@ -123,11 +132,7 @@ Result<std::optional<BsonDocument>> ChangeStreamReader::Next() {
   bson_error_t error;
   const bson_t* reply = nullptr;
   if (mongoc_change_stream_error_document(impl_->stream, &error, &reply)) {
-    if (error.code == kChangeStreamHistoryLost) {
-      return Status(StatusCode::kHistoryLost, "the change stream on " + impl_->scope +
-                                                  " lost its place in the oplog: " + error.message, false, error.code);
-    }
-    return MongoStatus(error, "reading the change stream on " + impl_->scope, reply);
+    return StreamError(error, reply, "reading the change stream on " + impl_->scope);
   }
   return std::optional<BsonDocument>{};
 }

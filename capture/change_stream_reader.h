@@ -67,7 +67,9 @@ class ChangeStreamReader {
   ~ChangeStreamReader();
 
   // The next raw event, or nullopt when the server's batch is exhausted (after up to max_await).
-  // A ChangeStreamHistoryLost error (code 286) comes back with StatusCode::kHistoryLost.
+  // An error saying the resume point is gone from the oplog (ChangeStreamHistoryLost 286,
+  // CappedPositionLost 136, ChangeStreamFatalError 280) comes back with StatusCode::kHistoryLost, from
+  // Open() as from Next().
   Result<std::optional<BsonDocument>> Next();
 
   // The token to resume after everything returned so far; empty when the server has given none yet

@@ -4,9 +4,11 @@ import itertools
 import json
 import os
 import signal
+import socket
 import subprocess
 import time
 
+from bson import json_util
 from confluent_kafka import Consumer, TopicPartition
 
 import stack
@@ -49,15 +51,67 @@ class Process:
         assert self.proc.poll() is None, f"{self.args[1]} exited with {self.proc.returncode}:\n{self.log()[-3000:]}"
 
 
-def start_capture(tmp_path, db, collection=None, prefix="m2m", name="capture", extra=()):
-    """build/mongo2mysql capture as a Process; its capture name is kept as .name."""
-    args = ["capture", "--mongo-uri", stack.MONGO_URI, "--kafka-bootstrap", stack.KAFKA_BOOTSTRAP,
-            "--db", db, "--topic-prefix", prefix, "--name", name, "--max-batch-ms", "100", *extra]
+def start_capture(tmp_path, db, collection=None, prefix="m2m", name="capture", extra=(), mongo_uri=None):
+    """build/mongo2mysql capture as a Process; its capture name is kept as .name. Without `db` it
+    watches the whole deployment."""
+    args = ["capture", "--mongo-uri", mongo_uri or stack.MONGO_URI, "--kafka-bootstrap", stack.KAFKA_BOOTSTRAP,
+            "--topic-prefix", prefix, "--name", name, "--max-batch-ms", "100", *extra]
+    if db:
+        args += ["--db", db]
     if collection:
         args += ["--collection", collection]
     process = Process(args, tmp_path / f"capture-{name}.log")
     process.name = name
     return process
+
+
+def start_mongo_standin(tmp_path, env=None):
+    """A MongoDB stand-in of the caller's own, for server settings the shared one cannot change (the
+    oplog's cap: M2M_MONGO_OPLOG_MAX_EVENTS, ..._BYTES in `env`): stack/mongo-launcher as in this
+    checkout, on a free port, with its own data file. Returns the Process; its URI is .uri."""
+    classes = tmp_path / "mongo-launcher"
+    if not classes.exists():
+        sources = sorted(str(p) for p in (stack.ROOT / "stack" / "mongo-launcher").glob("*.java"))
+        subprocess.run(["javac", "-d", str(classes), "-cp", str(stack.STATE / "jars" / "mongo" / "*"), *sources],
+                       check=True, capture_output=True, timeout=300)
+    with socket.socket() as s:
+        s.bind((stack.HOST, 0))
+        port = s.getsockname()[1]
+    process = Process([stack.HOST, port, tmp_path / f"mongo-{port}.mv"], tmp_path / f"mongo-{port}.log", env=env,
+                      program=["java", "-Xmx512m", "-cp", f"{stack.STATE / 'jars' / 'mongo' / '*'}:{classes}",
+                               "MongoStandIn"])
+    stack.wait_for(lambda: process.assert_running() or "listening on" in process.log(), timeout=120,
+                   what="the MongoDB stand-in to listen")
+    process.uri = f"mongodb://{stack.HOST}:{port}"
+    return process
+
+
+def fold(messages):
+    """The state capture's events describe, per _id (canonical Extended JSON): reads, inserts and
+    replaces set it, deletes remove it, updates set it from their looked-up full document (capture's
+    default)."""
+    state = {}
+    for key, value in messages:
+        if value["op"] == "m":
+            continue
+        _id = json.dumps(json.loads(key["id"]), sort_keys=True)
+        if value["op"] == "d":
+            state.pop(_id, None)
+        elif value["after"] is not None:
+            state[_id] = json_util.loads(value["after"])
+    return state
+
+
+def has_id(key, _id):
+    """Whether a capture message key (docs/events.md) is that of the document with this _id; the key
+    of a drop or rename has no id."""
+    return key is not None and key.get("id") is not None and json.loads(key["id"]) == _id
+
+
+def mongo_state(collection):
+    """Every document of a pymongo collection, keyed like fold()."""
+    return {json.dumps(json.loads(json_util.dumps(d["_id"], json_options=json_util.CANONICAL_JSON_OPTIONS)),
+                       sort_keys=True): d for d in collection.find()}
 
 
 def stream_checkpoint(prefix, name):

@@ -10,8 +10,12 @@
 // stream whose resume point lies before what was removed fails as MongoDB fails it, with
 // ChangeStreamHistoryLost (286). Without the cap the stand-in's data file grew with every test run.
 //
+// Pre-images (fullDocumentBeforeChange) are answered from the oplog itself: the document's state
+// after its previous entry, as if every collection had changeStreamPreAndPostImages enabled; null
+// (whenAvailable) or error 47 NoMatchingDocument (required) when that entry is gone or was a delete.
+//
 // Not emulated (tests cover them with recorded real events instead): rename, transactions,
-// pre-images, split events, postBatchResumeToken, truncatedArrays. A stream that fell behind the cap
+// split events, postBatchResumeToken, truncatedArrays. A stream that fell behind the cap
 // while open fails with 286 on its next getMore; a real server answers CappedPositionLost (136)
 // there, and the driver's automatic resume then gets 286. fullDocument "whenAvailable"/"required"
 // (post-images) are answered like "updateLookup".
@@ -149,10 +153,16 @@ final class RealShapeOplog implements Oplog {
         || INTERNAL_DATABASES.contains(databaseOf(namespace));
   }
 
-  private synchronized void record(String namespace, Document event) {
+  private void record(String namespace, Document event) {
+    record(namespace, event, null);
+  }
+
+  // `after`: the document's state after an update, kept for the pre-image of its next change.
+  private synchronized void record(String namespace, Document event, Document after) {
     BsonTimestamp ts = nextTimestamp();
     Document entry = new Document("_id", ts.getValue()).append("ts", ts).append("ns", namespace)
         .append("wall", clock.instant()).append("event", event);
+    if (after != null) entry.append("after", after);
     entry.append("bytes", sizeOf(entry));
     store.addDocument(entry);
     byTimestamp.put(ts.getValue(), entry);
@@ -192,10 +202,10 @@ final class RealShapeOplog implements Oplog {
       Document event = new Document("operationType", replace ? "replace" : "update").append("documentKey", key(id));
       if (replace) {
         event.append("fullDocument", current);
+        record(namespace, event);
       } else {
-        event.append("updateDescription", describe(update, current));
+        record(namespace, event.append("updateDescription", describe(update, current)), current);
       }
-      record(namespace, event);
     }
   }
 
@@ -304,7 +314,8 @@ final class RealShapeOplog implements Oplog {
       after = lastOperationTime().getValue();
     }
     StreamCursor cursor = new StreamCursor(cursors.generateCursorId(), Scope.of(namespace, request), after,
-        (String) request.getOrDefault("fullDocument", "default"), aggregation);
+        (String) request.getOrDefault("fullDocument", "default"),
+        (String) request.getOrDefault("fullDocumentBeforeChange", "off"), aggregation);
     cursor.checkReachable();
     cursors.add(cursor);
     return cursor;
@@ -315,14 +326,16 @@ final class RealShapeOplog implements Oplog {
   private final class StreamCursor extends AbstractCursor {
     private final Scope scope;
     private final String fullDocument;
+    private final String beforeChange;
     private final Aggregation aggregation;
     private long after;
 
-    StreamCursor(long id, Scope scope, long after, String fullDocument, Aggregation aggregation) {
+    StreamCursor(long id, Scope scope, long after, String fullDocument, String beforeChange, Aggregation aggregation) {
       super(id);
       this.scope = scope;
       this.after = after;
       this.fullDocument = fullDocument;
+      this.beforeChange = beforeChange;
       this.aggregation = aggregation;
     }
 
@@ -346,7 +359,7 @@ final class RealShapeOplog implements Oplog {
       Stream<Document> events = byTimestamp.tailMap(after, false).values().stream()
           .peek(e -> examined[0] = ((BsonTimestamp) e.get("ts")).getValue())
           .filter(scope::sees)
-          .map(e -> toChangeEvent(e, fullDocument));
+          .map(e -> toChangeEvent(e, fullDocument, beforeChange));
       Stream<Document> out = aggregation.runStagesAsStream(events);
       if (limit > 0) out = out.limit(limit);
       List<Document> documents = out.collect(Collectors.toList());
@@ -361,7 +374,7 @@ final class RealShapeOplog implements Oplog {
     }
   }
 
-  private Document toChangeEvent(Document entry, String fullDocument) {
+  private Document toChangeEvent(Document entry, String fullDocument, String beforeChange) {
     BsonTimestamp ts = (BsonTimestamp) entry.get("ts");
     String namespace = (String) entry.get("ns");
     Document stored = (Document) entry.get("event");
@@ -381,6 +394,35 @@ final class RealShapeOplog implements Oplog {
       Document documentKey = (Document) stored.get("documentKey");
       event.append("fullDocument", lookUp(namespace, documentKey.get("_id")));
     }
+    if (!beforeChange.equals("off") && Set.of("update", "replace", "delete").contains(type)) {
+      Document before = preImage(entry);
+      if (before == null && beforeChange.equals("required")) {
+        throw new MongoServerError(47, "NoMatchingDocument", "Change stream was configured to require a pre-image "
+            + "for all update, delete and replace events, but the pre-image was not found for event: " + event.get("_id"));
+      }
+      event.append("fullDocumentBeforeChange", before);
+    }
     return event;
+  }
+
+  // The document's state before `entry`: after the newest earlier entry of the same document, unless
+  // that was its delete or the oplog no longer holds one.
+  private Document preImage(Document entry) {
+    String namespace = (String) entry.get("ns");
+    Object id = ((Document) ((Document) entry.get("event")).get("documentKey")).get("_id");
+    for (Document earlier : byTimestamp.headMap(((BsonTimestamp) entry.get("ts")).getValue(), false).descendingMap().values()) {
+      if (!namespace.equals(earlier.get("ns"))) continue;
+      Document event = (Document) earlier.get("event");
+      String type = (String) event.get("operationType");
+      if (type.equals("drop")) return null;
+      Document key = (Document) event.get("documentKey");
+      if (key == null || !java.util.Objects.equals(key.get("_id"), id)) continue;
+      return switch (type) {
+        case "insert", "replace" -> (Document) event.get("fullDocument");
+        case "update" -> (Document) earlier.get("after");
+        default -> null;
+      };
+    }
+    return null;
   }
 }

@@ -7,27 +7,10 @@ import threading
 import time
 from collections import Counter
 
-from bson import json_util
-
 import pipeline
 import stack
 
 DOCS = 100_000
-
-
-def fold(messages):
-    """The state the events describe, per _id: reads, inserts and replaces set it, deletes remove it,
-    updates set it from their looked-up full document (capture's default)."""
-    state = {}
-    for key, value in messages:
-        if value["op"] == "m":
-            continue
-        _id = json.dumps(json.loads(key["id"]), sort_keys=True)
-        if value["op"] == "d":
-            state.pop(_id, None)
-        elif value["after"] is not None:
-            state[_id] = json_util.loads(value["after"])
-    return state
 
 
 def test_snapshot_of_100k_documents_with_writes_and_a_kill_gives_every_final_state(mongo_db, tmp_path):
@@ -71,8 +54,7 @@ def test_snapshot_of_100k_documents_with_writes_and_a_kill_gives_every_final_sta
         mongo_db.c.insert_one({"_id": "sentinel"})  # the last write: once it is in Kafka, all are
         messages = pipeline.read_until(topic, lambda k, v: k is not None and json.loads(k["id"]) == "sentinel",
                                        process=cap)
-        expected = {json.dumps(json.loads(json_util.dumps(d["_id"], json_options=json_util.CANONICAL_JSON_OPTIONS)),
-                               sort_keys=True): d for d in mongo_db.c.find()}
+        expected = pipeline.mongo_state(mongo_db.c)
     finally:
         writing.clear()
         thread.join()
@@ -82,4 +64,4 @@ def test_snapshot_of_100k_documents_with_writes_and_a_kill_gives_every_final_sta
     reads = Counter(k["id"] for k, v in messages if v["op"] == "r")
     assert max(reads.values()) == 1, "a document was copied twice"
     assert len(reads) >= DOCS * 0.9  # deletes during the copy remove some before they are read
-    assert fold(messages) == expected
+    assert pipeline.fold(messages) == expected

@@ -74,7 +74,7 @@ void AddVerifyCommand(CLI::App& app, Action& action) {
       "Maps every document of the MongoDB database --db with the mapping apply uses (give verify the same\n"
       "--mapping file) and compares the rows it makes, in the root table and every child table, with the\n"
       "rows MySQL holds for its key. Collections are walked in _id ranges of --range-size documents (one\n"
-      "MongoDB read and one MySQL query per table for each), so memory stays flat however large they are;\n"
+      "MongoDB read and one MySQL query per table for each), so only one range is in memory at a time;\n"
       "--sample checks a fraction of the ranges. A second pass walks the root tables' keys to find rows\n"
       "whose document is gone. Each difference is printed by document key:\n"
       "  missing    the document has no row in MySQL\n"
@@ -82,8 +82,9 @@ void AddVerifyCommand(CLI::App& app, Action& action) {
       "  different  the columns and child rows that differ, MongoDB's value against MySQL's\n"
       "  unmappable the mapping refuses the document (apply quarantines such documents)\n"
       "  count      (sampled runs) the numbers of documents and rows differ\n"
-      "Run it while the pipeline runs: keys found different are checked again after --recheck-after\n"
-      "seconds, and only those still different are reported; make it longer than the pipeline's lag.\n"
+      "Run it while the pipeline runs: keys found different are checked again, at growing intervals, for\n"
+      "up to --recheck-after seconds, and only those still different then are reported; make it longer\n"
+      "than the pipeline's lag.\n"
       "Exit status: 0 when MySQL matches, 1 when anything differs, 2 bad usage, 3 a server is unreachable.\n"
       "The MySQL password comes from the environment variable M2M_MYSQL_PASSWORD. Details: docs/verify.md.\n\n"
       "Examples:\n"
@@ -110,7 +111,7 @@ void AddVerifyCommand(CLI::App& app, Action& action) {
   cmd->add_option("--seed", o->seed, "Chooses the sampled ranges; the same seed checks the same ranges")
       ->capture_default_str();
   cmd->add_option("--recheck-after", f->recheck_seconds,
-                  "Seconds to wait before checking differing keys again; 0 reports at once")
+                  "Seconds during which differing keys are checked again before they are reported; 0 reports at once")
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber);
   cmd->callback([o, f, &action] { action = [o, f] { return RunVerify(*o, *f); }; });

@@ -536,14 +536,23 @@ Result<VerifyReport> Verify(const VerifyOptions& o) {
     report.collections.push_back(std::move(summary));
   }
   if (differing > 0 && o.recheck_after.count() > 0) {
-    spdlog::info("verify: {} keys differ; checking them again in {:.0f} s, once changes in flight have been applied",
+    spdlog::info("verify: {} keys differ; checking them again for up to {:.0f} s, as changes in flight are applied",
                  differing, o.recheck_after.count() / 1000.0);
-    std::this_thread::sleep_for(o.recheck_after);
-    for (size_t i = 0; i < collections.size(); ++i) {
-      if (findings[i].empty()) continue;
-      const size_t before = findings[i].size();
-      M2M_ASSIGN_OR_RETURN(findings[i], Recheck(*checks[i], std::move(findings[i])));
-      report.resolved += static_cast<int64_t>(before) - static_cast<int64_t>(std::min(before, findings[i].size()));
+    // Checked again at growing intervals until none is left or recheck_after has passed: what is
+    // still different then is not in flight.
+    const auto deadline = Clock::now() + o.recheck_after;
+    std::chrono::milliseconds pause{500};
+    while (differing > 0 && Clock::now() < deadline) {
+      std::this_thread::sleep_for(std::min<Clock::duration>(pause, deadline - Clock::now()));
+      pause *= 2;
+      differing = 0;
+      for (size_t i = 0; i < collections.size(); ++i) {
+        if (findings[i].empty()) continue;
+        const size_t before = findings[i].size();
+        M2M_ASSIGN_OR_RETURN(findings[i], Recheck(*checks[i], std::move(findings[i])));
+        report.resolved += static_cast<int64_t>(before) - static_cast<int64_t>(std::min(before, findings[i].size()));
+        differing += findings[i].size();
+      }
     }
   }
   for (auto& list : findings) {

@@ -10,8 +10,9 @@
 // MongoDB for their documents: rows without one are extra.
 //
 // While the pipeline runs, a document changed a moment ago differs until apply has caught up. So the
-// keys found different are not reported at once: verify waits `recheck_after` (longer than the
-// pipeline's lag) and checks just those keys again; only those still different are reported.
+// keys found different are not reported at once: verify checks just those keys again, at growing
+// intervals (0.5 s, 1 s, 2 s, ...), until they match or `recheck_after` (longer than the pipeline's
+// lag) has passed; only those still different then are reported.
 //
 // Thread safety: Verify() runs on the calling thread and opens its own connections.
 #pragma once
@@ -48,8 +49,8 @@ struct VerifyOptions {
   double sample = 1.0;
   // Chooses the sampled ranges. Default: 0
   uint64_t seed = 0;
-  // How long to wait before checking the differing keys again, so changes still on their way
-  // through the pipeline are not reported; 0 reports the first findings. Default: 10 s
+  // How long differing keys are checked again before they are reported, so changes still on their
+  // way through the pipeline are not; 0 reports the first findings. Default: 10 s
   std::chrono::milliseconds recheck_after{10000};
   // How often progress is logged while a collection is walked. Default: 5 s
   std::chrono::milliseconds progress_interval{5000};

@@ -59,6 +59,13 @@ Status ApplyOptions::Validate() const {
   M2M_RETURN_NOT_OK(mysql.Validate());
   if (mysql.database.empty()) return Status::Invalid("mysql.database is required: apply writes its tables there");
   M2M_RETURN_NOT_OK(mapping.Validate());
+  if (!mapping.spark_transforms.empty()) {
+    std::string names;
+    for (const std::string& t : mapping.spark_transforms) names += (names.empty() ? "" : ", ") + t;
+    return Status::Invalid("mapping: transforms (" + names + ") run only in the Spark engine (docs/spark.md, "
+                           "\"Transforms\"); apply would leave their tables unwritten: run mongo2mysql spark, "
+                           "or remove the transforms");
+  }
   if (mongo) M2M_RETURN_NOT_OK(mongo->Validate());
   if (max_batch_events <= 0) return Status::Invalid("apply.max_batch_events must be positive");
   if (max_batch_time.count() <= 0) return Status::Invalid("apply.max_batch_time must be positive");

@@ -627,6 +627,9 @@ Status ParseYamlInto(const YAML::Node& root, MappingConfig* config) {
         }
         config->collections[name] = std::move(cm);
       }
+    } else if (key == "transforms") {
+      if (!v.IsMap()) return Status::Invalid("mapping: transforms must be a map of result tables");
+      for (const auto& t : v) config->spark_transforms.push_back(t.first.as<std::string>());
     } else {
       return Status::Invalid("mapping: unknown key " + key);
     }

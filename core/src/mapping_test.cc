@@ -385,6 +385,13 @@ collections:
   EXPECT_FALSE(ParseMappingYaml("collections: [").ok());
 }
 
+TEST(MappingYaml, TransformsAreRecordedForTheSinkToRefuse) {
+  auto config = ParseMappingYaml("transforms:\n  totals: {from: orders, sql: SELECT 1}\n  big: {from: orders, sql: x}\n");
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  EXPECT_EQ(config->spark_transforms, (std::vector<std::string>{"totals", "big"}));
+  EXPECT_FALSE(ParseMappingYaml("transforms: [a]").ok());
+}
+
 TEST_F(MappingTest, RenameAndDropFollowPolicy) {
   Sql({Insert(R"({"_id": 1, "items": [{"a": 1}]})")});
   ChangeEvent ren = Keyed(EventKind::kRename, "{}");

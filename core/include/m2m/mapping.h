@@ -84,6 +84,10 @@ struct MappingConfig {
   MappingOptions options;
   // By collection name; collections not listed map automatically.
   std::map<std::string, CollectionMapping> collections;
+  // The result tables of the file's `transforms`: SQL statements only the Spark engine runs
+  // (docs/spark.md, "Transforms"). Kept so that a sink which cannot run them refuses the mapping by
+  // name rather than silently writing less. Default: none
+  std::vector<std::string> spark_transforms;
 
   Status Validate() const;
 };

@@ -35,8 +35,10 @@ std::vector<std::string> BookkeepingDdl() {
       std::string("SET @m2m_ddl = (SELECT IF(COUNT(*) = 0, 'ALTER TABLE ") + kOffsetsTable +
           " ADD COLUMN applied_events BIGINT NOT NULL DEFAULT 0, ADD COLUMN last_event_ms BIGINT NULL', 'DO 0') "
           "FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = '" +
-          kOffsetsTable + "' AND COLUMN_NAME = 'applied_events'); "
-          "PREPARE m2m_ddl FROM @m2m_ddl; EXECUTE m2m_ddl; DEALLOCATE PREPARE m2m_ddl",
+          kOffsetsTable + "' AND COLUMN_NAME = 'applied_events')",
+      "PREPARE m2m_ddl FROM @m2m_ddl",
+      "EXECUTE m2m_ddl",
+      "DEALLOCATE PREPARE m2m_ddl",
       std::string("CREATE TABLE IF NOT EXISTS ") + kQuarantineTable +
           " (id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY, group_id VARBINARY(255) NOT NULL, "
           "topic VARBINARY(255) NOT NULL, `partition` INT NOT NULL, `offset` BIGINT NOT NULL, "

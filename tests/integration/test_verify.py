@@ -29,14 +29,19 @@ def load(db):
                                  for k, oid in enumerate(CUSTOMER_IDS)])
 
 
+ENV = {**os.environ, "M2M_MYSQL_PASSWORD": stack.MYSQL["password"]}
+
+
+def verify_args(database, db_name, *extra):
+    return [str(stack.BINARY), "verify", "--mongo-uri", stack.MONGO_URI, "--db", db_name,
+            "--mysql-host", stack.MYSQL["host"], "--mysql-port", str(stack.MYSQL["port"]),
+            "--mysql-user", stack.MYSQL["user"], "--mysql-database", database, *[str(a) for a in extra]]
+
+
 def verify(database, db_name, *extra, timeout=300):
     """Runs `mongo2mysql verify`; returns (exit status, stdout lines, stderr)."""
-    result = subprocess.run(
-        [str(stack.BINARY), "verify", "--mongo-uri", stack.MONGO_URI, "--db", db_name,
-         "--mysql-host", stack.MYSQL["host"], "--mysql-port", str(stack.MYSQL["port"]),
-         "--mysql-user", stack.MYSQL["user"], "--mysql-database", database, *[str(a) for a in extra]],
-        capture_output=True, text=True, timeout=timeout,
-        env={**os.environ, "M2M_MYSQL_PASSWORD": stack.MYSQL["password"]})
+    result = subprocess.run(verify_args(database, db_name, *extra), capture_output=True, text=True,
+                            timeout=timeout, env=ENV)
     return result.returncode, result.stdout.splitlines(), result.stderr
 
 
@@ -143,12 +148,8 @@ def test_a_difference_the_pipeline_resolves_while_verify_waits_is_not_reported(m
         # While apply is away, MongoDB changes: MySQL lags behind by these two documents.
         mongo_db["orders"].update_one({"_id": 1}, {"$set": {"customer.city": "Tromsø"}})
         mongo_db["orders"].insert_one({"_id": 11, "customer": {"name": "late"}})
-        proc = subprocess.Popen(
-            [str(stack.BINARY), "verify", "--mongo-uri", stack.MONGO_URI, "--db", mongo_db.name,
-             "--mysql-host", stack.MYSQL["host"], "--mysql-port", str(stack.MYSQL["port"]),
-             "--mysql-user", stack.MYSQL["user"], "--mysql-database", database, "--recheck-after", "40"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            env={**os.environ, "M2M_MYSQL_PASSWORD": stack.MYSQL["password"]})
+        proc = subprocess.Popen(verify_args(database, mongo_db.name, "--recheck-after", 120),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
         err_lines = []
         waiting = threading.Event()
 

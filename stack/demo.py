@@ -4,13 +4,16 @@ Loads a shop into MongoDB (customers with nested addresses, products with varied
 with arrays of line items), starts capture (one per collection: the local MongoDB stand-in has only
 collection-level change streams) and the native apply engine (or the Spark job with --engine spark),
 keeps a workload of inserts, updates and deletes going with live progress, waits until MySQL has
-caught up, compares every collection with its table and prints a few MySQL queries.
+caught up, runs `mongo2mysql verify` (every document against its rows) and prints a few MySQL
+queries.
 
   make demo                      # about 2 minutes
   make demo DEMO_ARGS=--short    # a smaller shop, a shorter workload (the test suite runs this)
 """
 import argparse
+import os
 import random
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -120,7 +123,9 @@ def main():
         topics = [f"{prefix}.{database}.{coll}" for coll in COLLECTIONS]
         if args.engine == "native":
             print(f"== apply (native engine) into MySQL database {database}")
-            processes.append(pipeline.start_apply(work, database, prefix, topics=topics))
+            # Topics capture has not made yet are picked up within a second, not at the default 5 minutes.
+            processes.append(pipeline.start_apply(work, database, prefix, topics=topics, extra=[
+                "--kafka", "topic.metadata.refresh.interval.ms=1000"]))
         else:
             print(f"== the Spark job (local mode) into MySQL database {database}")
             processes.append(pipeline.Process(
@@ -159,6 +164,16 @@ def main():
         counts = mysql_counts(conn, database)
         for coll in COLLECTIONS:
             print(f"   {coll:10s} MongoDB {db[coll].count_documents({}):7d}   MySQL {counts[coll]:7d}")
+        print("== mongo2mysql verify: every document against its row and child rows in MySQL")
+        verify = subprocess.run(
+            [str(stack.BINARY), "verify", "--mongo-uri", stack.MONGO_URI, "--db", database,
+             "--mysql-host", stack.MYSQL["host"], "--mysql-port", str(stack.MYSQL["port"]),
+             "--mysql-user", stack.MYSQL["user"], "--mysql-database", database, "--recheck-after", "5"],
+            capture_output=True, text=True, env={**os.environ, "M2M_MYSQL_PASSWORD": stack.MYSQL["password"]})
+        for line in verify.stdout.splitlines():
+            print("   " + line)
+        if verify.returncode != 0:
+            raise SystemExit(f"verify exited {verify.returncode}: {verify.stderr.strip()}")
         sample = db.customers.find_one({"_id": 7})
         with conn.cursor() as cur:
             cur.execute(f"SELECT name, address_city FROM `{database}`.customers WHERE _id = 7")

@@ -543,7 +543,8 @@ struct Capture::Loop {
       if (!window.ok()) spdlog::debug("capture {}: oplog window unknown: {}", o.name, window.status().ToString());
     }
     int64_t events = stats.events.load();
-    int64_t lag = stats.last_cluster_time_s ? NowMs() / 1000 - stats.last_cluster_time_s.load() : 0;
+    // A stream with no event waiting is caught up, however old its last event: no lag (as in metrics).
+    int64_t lag = stats.stream_idle || !stats.last_cluster_time_s ? 0 : NowMs() / 1000 - stats.last_cluster_time_s.load();
     int64_t window = stats.oplog_window_s.load();
     spdlog::info("capture {}: {} events ({:.0f}/s), {} dead-lettered, lag {} s, oplog window {}", o.name, events,
                  (events - previous_events) / seconds, stats.dead_letters.load(), lag,

@@ -4,7 +4,7 @@
 // the stack needs this launcher. It installs RealShapeOplog, whose change events have the shape of
 // real MongoDB's. Data lives in one H2 MVStore file so it survives a restart.
 // Usage: java -cp <jars>:<this> MongoStandIn <host> <port> <data-file>
-// The oplog is capped like a replica set's: M2M_MONGO_OPLOG_MAX_BYTES (default 256 MiB of entries)
+// The oplog is capped like a replica set's: M2M_MONGO_OPLOG_MAX_BYTES (default 128 MiB of entries)
 // and M2M_MONGO_OPLOG_MAX_EVENTS (default 0: no limit on the count); whichever is reached first.
 import de.bwaldvogel.mongo.MongoServer;
 import de.bwaldvogel.mongo.ServerVersion;
@@ -18,7 +18,8 @@ import de.bwaldvogel.mongo.oplog.Oplog;
 import io.netty.channel.Channel;
 
 public final class MongoStandIn {
-  private static final long DEFAULT_OPLOG_MAX_BYTES = 256L << 20;
+  // Entries are also held in the JVM heap (-Xmx2g in stack/ctl.sh), a few times their BSON size.
+  private static final long DEFAULT_OPLOG_MAX_BYTES = 128L << 20;
 
   public static void main(String[] args) {
     if (args.length != 3) {

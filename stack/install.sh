@@ -4,6 +4,7 @@
 #   mvn   Apache Kafka, the MongoDB stand-in, Spark's Kafka connector  -> $M2M_STATE/jars
 #   pip   pyspark, pytest, drivers                                     -> $M2M_VENV
 # A second run checks stamps and returns in about a second.
+# Arguments name extra poms under stack/maven to fetch as well, e.g. `install.sh debezium` (make bench).
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 
@@ -83,3 +84,4 @@ install_venv
 install_jars spark
 # install_jars starts from an empty folder when the pom changed, so a missing mark means unpruned.
 [ -f "$M2M_JARS/spark/.pruned" ] || { prune_spark_jars; touch "$M2M_JARS/spark/.pruned"; }
+for extra in "$@"; do install_jars "$extra"; done

@@ -1,0 +1,152 @@
+"""End-to-end latency: a write to MongoDB (pymongo insert_one) until its row is visible in MySQL,
+p50/p95/p99, at fixed write rates (by default 25%, 50% and 90% of --max-rate, the engine's measured
+maximum), through capture and one engine: `mongo2mysql apply` (native) or the Spark job. Both run
+with the product's defaults (capture --max-batch-ms 200; apply --max-batch-ms 500; Spark's 1 s
+trigger), as a user would start them.
+
+Each written document has a new integer _id in write order; the time is taken just before the
+insert. A watcher polls MySQL every 10 ms for the ids above the highest id below which all were
+seen (a primary-key range read of only the new rows), so polling costs little and adds at most its
+interval to a figure. Also the peak RSS of capture and of the engine's processes.
+
+  .stack/venv/bin/python bench/latency_bench.py --engine native --max-rate 400 --seconds 20
+"""
+import argparse
+import shutil
+import subprocess
+import threading
+import time
+
+import pymongo
+
+import benchlib
+from benchlib import stack
+import pipeline  # noqa: E402  (tests/, on the path through benchlib)
+
+
+class Watcher(threading.Thread):
+    """Records when each id first shows up in `table`."""
+
+    def __init__(self, database, table, interval=0.01):
+        super().__init__(daemon=True)
+        self.conn = benchlib.mysql(database)
+        self.table, self.interval = table, interval
+        self.seen = {}
+        self.low = 0  # every id <= low has been seen
+        self.stopped = threading.Event()
+
+    def run(self):
+        while not self.stopped.is_set():
+            rows = benchlib.query_or(self.conn, f"SELECT GROUP_CONCAT(_id) FROM `{self.table}` WHERE _id > %s",
+                                     (None,), (self.low,))
+            now = time.monotonic()
+            ids = rows[0].decode() if isinstance(rows[0], bytes) else rows[0]
+            for i in ids.split(",") if ids else ():
+                self.seen.setdefault(int(i), now)
+            while self.low + 1 in self.seen:
+                self.low += 1
+            self.stopped.wait(self.interval)
+
+
+def write_at(coll, first, count, rate):
+    """Inserts ids first..first+count-1 at `rate` per second; returns ({id: write time}, achieved rate)."""
+    written = {}
+    started = time.monotonic()
+    for k in range(count):
+        delay = started + k / rate - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        i = first + k
+        written[i] = time.monotonic()
+        coll.insert_one(benchlib.document(i, i, 1 + i % 3))
+    elapsed = time.monotonic() - started
+    return written, count / elapsed if elapsed > 0 else None
+
+
+def start_engine(engine, topic, database, work):
+    log = open(work / f"{engine}.log", "ab")
+    if engine == "native":
+        args = [str(benchlib.BUILD / "mongo2mysql"), "apply", "--kafka-bootstrap", stack.KAFKA_BOOTSTRAP,
+                "--topics", topic, "--group", stack.unique("g"), *benchlib.mysql_args(database)]
+    else:
+        args = [benchlib.PYTHON, "-m", "m2m_spark.job", "--topics", topic, "--kafka-bootstrap", stack.KAFKA_BOOTSTRAP,
+                *benchlib.mysql_args(database),
+                "--checkpoint", str(work / "spark-checkpoint")]
+    return subprocess.Popen(args, env=benchlib.env(), stdout=log, stderr=subprocess.STDOUT)
+
+
+def run(engine, max_rate, fractions=(0.25, 0.5, 0.9), seconds=20):
+    work = stack.STATE / "bench" / stack.unique(f"latency-{engine}")
+    work.mkdir(parents=True)
+    client = pymongo.MongoClient(stack.MONGO_URI)
+    mongo_db, database, prefix = stack.unique("lat"), stack.unique("lat"), stack.unique("lat")
+    conn = benchlib.mysql()
+    capture = engine_proc = watcher = None
+    try:
+        with conn.cursor() as cur:
+            cur.execute(f"CREATE DATABASE `{database}`")
+        coll = client[mongo_db]["lat"]
+        capture = pipeline.Process(["capture", "--mongo-uri", stack.MONGO_URI, "--kafka-bootstrap",
+                                    stack.KAFKA_BOOTSTRAP, "--db", mongo_db, "--collection", "lat",
+                                    "--topic-prefix", prefix, "--name", "lat", "--snapshot", "never"],
+                                   work / "capture.log", program=[str(benchlib.BUILD / "mongo2mysql")])
+        capture.name = "lat"
+        rss = {"capture": benchlib.PeakRss(capture.proc.pid)}
+        pipeline.wait_for_checkpoint(prefix, capture)
+        engine_proc = start_engine(engine, f"{prefix}.{mongo_db}.lat", database, work)
+        rss[engine] = benchlib.PeakRss(engine_proc.pid)
+        watcher = Watcher(database, "lat")
+        watcher.start()
+        # A first document starts every consumer and creates the table; not measured.
+        coll.insert_one(benchlib.document(1, 1, 1))
+        stack.wait_for(lambda: 1 in watcher.seen and engine_proc.poll() is None, timeout=600,
+                       what=f"the first row through {engine}")
+        steps, next_id = [], 2
+        for fraction in fractions:
+            rate = max_rate * fraction
+            count = max(1, round(rate * seconds))
+            written, achieved = write_at(coll, next_id, count, rate)
+            next_id += count
+            last = next_id - 1
+            stack.wait_for(lambda: watcher.low >= last or engine_proc.poll() is not None, timeout=600,
+                           what=f"{count} rows at {rate:.0f}/s through {engine}")
+            assert engine_proc.poll() is None, f"{engine} exited; log in {work}"
+            latencies = [watcher.seen[i] - t for i, t in written.items()]
+            steps.append({"fraction": fraction, "target_per_s": round(rate, 1),
+                          "achieved_per_s": round(achieved, 1), "events": count,
+                          **{k: round(v, 3) for k, v in benchlib.percentiles(latencies).items()}})
+        peaks = {name: sampler.stop() for name, sampler in rss.items()}
+    finally:
+        if watcher:
+            watcher.stopped.set()
+        if engine_proc and engine_proc.poll() is None:
+            engine_proc.terminate()
+            try:
+                engine_proc.wait(60)
+            except subprocess.TimeoutExpired:
+                engine_proc.kill()
+        if capture:
+            capture.stop()
+        client.drop_database(mongo_db)
+        with conn.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS `{database}`")
+        conn.close()
+    shutil.rmtree(work)
+    return {"engine": engine, "max_rate_per_s": max_rate, "seconds_per_rate": seconds, "rates": steps,
+            "peak_rss_mb": peaks}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--engine", choices=["native", "spark"], default="native")
+    ap.add_argument("--max-rate", type=float, required=True,
+                    help="the engine's maximum events/s end to end (bench/run.py takes the lower of capture's and the engine's)")
+    ap.add_argument("--fractions", default="0.25,0.5,0.9")
+    ap.add_argument("--seconds", type=float, default=20, help="writing time per rate")
+    a = ap.parse_args()
+    result = run(a.engine, a.max_rate, [float(f) for f in a.fractions.split(",")], a.seconds)
+    print(benchlib.write_result(f"latency-{a.engine}", result).read_text())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,80 @@
+"""The one table of a `make bench` run (bench/run.py), from its combined JSON.
+
+  .stack/venv/bin/python bench/report.py bench/results/bench-<time>.json   # print that run's table
+"""
+import json
+import sys
+
+
+def _n(value, digits=0):
+    return "n/a" if value is None else f"{value:,.{digits}f}"
+
+
+def _ratio(a, b):
+    return f"**{a / b:.2f}**" if a and b else "n/a"
+
+
+def _failed(results, name):
+    error = results.get(name, {}).get("error")
+    return [f"| {name} | failed: {error} | | |"] if error else []
+
+
+def table(run):
+    """Markdown: what was measured, our figure, the reference beside it, their ratio."""
+    r, m = run["results"], run["machine"]
+    lines = [f"mongo2mysql benchmarks, {m['date']}, commit {m['commit']}{' (--short)' if run.get('short') else ''}",
+             f"machine: {m['cores']} x {m['cpu']}, {m['memory_gb']} GB, Linux {m['kernel']}",
+             "versions: " + ", ".join(f"{k} {v}" for k, v in m["versions"].items() if v), "",
+             "| figure | mongo2mysql | reference | ratio |", "|---|---|---|---|"]
+    apply, dbz, spark, cap = (r.get(k, {}) for k in ("apply", "debezium", "spark", "capture"))
+    if "apply" in apply:
+        w = apply["workload"]
+        ours = apply["apply"]["events_per_s"]
+        lines.append(f"| apply (native), events/s, {w['events']:,} events of the mix, {w['partitions']} partitions "
+                     f"| {_n(ours)} | raw multi-row upsert {_n(apply['raw_upsert_rows_per_s'])} rows/s "
+                     f"| {_ratio(ours, apply['raw_upsert_rows_per_s'])} |")
+        if "debezium_jdbc_sink" in dbz:
+            theirs = dbz["debezium_jdbc_sink"]["events_per_s"]
+            same = "same rows and checksums" if dbz["tables"] == apply["tables"] else \
+                f"**tables differ** (ours {apply['tables']}, Debezium {dbz['tables']})"
+            lines.append(f"| peer: Debezium JDBC sink {m['versions'].get('debezium_jdbc')}, events/s, same workload "
+                         f"| {_n(ours)} | {_n(theirs)} ({same}) | {_ratio(ours, theirs)} |")
+    lines += _failed(r, "apply") + _failed(r, "debezium")
+    if "spark" in spark:
+        lines.append(f"| Spark engine, events/s, {spark['workload']['events']:,} events of the mix "
+                     f"| {_n(spark['spark']['events_per_s'])} | | |")
+    lines += _failed(r, "spark")
+    if "streaming" in cap:
+        s, snap = cap["streaming"], cap["snapshot"]
+        writer = cap["workload"]["events"] / s["writes_seconds"]
+        lines.append(f"| capture streaming while pymongo writes {cap['workload']['events']:,} documents, events/s "
+                     f"| {_n(s['capture_events_per_s'])} | the writer {_n(writer)}; plain change-stream reader "
+                     f"on the backlog {_n(s['plain_reader_events_per_s'])} | {_ratio(s['capture_events_per_s'], writer)} "
+                     f"of the writer, {s['ratio']:.3f} of the reader |")
+        lines.append(f"| capture snapshot, docs/s | {_n(snap['capture_docs_per_s'])} "
+                     f"| plain find() {_n(snap['find_docs_per_s'])} | **{snap['ratio']:.2f}** |")
+    lines += _failed(r, "capture")
+    for engine in ("native", "spark"):
+        lat = r.get(f"latency_{engine}", {})
+        for step in lat.get("rates", []):
+            lines.append(f"| latency MongoDB write -> MySQL row, {engine}, {step['fraction']:.0%} of "
+                         f"{_n(lat['max_rate_per_s'], 1)}/s (achieved {_n(step['achieved_per_s'], 1)}/s) "
+                         f"| p50 {step['p50']:.3f} s, p95 {step['p95']:.3f} s, p99 {step['p99']:.3f} s | | |")
+        lines += _failed(r, f"latency_{engine}")
+    memory = {
+        "apply": apply.get("peak_rss_mb", {}).get("apply"),
+        "capture (streaming)": cap.get("peak_rss_mb", {}).get("capture_streaming"),
+        "capture (snapshot)": cap.get("peak_rss_mb", {}).get("capture_snapshot"),
+        "capture (latency run, native)": r.get("latency_native", {}).get("peak_rss_mb", {}).get("capture", {}).get("mongo2mysql"),
+        "apply (latency run)": r.get("latency_native", {}).get("peak_rss_mb", {}).get("native", {}).get("mongo2mysql"),
+        "Spark driver JVM": spark.get("peak_rss_mb", {}).get("spark_driver_jvm"),
+        "Spark driver Python": spark.get("peak_rss_mb", {}).get("spark_driver_python"),
+    }
+    peer = dbz.get("peak_rss_mb", {}).get("kafka_connect")
+    lines.append("| peak RSS, MB | " + ", ".join(f"{k} {_n(v)}" for k, v in memory.items() if v is not None)
+                 + f" | Kafka Connect + Debezium JVM {_n(peer)} | |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(table(json.loads(open(sys.argv[1]).read())))

@@ -396,6 +396,24 @@ namespace {
 
 using MetadataPtr = std::unique_ptr<const rd_kafka_metadata_t, void (*)(const rd_kafka_metadata_t*)>;
 
+// A consumer that reads the committed records of partitions it assigns itself, reporting each
+// partition's end, outside any consumer group.
+Result<HandlePtr> MakeCommittedReader(const KafkaConfig& config) {
+  KafkaConfig c = config;
+  c.emplace("isolation.level", "read_committed");
+  c.emplace("enable.auto.commit", "false");
+  c.emplace("enable.partition.eof", "true");
+  // A start before the log's beginning (deleted by retention) reads from the beginning.
+  c.emplace("auto.offset.reset", "earliest");
+  // assign() needs no group, but librdkafka's consumer wants a group.id to exist.
+  c.emplace("group.id", "mongo2mysql-topic-reader");
+  M2M_ASSIGN_OR_RETURN(rd_kafka_conf_t * conf, MakeConf(c));
+  M2M_ASSIGN_OR_RETURN(rd_kafka_t * raw, MakeHandle(RD_KAFKA_CONSUMER, conf));
+  HandlePtr rk(raw);
+  rd_kafka_poll_set_consumer(rk.get());
+  return rk;
+}
+
 // The broker's metadata of one topic; an error naming the topic when it does not exist.
 Result<MetadataPtr> TopicMetadata(rd_kafka_t* rk, const std::string& topic, int timeout_ms) {
   const rd_kafka_metadata_t* md = nullptr;
@@ -426,15 +444,7 @@ bool IsUnknownTopic(const Status& status) {
 // ---------------------------------------------------------------------------------------------------
 Result<std::map<std::string, std::string>> ReadTopicToEnd(const KafkaConfig& config, const std::string& topic,
                                                           std::chrono::milliseconds timeout) {
-  KafkaConfig c = config;
-  c.emplace("isolation.level", "read_committed");
-  c.emplace("enable.auto.commit", "false");
-  c.emplace("enable.partition.eof", "true");
-  // assign() needs no group, but librdkafka's consumer wants a group.id to exist.
-  c.emplace("group.id", "mongo2mysql-topic-reader");
-  M2M_ASSIGN_OR_RETURN(rd_kafka_conf_t * conf, MakeConf(c));
-  M2M_ASSIGN_OR_RETURN(rd_kafka_t * raw, MakeHandle(RD_KAFKA_CONSUMER, conf));
-  HandlePtr rk(raw);
+  M2M_ASSIGN_OR_RETURN(HandlePtr rk, MakeCommittedReader(config));
   auto deadline = std::chrono::steady_clock::now() + timeout;
   auto remaining_ms = [&] {
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
@@ -497,19 +507,10 @@ KafkaInspector::~KafkaInspector() {
 
 Result<std::unique_ptr<KafkaInspector>> KafkaInspector::Make(const KafkaConfig& config,
                                                              std::chrono::milliseconds timeout) {
-  KafkaConfig c = config;
-  c.emplace("isolation.level", "read_committed");
-  c.emplace("enable.auto.commit", "false");
-  c.emplace("enable.partition.eof", "true");
-  // A start before the log's beginning (deleted by retention) reads from the beginning.
-  c.emplace("auto.offset.reset", "earliest");
-  c.emplace("group.id", "mongo2mysql-inspector");  // never joined: partitions are assigned directly
-  M2M_ASSIGN_OR_RETURN(rd_kafka_conf_t * conf, MakeConf(c));
-  M2M_ASSIGN_OR_RETURN(rd_kafka_t * rk, MakeHandle(RD_KAFKA_CONSUMER, conf));
+  M2M_ASSIGN_OR_RETURN(HandlePtr rk, MakeCommittedReader(config));
   auto impl = std::make_unique<Impl>();
-  impl->rk.reset(rk);
+  impl->rk = std::move(rk);
   impl->timeout = timeout;
-  rd_kafka_poll_set_consumer(rk);
   return std::unique_ptr<KafkaInspector>(new KafkaInspector(std::move(impl)));
 }
 

@@ -78,11 +78,12 @@ class CollectionCheck {
 
   // Maps `docs`, reads the rows of their keys and of `also`, and returns what differs.
   Result<std::vector<Finding>> Check(const std::vector<BsonDocument>& docs, const std::vector<KeyTexts>& also);
-  // The documents whose keys may be `keys` (and those with the given _ids).
+  // The documents whose keys may be `keys` (and those with the given _ids); with `keys_only`, only
+  // their key fields.
   Result<std::vector<BsonDocument>> FindDocuments(const std::vector<KeyTexts>& keys,
-                                                  const std::vector<BsonDocument>& ids);
-  // The extra-row pass: root keys in key order, `range_size` at a time.
-  Status FindExtras(std::vector<Finding>* out);
+                                                  const std::vector<BsonDocument>& ids, bool keys_only);
+  // The extra-row pass: root keys in key order, `range_size` at a time; `rows` is for progress.
+  Status FindExtras(int64_t rows, std::vector<Finding>* out);
   Result<int64_t> MongoCount();
   Result<int64_t> MysqlCount();
 
@@ -265,12 +266,15 @@ Result<std::vector<Finding>> CollectionCheck::Check(const std::vector<BsonDocume
 }
 
 Result<std::vector<BsonDocument>> CollectionCheck::FindDocuments(const std::vector<KeyTexts>& keys,
-                                                                 const std::vector<BsonDocument>& ids) {
-  bson_t by_key = BSON_INITIALIZER;
+                                                                 const std::vector<BsonDocument>& ids,
+                                                                 bool keys_only) {
+  bson_t by_key = BSON_INITIALIZER, opts = BSON_INITIALIZER, projection;
+  bson_append_document_begin(&opts, "projection", -1, &projection);
   if (root_ != nullptr && !keys.empty()) {
     for (size_t i = 0; i < root_->primary_key.size(); ++i) {
       const ColumnSchema* c = root_->FindColumn(root_->primary_key[i]);
       const std::string dotted = DottedSource(*c);
+      bson_append_int32(&projection, dotted.c_str(), -1, 1);
       bson_t field, in;
       bson_append_document_begin(&by_key, dotted.c_str(), -1, &field);
       bson_append_array_begin(&field, "$in", 3, &in);
@@ -304,14 +308,16 @@ Result<std::vector<BsonDocument>> CollectionCheck::FindDocuments(const std::vect
     bson_append_document_end(&any, &id_clause);
   }
   bson_append_array_end(&filter, &any);
+  bson_append_document_end(&opts, &projection);
   bson_destroy(&by_key);
   std::vector<BsonDocument> docs;
   if (clauses == 0) {
     bson_destroy(&filter);
+    bson_destroy(&opts);
     return docs;
   }
   mongoc_collection_t* coll = Collection();
-  mongoc_cursor_t* cursor = mongoc_collection_find_with_opts(coll, &filter, nullptr, nullptr);
+  mongoc_cursor_t* cursor = mongoc_collection_find_with_opts(coll, &filter, keys_only ? &opts : nullptr, nullptr);
   const bson_t* doc;
   while (mongoc_cursor_next(cursor, &doc)) docs.emplace_back(doc);
   bson_error_t error;
@@ -323,12 +329,14 @@ Result<std::vector<BsonDocument>> CollectionCheck::FindDocuments(const std::vect
   mongoc_cursor_destroy(cursor);
   mongoc_collection_destroy(coll);
   bson_destroy(&filter);
+  bson_destroy(&opts);
   if (!st.ok()) return st;
   return docs;
 }
 
-Status CollectionCheck::FindExtras(std::vector<Finding>* out) {
+Status CollectionCheck::FindExtras(int64_t total, std::vector<Finding>* out) {
   if (root_ == nullptr) return Status::OK();
+  auto last_progress = Clock::now();
   std::string columns;
   for (const std::string& k : root_->primary_key) columns += (columns.empty() ? "" : ",") + QuoteIdentifier(k);
   std::optional<KeyTexts> last;
@@ -345,8 +353,13 @@ Status CollectionCheck::FindExtras(std::vector<Finding>* out) {
       keys.push_back(std::move(k));
     }
     last = keys.back();
+    if (Clock::now() - last_progress >= o_.progress_interval) {
+      last_progress = Clock::now();
+      spdlog::info("verify {}: looking for extra rows: {} of {} keys", collection_,
+                   page * static_cast<uint64_t>(o_.range_size), total);
+    }
     if (Sampled(page, o_.sample, o_.seed + 1)) {
-      M2M_ASSIGN_OR_RETURN(auto docs, FindDocuments(keys, {}));
+      M2M_ASSIGN_OR_RETURN(auto docs, FindDocuments(keys, {}, true));
       std::set<std::string> present;
       std::vector<Finding> ignored;
       for (const BsonDocument& doc : docs) {
@@ -391,6 +404,8 @@ Status WalkCollection(const VerifyOptions& o, CollectionCheck& check, Collection
   auto last_progress = start;
   const Namespace ns{o.mongo_database, summary->collection};
   M2M_ASSIGN_OR_RETURN(auto plan, capture::PlanSnapshot(check.Mongo(), ns, o.range_size));
+  spdlog::info("verify {}: {} documents in {} ranges, planned in {:.1f} s", summary->collection, plan.documents,
+               plan.chunks.size(), std::chrono::duration<double>(Clock::now() - start).count());
   summary->mongo_documents = plan.documents;
   M2M_ASSIGN_OR_RETURN(summary->mysql_rows, check.MysqlCount());
   for (size_t i = 0; i < plan.chunks.size(); ++i) {
@@ -407,7 +422,9 @@ Status WalkCollection(const VerifyOptions& o, CollectionCheck& check, Collection
                    summary->checked, plan.documents, summary->checked / std::max(s, 1e-3), findings->size());
     }
   }
-  M2M_RETURN_NOT_OK(check.FindExtras(findings));
+  spdlog::info("verify {}: {} documents compared after {:.1f} s; looking for extra rows", summary->collection,
+               summary->checked, std::chrono::duration<double>(Clock::now() - start).count());
+  M2M_RETURN_NOT_OK(check.FindExtras(summary->mysql_rows, findings));
   if (o.sample < 1.0 && summary->mongo_documents != summary->mysql_rows) {
     Finding f;
     f.difference = {DifferenceKind::kCount, summary->collection, "",
@@ -438,7 +455,7 @@ Result<std::vector<Finding>> Recheck(CollectionCheck& check, std::vector<Finding
     }
   }
   if (!keys.empty()) {
-    M2M_ASSIGN_OR_RETURN(auto docs, check.FindDocuments(keys, ids));
+    M2M_ASSIGN_OR_RETURN(auto docs, check.FindDocuments(keys, ids, false));
     M2M_ASSIGN_OR_RETURN(auto again, check.Check(docs, keys));
     for (Finding& f : again) {
       if (f.key.empty() || wanted.count(Identity(f.key))) out.push_back(std::move(f));

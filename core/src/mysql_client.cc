@@ -21,6 +21,11 @@ bool IsRetriable(unsigned err) {
     case CR_SERVER_LOST:
     case ER_LOCK_DEADLOCK:
     case ER_LOCK_WAIT_TIMEOUT:
+    // The session was ended under the statement (KILL, a failover, a restart): a new one can redo it.
+    case ER_SERVER_SHUTDOWN:
+    case ER_QUERY_INTERRUPTED:
+    case ER_CONNECTION_KILLED:  // MariaDB
+    case 4031:                  // ER_CLIENT_INTERACTION_TIMEOUT (MySQL 8.0.24+): closed while idle
       return true;
     default:
       return false;

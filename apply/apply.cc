@@ -4,8 +4,10 @@
 
 #include <algorithm>
 #include <map>
+#include <set>
 #include <thread>
 
+#include "barrier.h"
 #include "bookkeeping.h"
 #include "document_lookup.h"
 #include "m2m/event_codec.h"
@@ -86,7 +88,9 @@ struct Apply::Loop : RebalanceListener {
   struct Owned {
     std::optional<int64_t> stored;  // next_offset in _m2m_offsets as last read or written; none yet
     int64_t position = 0;           // the next offset expected from Kafka
-    bool at_end = false;            // reached the end (until_caught_up) and nothing consumed since
+    std::optional<int64_t> end;     // the last end the consumer reported
+    // Applied up to the reported end (messages held by the gate are not applied yet).
+    bool at_end() const { return end && position >= *end; }
   };
   std::map<PartitionId, Owned> owned;
   bool assigned_once = false;
@@ -112,6 +116,11 @@ struct Apply::Loop : RebalanceListener {
   // the event to quarantine.
   int isolate_remaining = 0;
   bool reported_unknown_topic = false;  // warned once that a subscribed topic does not exist yet
+  // Barriers held until the partitions before them have caught up (barrier.h), and the messages
+  // queued behind them.
+  BarrierGate gate;
+  int64_t rewinds = 0;  // Rewind calls so far
+  std::unique_ptr<KafkaInspector> inspector;  // reads partition ends for the gate; made when first needed
 
   std::unique_ptr<MysqlConnection> mysql;
   Catalog catalog;
@@ -204,6 +213,7 @@ struct Apply::Loop : RebalanceListener {
     }
     if (!stored.ok()) return stored.status().WithContext("reading the offsets of newly assigned partitions");
     owned.clear();
+    gate.Reset();
     std::string where;
     for (TopicPartition& tp : partitions) {
       Owned& own = owned[{tp.topic, tp.partition}];
@@ -227,6 +237,7 @@ struct Apply::Loop : RebalanceListener {
     }
     Abandon();
     owned.clear();
+    gate.Reset();
   }
 
   // ---- Building a batch ------------------------------------------------------------------------
@@ -238,7 +249,6 @@ struct Apply::Loop : RebalanceListener {
 
   void Advance(const PartitionId& tp, Owned& own, KafkaMessage message) {
     own.position = message.offset + 1;
-    own.at_end = false;
     pending.next[tp] = message.offset + 1;
     AppliedEvents& applied = pending.applied[tp];
     applied.events++;
@@ -258,11 +268,18 @@ struct Apply::Loop : RebalanceListener {
     Advance(tp, own, std::move(m));
   }
 
-  Status Consume(KafkaMessage m) {
+  // Where a message comes from: Kafka, or the gate (queued behind a barrier, or a barrier let go).
+  enum class From { kKafka, kQueue, kReleased };
+
+  Status Consume(KafkaMessage m, From from = From::kKafka) {
     PartitionId tp{m.topic, m.partition};
     auto found = owned.find(tp);
     // Not ours (any more), or already consumed before a seek took effect.
     if (found == owned.end() || m.offset < found->second.position) return Status::OK();
+    if (from == From::kKafka && gate.Queued(tp)) {  // behind a barrier of its partition
+      gate.Queue(std::move(m));
+      return Status::OK();
+    }
     Owned& own = found->second;
     auto decoded = DecodeEvent(m.key, m.value);
     if (!decoded.ok()) {
@@ -274,11 +291,65 @@ struct Apply::Loop : RebalanceListener {
       return Status::OK();
     }
     ChangeEvent& ev = **decoded;
-    if (IsCollectionLevel(ev.kind)) {
-      M2M_RETURN_NOT_OK(Flush());
-      return ApplyCollectionEvent(tp, own, std::move(m), ev);
-    }
+    bool collection_event = IsCollectionLevel(ev.kind);
     M2M_RETURN_NOT_OK(ReloadCatalogIfStale());
+    OrderKey key = KeyOf(ev, collection_event, m);
+    if (from != From::kReleased && IsBarrier(ev, collection_event)) {
+      std::vector<PartitionId> ids;
+      for (const auto& [id, own] : owned) ids.push_back(id);
+      std::vector<PartitionId> undecided = gate.Undecided(key, ids);
+      if (!undecided.empty()) {
+        M2M_ASSIGN_OR_RETURN(auto ends, ReadEnds(undecided));
+        gate.Hold(std::move(m), key, std::move(ends));
+        return Status::OK();
+      }
+    }
+    if (collection_event) {
+      int64_t rewound = rewinds;
+      M2M_RETURN_NOT_OK(Flush());
+      // The batch before it was redone event by event: this message comes again after those.
+      if (rewinds != rewound) return Status::OK();
+      M2M_RETURN_NOT_OK(ApplyCollectionEvent(tp, own, std::move(m), ev));
+    } else {
+      M2M_RETURN_NOT_OK(ConsumeDocumentEvent(tp, own, std::move(m), ev));
+    }
+    gate.Admitted(key);
+    return Status::OK();
+  }
+
+  // An event whose effect depends on other collections' tables (barrier.h): a drop or rename, or
+  // the first event of a collection without tables (a rename's target, or one created again).
+  bool IsBarrier(const ChangeEvent& ev, bool collection_event) const {
+    if (ev.kind == EventKind::kInvalidate) return false;
+    return collection_event || catalog.CollectionTables(ev.collection).empty();
+  }
+
+  // The end (last stable offset) of each of `partitions`, from the broker.
+  Result<std::map<PartitionId, int64_t>> ReadEnds(const std::vector<PartitionId>& partitions) {
+    if (!inspector) {
+      M2M_ASSIGN_OR_RETURN(inspector, KafkaInspector::Make(o.kafka, std::chrono::seconds(30)));
+    }
+    std::map<PartitionId, int64_t> ends;
+    std::set<std::string> topics;
+    for (const PartitionId& tp : partitions) topics.insert(tp.first);
+    for (const std::string& topic : topics) {
+      M2M_ASSIGN_OR_RETURN(auto all, inspector->Ends(topic));
+      for (const TopicPartition& end : all) {
+        PartitionId id{end.topic, end.partition};
+        if (std::find(partitions.begin(), partitions.end(), id) != partitions.end()) ends[id] = end.offset;
+      }
+    }
+    return ends;
+  }
+
+  // How far each owned partition has been consumed, for the gate.
+  std::map<PartitionId, int64_t> ConsumedPositions() const {
+    std::map<PartitionId, int64_t> out;
+    for (const auto& [tp, own] : owned) out[tp] = std::max(own.position, own.end.value_or(0));
+    return out;
+  }
+
+  Status ConsumeDocumentEvent(const PartitionId& tp, Owned& own, KafkaMessage m, const ChangeEvent& ev) {
     auto mapped = mapper.Map(ev, catalog);
     if (!mapped.ok()) {
       Quarantine(tp, own, std::move(m), mapped.status().message());
@@ -477,6 +548,8 @@ struct Apply::Loop : RebalanceListener {
   // a fresh connection and the schema read back from the server.
   Status Rewind() {
     Abandon();
+    gate.Reset();
+    ++rewinds;
     M2M_RETURN_NOT_OK(Connect());
     std::vector<PartitionId> ids;
     for (const auto& [tp, own] : owned) ids.push_back(tp);
@@ -486,7 +559,7 @@ struct Apply::Loop : RebalanceListener {
       auto it = stored.find(tp);
       own.stored = it == stored.end() ? std::nullopt : std::optional<int64_t>(it->second);
       own.position = own.stored.value_or(0);
-      own.at_end = false;
+      own.end.reset();
       positions.push_back({tp.first, tp.second, own.stored.value_or(kOffsetBeginning)});
     }
     return consumer->Seek(positions);
@@ -495,8 +568,12 @@ struct Apply::Loop : RebalanceListener {
   // ---- The loop --------------------------------------------------------------------------------
 
   bool CaughtUp() const {
-    if (!assigned_once || pending.events > 0) return false;
-    return std::all_of(owned.begin(), owned.end(), [](const auto& kv) { return kv.second.at_end; });
+    return assigned_once && pending.events == 0 && AllConsumed();
+  }
+
+  // Every message up to the ends the consumer reported is in the batch or committed.
+  bool AllConsumed() const {
+    return gate.empty() && std::all_of(owned.begin(), owned.end(), [](const auto& kv) { return kv.second.at_end(); });
   }
 
   // Consumes one batch and commits it.
@@ -506,6 +583,13 @@ struct Apply::Loop : RebalanceListener {
       auto waited = Clock::now() - pending.started;
       if (pending.events > 0 && waited >= o.max_batch_time) break;
       if (o.until_caught_up && CaughtUp()) break;
+      if (!gate.empty()) {
+        gate.Release(ConsumedPositions());
+        if (auto next = gate.Pop()) {
+          M2M_RETURN_NOT_OK(Consume(std::move(next->message), next->released ? From::kReleased : From::kQueue));
+          continue;
+        }
+      }
       auto wait = pending.events > 0
                       ? std::chrono::duration_cast<std::chrono::milliseconds>(o.max_batch_time - waited)
                       : std::chrono::milliseconds(200);
@@ -527,9 +611,9 @@ struct Apply::Loop : RebalanceListener {
         // any end-of-partition notice means everything before it was delivered (librdkafka drops
         // notices from before a seek).
         auto own = owned.find({m->topic, m->partition});
-        if (own != owned.end()) own->second.at_end = true;
+        if (own != owned.end()) own->second.end = m->offset;
         // Everything up to the end is consumed: no reason to wait for the batch timer.
-        if (o.until_caught_up && std::all_of(owned.begin(), owned.end(), [](const auto& kv) { return kv.second.at_end; })) break;
+        if (o.until_caught_up && AllConsumed()) break;
         continue;
       }
       M2M_RETURN_NOT_OK(Consume(std::move(*m)));
@@ -548,7 +632,7 @@ struct Apply::Loop : RebalanceListener {
     kc["isolation.level"] = "read_committed";
     kc["enable.auto.commit"] = "false";
     kc["enable.auto.offset.store"] = "false";
-    if (o.until_caught_up) kc["enable.partition.eof"] = "true";
+    kc["enable.partition.eof"] = "true";  // until_caught_up and the barriers' condition 3 (barrier.h)
     std::vector<std::string> subscription = o.topics;
     if (!o.topic_pattern.empty()) subscription = {"^" + o.topic_pattern};
     M2M_ASSIGN_OR_RETURN(consumer, KafkaConsumer::Make(kc, subscription, this));

@@ -1,0 +1,101 @@
+// The order of events across partitions and topics at collection boundaries (docs/apply.md, "Order
+// across topics").
+//
+// Kafka orders the events of one partition; MongoDB orders all changes of a deployment by cluster
+// time. Apply runs its partitions independently, which is right as long as an event only touches
+// its own document's rows. Two kinds of events depend on what other partitions have done:
+//   - a collection event (drop, rename): every event of the collections it touches that precedes it
+//     must be applied before its DDL, and none that follows it (a write to a rename's new name
+//     travels on another topic and can overtake the rename);
+//   - the first event of a collection that has no tables yet: it may be the first write to a rename's
+//     target, or to a collection created again after a drop or rename.
+// Such an event is a *barrier*: it is held, its partition's later messages queue behind it, until
+// every other partition this process owns has nothing left that precedes it in cluster-time order.
+// A partition P has nothing left before barrier b when
+//   1. the last event admitted from P comes after b, or
+//   2. P holds a barrier of its own that comes after b, or
+//   3. P has been consumed up to the end it had when b had already been received: capture publishes
+//      a deployment's events in cluster-time order, so every event before b was committed by then.
+// Conditions 1 and 2, once true, stay true, so the end in 3 is only read (a request to the broker)
+// for the partitions where neither holds when b arrives. Keys compare totally (ties by partition
+// and offset), so the held barrier that comes first can always go: nothing waits for ever.
+//
+// Thread safety: used by the apply loop's thread only.
+#pragma once
+
+#include <compare>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <optional>
+#include <vector>
+
+#include "bookkeeping.h"
+#include "m2m/change_event.h"
+#include "m2m/kafka_client.h"
+
+namespace m2m::apply {
+
+// Where an event stands in MongoDB's order: its cluster time; at one cluster time the collection
+// events first (a write at the same time as a rename is one the rename did not see); then the
+// partition and offset, so that any two events compare.
+struct OrderKey {
+  uint32_t t = 0;
+  uint32_t i = 0;
+  bool document = true;
+  PartitionId partition;
+  int64_t offset = 0;
+  friend auto operator<=>(const OrderKey&, const OrderKey&) = default;
+};
+
+OrderKey KeyOf(const ChangeEvent& event, bool collection_event, const KafkaMessage& message);
+
+class BarrierGate {
+ public:
+  // Forgets every partition's state; consumption starts again from the stored offsets.
+  void Reset() { parts_.clear(); }
+
+  // An event was admitted (applied, or quarantined) from its partition.
+  void Admitted(const OrderKey& key);
+
+  // The partitions among `owned` (all but the barrier's own) for which conditions 1 and 2 do not
+  // hold now: those whose end must be read before the barrier can go. Empty: it can go at once.
+  std::vector<PartitionId> Undecided(const OrderKey& barrier, const std::vector<PartitionId>& owned) const;
+
+  // Holds `message`, the barrier `key`, at the head of its partition; `ends` has the end of every
+  // partition Undecided returned, read after the message was received.
+  void Hold(KafkaMessage message, const OrderKey& key, std::map<PartitionId, int64_t> ends);
+  // True while messages of `tp` wait here: newer ones must queue behind them.
+  bool Queued(const PartitionId& tp) const;
+  // Queues `message` behind the messages its partition has waiting.
+  void Queue(KafkaMessage message);
+
+  // Lets go every held barrier for which each other partition has nothing left before it.
+  // `consumed` gives, per owned partition, the offset it has been consumed to (the next offset to
+  // apply, or the end the consumer reported, whichever is further).
+  void Release(const std::map<PartitionId, int64_t>& consumed);
+
+  // The next waiting message that may be applied now, in its partition's order; `released` is set
+  // when it is a barrier that was let go (it must not be held again).
+  struct Next {
+    KafkaMessage message;
+    bool released = false;
+  };
+  std::optional<Next> Pop();
+
+  bool empty() const;
+
+ private:
+  struct Partition {
+    std::optional<OrderKey> last;     // the last event admitted
+    std::optional<OrderKey> barrier;  // set while the head of `waiting` is a held barrier
+    bool released = false;            // the head of `waiting` is a barrier that was let go
+    std::map<PartitionId, int64_t> ends;  // the barrier's condition 3, per undecided partition
+    std::deque<KafkaMessage> waiting;
+  };
+  bool CanGo(const PartitionId& tp, const Partition& p, const std::map<PartitionId, int64_t>& consumed) const;
+
+  std::map<PartitionId, Partition> parts_;
+};
+
+}  // namespace m2m::apply

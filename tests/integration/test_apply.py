@@ -85,8 +85,8 @@ def produce(topic, prefix, events, start_ordinal=1):
     assert producer.flush(60) == 0
 
 
-def make_topic(prefix, collection, partitions):
-    name = f"{prefix}.test.{collection}"
+def make_topic(prefix, collection, partitions, db="test"):
+    name = f"{prefix}.{db}.{collection}"
     admin = AdminClient({"bootstrap.servers": stack.KAFKA_BOOTSTRAP})
     admin.create_topics([NewTopic(name, partitions, 1)])[name].result(60)
     return name
@@ -156,41 +156,39 @@ def test_capture_then_apply_end_to_end(mongo_db, mysql_db, tmp_path):
 
 
 def test_kill_9_twenty_times_while_events_flow(mysql_db, topics, tmp_path):
-    """20,000 events over 4 partitions; apply is killed with SIGKILL 20 times at random moments while
-    they are produced. The final tables equal the model row for row, child rows included."""
+    """100,000 events over 4 partitions, produced straight into Kafka while apply runs; apply is
+    killed with SIGKILL 20 times, spread over the whole stream: each run is killed at a random
+    moment after it has passed the next twenty-first of the events. The final tables equal the
+    model row for row, child rows included."""
     database, conn = mysql_db
-    events_total = 20000
-    workload = Workload(seed=20240601, documents=800)
+    events_total = 100000
+    workload = Workload(seed=20240601, documents=4000)
     events = [workload.next_event() for _ in range(events_total)]
     prefix = stack.unique("crash")
     topic = make_topic(prefix, "crash", 4)
     topics.append(topic)
     group = stack.unique("g")
 
-    def flow():  # about 2,000 events/s: the crashes happen while events keep arriving
-        for k in range(0, events_total, 1000):
-            produce(topic, prefix, events[k:k + 1000], k + 1)
-            time.sleep(0.5)
+    def flow():  # as fast as the events can be encoded: the first crashes happen while they arrive
+        for k in range(0, events_total, 2000):
+            produce(topic, prefix, events[k:k + 2000], k + 1)
 
     producer = threading.Thread(target=flow)
     producer.start()
     rng = random.Random(7)
-    kills = 0
     try:
-        while kills < 20:
-            before = total(pipeline.applied_offsets(conn, database, group))
-            proc = pipeline.start_apply(tmp_path, database, group, topics=[topic], name=f"crash{kills}",
-                                        extra=member("crash") + ["--max-batch-events", "500"])
+        for kill in range(20):
+            proc = pipeline.start_apply(tmp_path, database, group, topics=[topic], name=f"crash{kill}",
+                                        extra=member("crash") + ["--max-batch-events", "1000"])
+            milestone = (kill + 1) * events_total // 21
 
-            def progressed():
+            def passed_milestone():
                 proc.assert_running()
-                now = total(pipeline.applied_offsets(conn, database, group))
-                return now > before or now >= pipeline.topic_end_offsets(topic) == events_total
+                return total(pipeline.applied_offsets(conn, database, group)) >= milestone
 
-            stack.wait_for(progressed, timeout=120, what="apply to commit a batch")
-            time.sleep(rng.uniform(0, 0.8))  # the crash lands at a random point of the next batches
+            stack.wait_for(passed_milestone, timeout=120, what=f"apply to pass event {milestone}")
+            time.sleep(rng.uniform(0, 0.5))  # the crash lands at a random point of the next batches
             proc.kill()
-            kills += 1
     finally:
         producer.join()
     pipeline.run_apply(database, group, topics=[topic], extra=member("crash"))
@@ -316,3 +314,134 @@ def test_debezium_events_are_applied(mysql_db, topics):
         cur.execute("SELECT COUNT(*) FROM _m2m_quarantine")
         assert cur.fetchone()[0] == 0
     assert rows == [("64f1d7f0a4f4d7a37f6c3a75", "Alice", "4", None), ("carol", "Carol", "7", None)]
+
+
+# ---------------------------------------------------------------------------------------------
+# Faults of MySQL in the middle of a batch: the test holds a lock on a row the batch writes, so the
+# batch's transaction is open and waiting when the fault strikes; apply must redo the batch by itself.
+
+
+def event_id(event):
+    """The _id a Workload event writes."""
+    return json.loads(event.get("key") or event["document"])["_id"]
+
+
+def blocked_session(cur, database):
+    """The id of a session using `database` whose transaction waits for a lock, or None."""
+    cur.execute("SELECT t.trx_mysql_thread_id FROM information_schema.INNODB_TRX t JOIN "
+                "information_schema.PROCESSLIST p ON p.ID = t.trx_mysql_thread_id "
+                "WHERE t.trx_state = 'LOCK WAIT' AND p.DB = %s", (database,))
+    row = cur.fetchone()
+    return row and row[0]
+
+
+@pytest.mark.parametrize("fault", ["kill_connection", "deadlock"])
+def test_mysql_fault_mid_batch_is_retried(mysql_db, topics, tmp_path, fault):
+    """kill_connection: KILL CONNECTION of apply's session while its batch waits inside the
+    transaction. deadlock: the test's transaction, heavier than apply's (so InnoDB picks apply as the
+    victim), closes a lock cycle with it: error 1213. Either way the same apply process reconnects,
+    redoes the batch from the stored offsets, and the tables equal the model."""
+    import pymysql
+
+    database, conn = mysql_db
+    workload = Workload(seed=5, documents=200)
+    first = [workload.next_event() for _ in range(2000)]
+    prefix = stack.unique("fault")
+    topic = make_topic(prefix, "crash", 1)
+    topics.append(topic)
+    group = stack.unique("g")
+    produce(topic, prefix, first)
+    apply = pipeline.start_apply(tmp_path, database, group, topics=[topic], extra=["--max-batch-ms", "100"])
+    blocker = pymysql.connect(**stack.MYSQL, database=database, autocommit=False)
+    try:
+        stack.wait_for(lambda: apply.assert_running() or total(pipeline.applied_offsets(conn, database, group)) == 2000,
+                       timeout=180, what="the first events applied")
+        second = [workload.next_event() for _ in range(300)]
+        # A document the second part writes, whose row exists now.
+        existing = {int(r[0]) for r in mysql_rows(conn, database)[0]}
+        victim = next(event_id(e) for e in second if event_id(e) in existing)
+        with blocker.cursor() as cur:
+            cur.execute("CREATE TABLE _weight (n BIGINT PRIMARY KEY)")
+            cur.execute("BEGIN")
+            if fault == "deadlock":  # InnoDB rolls back the transaction that changed fewer rows
+                cur.execute("INSERT INTO _weight SELECT seq FROM seq_1_to_50000")
+            cur.execute("SELECT `_id` FROM crash WHERE `_id` = %s FOR UPDATE", (victim,))
+        produce(topic, prefix, second, 2001)
+        with conn.cursor() as cur:
+            apply_session = stack.wait_for(lambda: apply.assert_running() or blocked_session(cur, database),
+                                          timeout=120, what="apply's batch to wait for the row lock")
+        with blocker.cursor() as cur:
+            if fault == "kill_connection":
+                with conn.cursor() as killer:
+                    killer.execute(f"KILL CONNECTION {int(apply_session)}")
+            else:
+                # Closes the cycle: apply holds its offset row and waits for ours.
+                cur.execute("SELECT next_offset FROM _m2m_offsets WHERE group_id = %s FOR UPDATE", (group,))
+            blocker.rollback()
+        stack.wait_for(lambda: apply.assert_running() or total(pipeline.applied_offsets(conn, database, group)) == 2300,
+                       timeout=180, what="the rest applied after the fault")
+        apply.assert_running()
+    finally:
+        blocker.close()
+        apply.stop()
+    log = apply.log()
+    assert "redoing from the stored offsets" in log, log[-3000:]
+    # 1213 deadlock; a killed session: 1927 (MariaDB) or, once the server closed it, 2013/2006.
+    errors = ["1213"] if fault == "deadlock" else ["1927", "2013", "2006"]
+    assert any(f"(errno {e})" in log for e in errors), log[-3000:]
+    want_root, want_items = workload.expected_rows()
+    root, items, item_count = mysql_rows(conn, database)
+    assert root == want_root
+    assert items == want_items and item_count == len(want_items)
+    with conn.cursor() as cur:
+        cur.execute("SELECT COUNT(*) FROM _m2m_quarantine")
+        assert cur.fetchone()[0] == 0
+
+
+@pytest.mark.parametrize("batch", [None, 1], ids=["batched", "one_per_batch"])
+def test_updates_that_need_the_document_fetch_it_from_mongodb(mongo_db, mysql_db, topics, batch):
+    """Deltas into an array mapped to a child table cannot be applied column by column: apply fetches
+    the document from MongoDB (the stand-in) and rewrites the row and its child rows. A document
+    deleted meanwhile (the lookup finds nothing) is deleted, not resurrected, and nothing else is
+    touched."""
+    database, conn = mysql_db
+    prefix = stack.unique("lookup")
+    topic = make_topic(prefix, "orders", 1, db=mongo_db.name)
+    topics.append(topic)
+    mongo_db["orders"].insert_many([
+        {"_id": 1, "name": "a", "items": [{"sku": "a", "qty": 1}, {"sku": "b", "qty": 7}, {"sku": "e", "qty": 5}]},
+        {"_id": 3, "name": "c", "items": [{"sku": "d", "qty": 4}]},
+    ])  # documents 2 and 4 are gone from MongoDB
+
+    def event(op, **fields):
+        return {"op": op, "db": mongo_db.name, "collection": "orders", **fields}
+
+    events = [
+        event("insert", document='{"_id": 1, "name": "a", "items": [{"sku": "a", "qty": 1}, {"sku": "b", "qty": 2}]}'),
+        event("insert", document='{"_id": 2, "name": "b", "items": [{"sku": "c", "qty": 1}]}'),
+        event("insert", document='{"_id": 3, "name": "c", "items": [{"sku": "d", "qty": 4}]}'),
+        event("insert", document='{"_id": 4, "name": "d", "items": [{"sku": "f", "qty": 1}]}'),
+        event("update", key='{"_id": 1}', updated='{"items.1.qty": 7}'),
+        event("update", key='{"_id": 2}', updated='{"items.0.qty": 9}'),  # its delete follows
+        event("update", key='{"_id": 1}', updated='{"items.2": {"sku": "e", "qty": 5}}'),  # a $push
+        event("update", key='{"_id": 4}', updated='{"items.0.qty": 3}'),  # deleted, no delete event yet
+        event("delete", key='{"_id": 2}'),
+    ]
+    producer = Producer({"bootstrap.servers": stack.KAFKA_BOOTSTRAP})
+    for n, e in enumerate(events, 1):
+        t, key, value = scenarios.encode(e, prefix, n)
+        assert t == topic
+        producer.produce(topic, key=key, value=value)
+    assert producer.flush(60) == 0
+
+    pipeline.run_apply(database, stack.unique("g"), topics=[topic],
+                       extra=["--mongo-uri", stack.MONGO_URI] + (["--max-batch-events", str(batch)] if batch else []))
+
+    with conn.cursor() as cur:
+        cur.execute("SELECT COUNT(*) FROM _m2m_quarantine")
+        assert cur.fetchone()[0] == 0
+        cur.execute("SELECT `_id`, name FROM orders")
+        assert sorted(tuple(str(v) for v in r) for r in cur.fetchall()) == [("1", "a"), ("3", "c")]
+        cur.execute("SELECT `_id`, `_idx1`, sku, qty FROM orders_items")
+        items = [tuple(str(v) for v in r) for r in cur.fetchall()]
+    assert sorted(items) == [("1", "0", "a", "1"), ("1", "1", "b", "7"), ("1", "2", "e", "5"), ("3", "0", "d", "4")]

@@ -445,3 +445,46 @@ def test_updates_that_need_the_document_fetch_it_from_mongodb(mongo_db, mysql_db
         cur.execute("SELECT `_id`, `_idx1`, sku, qty FROM orders_items")
         items = [tuple(str(v) for v in r) for r in cur.fetchall()]
     assert sorted(items) == [("1", "0", "a", "1"), ("1", "1", "b", "7"), ("1", "2", "e", "5"), ("3", "0", "d", "4")]
+
+
+@pytest.mark.parametrize("batch", [None, 1], ids=["batched", "one_per_batch"])
+def test_rename_on_a_multi_partition_topic_then_writes_to_the_new_name(mysql_db, topics, batch):
+    """old's topic has 3 partitions; the rename is copied to each, as capture does, and the writes to
+    the new name follow on fresh's topic. Every event of old before the rename lands in the renamed
+    tables, and every write to fresh after it finds them (docs/apply.md, "Order across topics")."""
+    database, conn = mysql_db
+    prefix = stack.unique("ren")
+    old, fresh = make_topic(prefix, "old", 3), make_topic(prefix, "fresh", 1)
+    topics.extend([old, fresh])
+    producer = Producer({"bootstrap.servers": stack.KAFKA_BOOTSTRAP, "enable.idempotence": True})
+    ordinal = 0
+
+    def send(event, partitions=(None,)):
+        nonlocal ordinal
+        ordinal += 1
+        topic, key, value = scenarios.encode(event, prefix, ordinal)
+        for p in partitions:
+            producer.produce(topic, key=key, value=value, **({} if p is None else {"partition": p}))
+
+    for i in range(1, 31):
+        send({"op": "insert", "collection": "old", "document": json.dumps({"_id": i, "items": [{"a": i}]})})
+    send({"op": "rename", "collection": "old", "to": "fresh"}, partitions=(0, 1, 2))
+    for i in range(31, 41):
+        send({"op": "insert", "collection": "fresh", "document": json.dumps({"_id": i, "items": [{"a": i}]})})
+    for i in range(1, 11):
+        send({"op": "update", "collection": "fresh", "key": json.dumps({"_id": i}), "updated": json.dumps({"n": i})})
+    assert producer.flush(60) == 0
+
+    pipeline.run_apply(database, stack.unique("g"), topics=[old, fresh],
+                       extra=["--max-batch-events", str(batch)] if batch else [])
+
+    with conn.cursor() as cur:
+        cur.execute("SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s "
+                    "AND TABLE_NAME NOT LIKE '\\_m2m%%'", (database,))
+        assert sorted(r[0] for r in cur.fetchall()) == ["fresh", "fresh_items"]
+        cur.execute("SELECT `_id`, n FROM fresh")
+        assert sorted(cur.fetchall()) == [(i, i if i <= 10 else None) for i in range(1, 41)]
+        cur.execute("SELECT `_id`, a FROM fresh_items")
+        assert sorted(cur.fetchall()) == [(i, i) for i in range(1, 41)]
+        cur.execute("SELECT COUNT(*) FROM _m2m_quarantine")
+        assert cur.fetchone()[0] == 0

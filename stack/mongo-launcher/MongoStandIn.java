@@ -60,7 +60,10 @@ public final class MongoStandIn {
         } else {
           reply = super.handleCommand(channel, databaseName, command, query);
         }
-        if (reply != null) reply.put("operationTime", oplog.lastOperationTime());
+        if (reply != null) {
+          oplog.addPostBatchResumeToken(reply);
+          reply.put("operationTime", oplog.lastOperationTime());
+        }
         return reply;
       }
     };

@@ -14,8 +14,10 @@
 // after its previous entry, as if every collection had changeStreamPreAndPostImages enabled; null
 // (whenAvailable) or error 47 NoMatchingDocument (required) when that entry is gone or was a delete.
 //
+// Every change-stream batch carries postBatchResumeToken, as from MongoDB 4.0.7 on.
+//
 // Not emulated (tests cover them with recorded real events instead): rename, transactions,
-// split events, postBatchResumeToken, truncatedArrays. A stream that fell behind the cap
+// split events, truncatedArrays. A stream that fell behind the cap
 // while open fails with 286 on its next getMore; a real server answers CappedPositionLost (136)
 // there, and the driver's automatic resume then gets 286. fullDocument "whenAvailable"/"required"
 // (post-images) are answered like "updateLookup".
@@ -40,6 +42,7 @@ import de.bwaldvogel.mongo.backend.aggregation.Aggregation;
 import de.bwaldvogel.mongo.bson.BsonTimestamp;
 import de.bwaldvogel.mongo.bson.Document;
 import de.bwaldvogel.mongo.exception.MongoServerError;
+import de.bwaldvogel.mongo.exception.MongoServerException;
 import de.bwaldvogel.mongo.oplog.Oplog;
 import de.bwaldvogel.mongo.oplog.OplogPosition;
 import de.bwaldvogel.mongo.wire.bson.BsonEncoder;
@@ -319,6 +322,20 @@ final class RealShapeOplog implements Oplog {
     cursor.checkReachable();
     cursors.add(cursor);
     return cursor;
+  }
+
+  // Adds to a reply of aggregate or getMore on a change stream where the stream stands after the batch
+  // (postBatchResumeToken): past the entries it examined, so an idle stream's token still advances.
+  void addPostBatchResumeToken(Document reply) {
+    if (!(reply.get("cursor") instanceof Document cursor) || !(cursor.get("id") instanceof Number id)) return;
+    if (id.longValue() == 0) return;
+    try {
+      if (cursors.getCursor(id.longValue()) instanceof StreamCursor stream) {
+        cursor.put("postBatchResumeToken", new Document("_data", new OplogPosition(new BsonTimestamp(stream.after)).toHexString()));
+      }
+    } catch (MongoServerException e) {
+      // not a cursor of ours, or already closed
+    }
   }
 
   // A change-stream cursor. Its position is the last oplog entry it examined, not the last event it

@@ -13,7 +13,10 @@
 // resolve updates that need the full document (from MongoDB when configured, else quarantine), run
 // the DDL (it commits implicitly, so before BEGIN; every statement is idempotent against the schema
 // read back after a crash), then BEGIN, the row statements, the quarantined events, the offsets,
-// COMMIT. A collection-level event (drop, rename) ends the batch and runs alone after it.
+// COMMIT. A collection-level event (drop, rename) ends the batch and runs alone after it. Such an
+// event, and the first event of a collection without tables, is first held until the other owned
+// partitions have nothing before it in cluster-time order (barrier.h; docs/apply.md, "Order across
+// topics"): Kafka orders each topic, not the collections against each other.
 //
 // Thread safety: Run() is called from one thread; RequestStop() from any thread (a signal handler may
 // set the flag it returns).

@@ -74,6 +74,26 @@ def mysql_rows(conn, database):
     return root, sorted(items), len(items)
 
 
+def workload_topic(topics, name, partitions):
+    """A topic of its own for a Workload's events (deleted after the test by the `topics` fixture)
+    and a consumer group of its own: (prefix, topic, group)."""
+    prefix = stack.unique(name)
+    topic = make_topic(prefix, "crash", partitions)
+    topics.append(topic)
+    return prefix, topic, stack.unique("g")
+
+
+def assert_model_state(conn, database, workload):
+    """The tables equal the workload's model row for row, no child row twice, nothing quarantined."""
+    want_root, want_items = workload.expected_rows()
+    root, items, item_count = mysql_rows(conn, database)
+    assert root == want_root
+    assert items == want_items and item_count == len(want_items)
+    with conn.cursor() as cur:
+        cur.execute("SELECT COUNT(*) FROM _m2m_quarantine")
+        assert cur.fetchone()[0] == 0
+
+
 def produce(topic, prefix, events, start_ordinal=1):
     producer = Producer({"bootstrap.servers": stack.KAFKA_BOOTSTRAP, "enable.idempotence": True, "linger.ms": 20})
     for n, event in enumerate(events):
@@ -164,10 +184,7 @@ def test_kill_9_twenty_times_while_events_flow(mysql_db, topics, tmp_path):
     events_total = 100000
     workload = Workload(seed=20240601, documents=4000)
     events = [workload.next_event() for _ in range(events_total)]
-    prefix = stack.unique("crash")
-    topic = make_topic(prefix, "crash", 4)
-    topics.append(topic)
-    group = stack.unique("g")
+    prefix, topic, group = workload_topic(topics, "crash", 4)
 
     def flow():  # as fast as the events can be encoded: the first crashes happen while they arrive
         for k in range(0, events_total, 2000):
@@ -194,23 +211,14 @@ def test_kill_9_twenty_times_while_events_flow(mysql_db, topics, tmp_path):
     pipeline.run_apply(database, group, topics=[topic], extra=member("crash"))
 
     assert total(pipeline.applied_offsets(conn, database, group)) == events_total
-    want_root, want_items = workload.expected_rows()
-    root, items, item_count = mysql_rows(conn, database)
-    assert root == want_root
-    assert items == want_items and item_count == len(want_items)
-    with conn.cursor() as cur:
-        cur.execute("SELECT COUNT(*) FROM _m2m_quarantine")
-        assert cur.fetchone()[0] == 0
+    assert_model_state(conn, database, workload)
 
 
 def test_two_members_share_partitions_then_one_is_killed(mysql_db, topics, tmp_path):
     database, conn = mysql_db
     workload = Workload(seed=99, documents=300)
     events = [workload.next_event() for _ in range(6000)]
-    prefix = stack.unique("pair")
-    topic = make_topic(prefix, "crash", 4)
-    topics.append(topic)
-    group = stack.unique("g")
+    prefix, topic, group = workload_topic(topics, "pair", 4)
     produce(topic, prefix, events[:3000])
     first = pipeline.start_apply(tmp_path, database, group, topics=[topic], name="a",
                                  extra=member("a") + ["--max-batch-events", "200"])
@@ -233,10 +241,7 @@ def test_two_members_share_partitions_then_one_is_killed(mysql_db, topics, tmp_p
                        timeout=180, what="the survivor to apply the rest")
     finally:
         second.stop()
-    want_root, want_items = workload.expected_rows()
-    root, items, item_count = mysql_rows(conn, database)
-    assert root == want_root
-    assert items == want_items and item_count == len(want_items)
+    assert_model_state(conn, database, workload)
 
 
 def test_bad_events_are_quarantined_and_the_rest_applied(mysql_db, topics):
@@ -346,10 +351,7 @@ def test_mysql_fault_mid_batch_is_retried(mysql_db, topics, tmp_path, fault):
     database, conn = mysql_db
     workload = Workload(seed=5, documents=200)
     first = [workload.next_event() for _ in range(2000)]
-    prefix = stack.unique("fault")
-    topic = make_topic(prefix, "crash", 1)
-    topics.append(topic)
-    group = stack.unique("g")
+    prefix, topic, group = workload_topic(topics, "fault", 1)
     produce(topic, prefix, first)
     apply = pipeline.start_apply(tmp_path, database, group, topics=[topic], extra=["--max-batch-ms", "100"])
     blocker = pymysql.connect(**stack.MYSQL, database=database, autocommit=False)
@@ -389,13 +391,7 @@ def test_mysql_fault_mid_batch_is_retried(mysql_db, topics, tmp_path, fault):
     # 1213 deadlock; a killed session: 1927 (MariaDB) or, once the server closed it, 2013/2006.
     errors = ["1213"] if fault == "deadlock" else ["1927", "2013", "2006"]
     assert any(f"(errno {e})" in log for e in errors), log[-3000:]
-    want_root, want_items = workload.expected_rows()
-    root, items, item_count = mysql_rows(conn, database)
-    assert root == want_root
-    assert items == want_items and item_count == len(want_items)
-    with conn.cursor() as cur:
-        cur.execute("SELECT COUNT(*) FROM _m2m_quarantine")
-        assert cur.fetchone()[0] == 0
+    assert_model_state(conn, database, workload)
 
 
 @pytest.mark.parametrize("batch", [None, 1], ids=["batched", "one_per_batch"])

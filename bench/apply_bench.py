@@ -7,7 +7,6 @@ checksums (bench/debezium_bench.py must reach the same).
 
   M2M_BUILD=build-apply .stack/venv/bin/python bench/apply_bench.py --events 100000
 """
-import argparse
 import subprocess
 
 import benchlib
@@ -62,15 +61,7 @@ def run(events=100000, documents=20000, partitions=4, batch=5000):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--events", type=int, default=100000)
-    ap.add_argument("--documents", type=int, default=20000)
-    ap.add_argument("--partitions", type=int, default=4)
-    ap.add_argument("--batch", type=int, default=5000, help="apply --max-batch-events and the loader's batch")
-    a = ap.parse_args()
-    result = run(a.events, a.documents, a.partitions, a.batch)
-    print(benchlib.write_result("apply", result).read_text())
-
+    benchlib.workload_main("apply", run, __doc__, 100000, 20000, 5000, "apply --max-batch-events and the loader's batch")
 
 if __name__ == "__main__":
     main()

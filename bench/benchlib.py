@@ -1,6 +1,7 @@
 """What every benchmark shares: the workload, the machine and versions a figure was measured on,
 peak RSS of a process tree, sustained rates read from an engine's own progress, percentiles, and
 the JSON each benchmark writes under bench/results/ for bench/run.py's table."""
+import argparse
 import json
 import os
 import platform
@@ -266,3 +267,15 @@ def query_or(conn, sql, default, args=None):
             return cur.fetchone() or default
     except pymysql.err.ProgrammingError:
         return default
+
+
+def workload_main(name, run, doc, events, documents, batch, batch_help):
+    """The command line of a benchmark that drains the workload (`run(events, documents, partitions,
+    batch)`): runs it once, writes and prints its JSON."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--events", type=int, default=events)
+    ap.add_argument("--documents", type=int, default=documents)
+    ap.add_argument("--partitions", type=int, default=4)
+    ap.add_argument("--batch", type=int, default=batch, help=batch_help)
+    a = ap.parse_args()
+    print(write_result(name, run(a.events, a.documents, a.partitions, a.batch)).read_text())

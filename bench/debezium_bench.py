@@ -14,12 +14,10 @@ replacement), so the comparison favours the peer.
 
   .stack/venv/bin/python bench/debezium_bench.py --events 100000
 """
-import argparse
 import json
 import shutil
 import socket
 import subprocess
-import time
 
 import benchlib
 from benchlib import stack
@@ -184,17 +182,7 @@ def _tables(conn, database):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--events", type=int, default=100000)
-    ap.add_argument("--documents", type=int, default=20000)
-    ap.add_argument("--partitions", type=int, default=4)
-    ap.add_argument("--batch", type=int, default=5000, help="the sink's batch.size and max.poll.records")
-    a = ap.parse_args()
-    started = time.monotonic()
-    result = run(a.events, a.documents, a.partitions, a.batch)
-    print(benchlib.write_result("debezium", result).read_text())
-    print(f"{time.monotonic() - started:.0f} s")
-
+    benchlib.workload_main("debezium", run, __doc__, 100000, 20000, 5000, "the sink's batch.size and max.poll.records")
 
 if __name__ == "__main__":
     main()

@@ -25,7 +25,7 @@ def table(run):
     lines = [f"mongo2mysql benchmarks, {m['date']}, commit {m['commit']}{' (--short)' if run.get('short') else ''}",
              f"machine: {m['cores']} x {m['cpu']}, {m['memory_gb']} GB, Linux {m['kernel']}",
              "versions: " + ", ".join(f"{k} {v}" for k, v in m["versions"].items() if v), "",
-             "| figure | mongo2mysql | reference | ratio |", "|---|---|---|---|"]
+             "| figure | mongo2mysql | reference | ratio ours / reference |", "|---|---|---|---|"]
     apply, dbz, spark, cap = (r.get(k, {}) for k in ("apply", "debezium", "spark", "capture"))
     if "apply" in apply:
         w = apply["workload"]
@@ -52,7 +52,7 @@ def table(run):
                      f"on the backlog {_n(s['plain_reader_events_per_s'])} | {_ratio(s['capture_events_per_s'], writer)} "
                      f"of the writer, {s['ratio']:.3f} of the reader |")
         lines.append(f"| capture snapshot, docs/s | {_n(snap['capture_docs_per_s'])} "
-                     f"| plain find() {_n(snap['find_docs_per_s'])} | **{snap['ratio']:.2f}** |")
+                     f"| plain find() {_n(snap['find_docs_per_s'])} | **{snap['ratio']:.3f}** |")
     lines += _failed(r, "capture")
     for engine in ("native", "spark"):
         lat = r.get(f"latency_{engine}", {})

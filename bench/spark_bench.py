@@ -6,7 +6,6 @@ Its latency is measured by bench/latency_bench.py --engine spark.
 
   .stack/venv/bin/python bench/spark_bench.py --events 5000 --batch 1000
 """
-import argparse
 import json
 import shutil
 import subprocess
@@ -60,15 +59,7 @@ def run(events=5000, documents=1000, partitions=4, batch=1000):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--events", type=int, default=5000)
-    ap.add_argument("--documents", type=int, default=1000)
-    ap.add_argument("--partitions", type=int, default=4)
-    ap.add_argument("--batch", type=int, default=1000, help="the job's --max-batch-events")
-    a = ap.parse_args()
-    result = run(a.events, a.documents, a.partitions, a.batch)
-    print(benchlib.write_result("spark", result).read_text())
-
+    benchlib.workload_main("spark", run, __doc__, 5000, 1000, 1000, "the job's --max-batch-events")
 
 if __name__ == "__main__":
     main()

@@ -9,6 +9,8 @@ Documents are schema-less, so no struct schema can describe them. Instead each l
 read as `map<string,string>` (raw JSON text of each value, keys in document order) zipped with
 `map<string,variant>` (the JSON type of each value, via schema_of_variant); one DataFrame step per
 level, iterated until no row has a deeper level. Nothing runs per row in Python."""
+from collections import namedtuple
+
 from pyspark.sql import DataFrame, functions as F
 
 from .config import MappingConfig
@@ -82,18 +84,21 @@ def _classify(raw, kind):
 
 
 CELL_COLUMNS = ["ord", "seq", "levels", "idx", "path", "nat", "text", "raw"]
+# The fold reads every field of every cell by name: a namedtuple's fields are plain attributes,
+# a pyspark Row's go through a lookup in Python.
+Cell = namedtuple("Cell", CELL_COLUMNS)
 
 
 def cells(events: DataFrame, cfg: MappingConfig) -> list:
-    """events(ord, collection, after, updated) -> the cells (Rows of CELL_COLUMNS) of every upsert
-    (`after`) and delta (`updated`), collected. Marker cells: nat 'ROW' starts a child row (its
-    values follow), an empty `path` is an array element that is not a document (`_value`), 'EMPTY'
-    is an empty array (JSON `[]` or nothing, depending on whether the child table exists by then).
+    """events(ord, collection, after, updated) -> the cells (Cells) of every upsert (`after`) and
+    delta (`updated`), collected. Marker cells: nat 'ROW' starts a child row (its values follow), an
+    empty `path` is an array element that is not a document (`_value`), 'EMPTY' is an empty array
+    (JSON `[]` or nothing, depending on whether the child table exists by then).
 
-    Each level is materialised with localCheckpoint() and its cells collected before the next one
-    is planned: the plan of level n would otherwise hold levels 0..n-1 and the classify CASE of each,
-    and analysing and describing those plans, not running them, is what a small batch spends its
-    time on."""
+    One Spark job per level. Each level is a lazy localCheckpoint: the job that collects the level's
+    cells also stores its rows, which the cells' branches share and the next level reads, so no
+    query plan holds the levels before it (analysing and describing those growing plans, not
+    running them, was where a small batch spent its time) and nothing is computed twice."""
     o = cfg.options
     nodes = events.selectExpr(
         "ord", "collection", "coalesce(after, updated) AS json", "after IS NULL AS delta",
@@ -121,7 +126,7 @@ def cells(events: DataFrame, cfg: MappingConfig) -> list:
             "IF(is_array, size(from_json(raw, 'array<string>')), 0) AS n")
         scalar_table = "true" if o.scalar_arrays == "table" else "false"
         e = e.selectExpr("*", f"is_array AND (any_doc OR (n > 0 AND {scalar_table})) AS child",
-                         f"is_doc AND d < {o.flatten_depth} AS descend").localCheckpoint()
+                         f"is_doc AND d < {o.flatten_depth} AS descend").localCheckpoint(eager=False)
         value = classify(e.where("NOT child AND NOT descend AND kind <> 'VOID'"), "raw", "kind", "c").selectExpr(
             "ord", "concat(seq, array(pos)) AS seq", "levels", "idx", "p AS path",
             "IF(is_array AND n = 0, named_struct('nat', 'EMPTY', 'text', '[]', 'raw', CAST(NULL AS BINARY)), c) AS v"
@@ -151,10 +156,10 @@ def cells(events: DataFrame, cfg: MappingConfig) -> list:
             "ord", "seq", "levels", "idx", "path", "'MORE' AS nat", "CAST(NULL AS STRING) AS text",
             "CAST(NULL AS BINARY) AS raw")
         got = value.unionByName(rows).unionByName(scalars).unionByName(more).collect()
-        out.extend(c for c in got if c.nat != "MORE")
+        out.extend(Cell._make(c) for c in got if c.nat != "MORE")
         if all(c.nat != "MORE" for c in got):
             break
-        nodes = next_level.localCheckpoint()
+        nodes = next_level
     return out
 
 

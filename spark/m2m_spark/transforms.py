@@ -17,7 +17,6 @@ source table, restricted to the groups, which is the whole result when the state
 its groups (row by row, or GROUP BY columns that include `key`). All of it is in the batch's one
 transaction, so exactly once holds as for the rows. When the result table does not exist yet, the
 statement runs once over the whole source table."""
-import datetime
 import decimal
 import json
 import re

@@ -530,6 +530,10 @@ Result<VerifyReport> Verify(const VerifyOptions& o) {
     std::set<std::string> all = in_mongo;
     all.insert(in_mysql.begin(), in_mysql.end());
     collections.assign(all.begin(), all.end());
+    if (collections.empty()) {
+      return Status::Invalid("nothing to compare: MongoDB database " + o.mongo_database +
+                             " has no collections and MySQL database " + o.mysql.database + " no mapped tables");
+    }
   }
   for (const std::string& c : collections) {
     if (!in_mongo.count(c) && !in_mysql.count(c)) {

@@ -176,6 +176,8 @@ def test_errors_name_what_is_wrong(mongo_db, mysql_db):
     mongo_db["orders"].insert_one({"_id": 1})
     status, lines, err = verify(database, mongo_db.name, "--collections", "nosuch")
     assert status == 2 and "unknown collection nosuch" in err, err
+    status, lines, err = verify(database, mongo_db.name + "_none")
+    assert status == 2 and "nothing to compare" in err, err
     status, lines, err = verify(database, mongo_db.name, "--mysql-port", 1)
     assert status == 3 and "cannot connect to MySQL at 127.0.0.1:1" in err, err
     # Never replicated: every document is missing.

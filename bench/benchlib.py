@@ -181,7 +181,6 @@ def machine():
             mariadb = cur.fetchone()[0]
     except Exception:  # noqa: BLE001 - the table still says where it ran
         mariadb = None
-    import confluent_kafka
     return {
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "host": platform.node(), "cpu": cpu.group(1) if cpu else platform.machine(), "cores": os.cpu_count(),
@@ -189,7 +188,8 @@ def machine():
         "commit": run("git", "-C", str(ROOT), "rev-parse", "--short", "HEAD").strip(),
         "versions": {
             "mariadb": mariadb, "kafka": jar_version("kafka", "kafka_2.13"),
-            "librdkafka": confluent_kafka.libversion()[0],
+            # The one our binaries link, not the Python client's bundled copy.
+            "librdkafka": run("pkg-config", "--modversion", "rdkafka").strip(),
             "mongodb_stand_in": "mongo-java-server " + str(jar_version("mongo", "mongo-java-server")),
             "java": (re.search(r'version "([^"]+)"', run("java", "-version")) or [None, None])[1],
             "python": platform.python_version(), "spark": _pyspark_version(),

@@ -1,10 +1,10 @@
 // mongo2mysql apply: Kafka change events into MySQL, exactly once.
-#include <cstdlib>
 
 #include "apply.h"
 #include "commands.h"
 #include "config_file.h"
 #include "daemon.h"
+#include "mysql_flags.h"
 
 namespace m2m::cli {
 namespace {
@@ -30,7 +30,7 @@ Status RunApply(apply::ApplyOptions o, const ApplyFlags& f) {
     if (comma > start) o.topics.push_back(f.topics.substr(start, comma - start));
     start = comma + 1;
   }
-  if (const char* password = std::getenv("M2M_MYSQL_PASSWORD")) o.mysql.password = password;
+  ReadMysqlPassword(o.mysql);
   if (!f.mapping_file.empty()) {
     M2M_ASSIGN_OR_RETURN(o.mapping, LoadMappingFile(f.mapping_file));
   }
@@ -74,12 +74,7 @@ void AddApplyCommand(CLI::App& app, Action& action) {
                   "Regular expression for topics to consume instead, new matching topics included");
   cmd->add_option("--group", o->group, "Consumer group; apply processes with the same group share the partitions")
       ->capture_default_str();
-  cmd->add_option("--mysql-host", o->mysql.host, "MySQL server")->capture_default_str();
-  cmd->add_option("--mysql-port", o->mysql.port, "MySQL port")->capture_default_str();
-  cmd->add_option("--mysql-user", o->mysql.user, "MySQL account (password: env M2M_MYSQL_PASSWORD)")
-      ->capture_default_str();
-  cmd->add_option("--mysql-database", o->mysql.database, "Database the tables are written to (created if missing)")
-      ->required();
+  AddMysqlOptions(cmd, o->mysql, "Database the tables are written to (created if missing)")->required();
   cmd->add_option("--mapping", f->mapping_file, "YAML mapping file (docs/mapping.md)")->check(CLI::ExistingFile);
   cmd->add_option("--on-drop", f->on_drop, "On a collection drop: keep the tables (default) or drop them")
       ->check(CLI::IsMember({"keep", "drop"}));

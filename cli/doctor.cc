@@ -1,11 +1,11 @@
 // mongo2mysql doctor: can this machine reach the three servers the pipeline needs?
 #include <cstdio>
-#include <cstdlib>
 
 #include "commands.h"
 #include "m2m/kafka_client.h"
 #include "m2m/mongo_client.h"
 #include "m2m/mysql_client.h"
+#include "mysql_flags.h"
 
 namespace m2m::cli {
 namespace {
@@ -47,7 +47,7 @@ Status RunDoctor(const DoctorOptions& o) {
 
 void AddDoctorCommand(CLI::App& app, Action& action) {
   auto o = std::make_shared<DoctorOptions>();
-  if (const char* pw = std::getenv("M2M_MYSQL_PASSWORD")) o->mysql.password = pw;
+  ReadMysqlPassword(o->mysql);
   CLI::App* cmd = app.add_subcommand("doctor", "Check that MongoDB, Kafka and MySQL can be reached.");
   cmd->footer(
       "Connects to each server with the given settings and prints one line per server.\n"
@@ -56,9 +56,7 @@ void AddDoctorCommand(CLI::App& app, Action& action) {
   cmd->add_option("--mongo-uri", o->mongo.uri, "MongoDB connection string")->capture_default_str();
   cmd->add_option("--kafka-bootstrap", o->kafka_bootstrap, "Kafka bootstrap servers (host:port,...)")
       ->capture_default_str();
-  cmd->add_option("--mysql-host", o->mysql.host, "MySQL host")->capture_default_str();
-  cmd->add_option("--mysql-port", o->mysql.port, "MySQL port")->capture_default_str();
-  cmd->add_option("--mysql-user", o->mysql.user, "MySQL user")->capture_default_str();
+  AddMysqlOptions(cmd, o->mysql, nullptr);
   cmd->callback([o, &action] { action = [o] { return RunDoctor(*o); }; });
 }
 

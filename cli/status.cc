@@ -5,6 +5,7 @@
 #include "commands.h"
 #include "config_file.h"
 #include "daemon.h"
+#include "mysql_flags.h"
 #include "pipeline_status.h"
 
 namespace m2m::cli {
@@ -23,7 +24,7 @@ Status RunStatus(status::StatusOptions o, StatusFlags f) {
   o.kafka["bootstrap.servers"] = f.bootstrap;
   M2M_RETURN_NOT_OK(AddKafkaProperties(f.kafka_props, o.kafka));
   if (!f.mysql.database.empty()) {
-    if (const char* password = std::getenv("M2M_MYSQL_PASSWORD")) f.mysql.password = password;
+    ReadMysqlPassword(f.mysql);
     o.mysql = f.mysql;
   }
   o.interval = std::chrono::milliseconds(static_cast<int64_t>(f.interval_s * 1000));
@@ -59,12 +60,7 @@ void AddStatusCommand(CLI::App& app, Action& action) {
   cmd->add_option("--kafka", f->kafka_props, "A librdkafka property key=value (repeatable), e.g. sasl.username=u");
   cmd->add_option("--topic-prefix", o->topic_prefix, "The captures' topic prefix")->capture_default_str();
   cmd->add_option("--group", o->group, "Apply's consumer group")->capture_default_str();
-  cmd->add_option("--mysql-host", f->mysql.host, "MySQL server")->capture_default_str();
-  cmd->add_option("--mysql-port", f->mysql.port, "MySQL port")->capture_default_str();
-  cmd->add_option("--mysql-user", f->mysql.user, "MySQL account (password: env M2M_MYSQL_PASSWORD)")
-      ->capture_default_str();
-  cmd->add_option("--mysql-database", f->mysql.database,
-                  "Apply's database (without it only capture and Kafka are reported)");
+  AddMysqlOptions(cmd, f->mysql, "Apply's database (without it only capture and Kafka are reported)");
   cmd->add_option("--interval", f->interval_s, "Seconds between the two samples throughput comes from; 0: none")
       ->capture_default_str();
   cmd->add_option("--timeout", f->timeout_s, "Seconds to wait for each server")->capture_default_str();

@@ -8,6 +8,7 @@
 
 #include "commands.h"
 #include "config_file.h"
+#include "mysql_flags.h"
 #include "verify.h"
 
 namespace m2m::cli {
@@ -48,7 +49,7 @@ Status RunVerify(verify::VerifyOptions o, const VerifyFlags& f) {
   // Progress goes to stderr, so stdout is the report alone.
   spdlog::set_default_logger(spdlog::stderr_color_mt("verify"));
   if (o.mysql.database.empty()) o.mysql.database = o.mongo_database;
-  if (const char* password = std::getenv("M2M_MYSQL_PASSWORD")) o.mysql.password = password;
+  ReadMysqlPassword(o.mysql);
   if (!f.mapping_file.empty()) {
     M2M_ASSIGN_OR_RETURN(o.mapping, LoadMappingFile(f.mapping_file));
   }
@@ -96,11 +97,7 @@ void AddVerifyCommand(CLI::App& app, Action& action) {
   cmd->add_option("--db", o->mongo_database, "MongoDB database to compare")->required();
   cmd->add_option("--collections", f->collections,
                   "Collections to compare, comma-separated (default: every collection in MongoDB or MySQL)");
-  cmd->add_option("--mysql-host", o->mysql.host, "MySQL server")->capture_default_str();
-  cmd->add_option("--mysql-port", o->mysql.port, "MySQL port")->capture_default_str();
-  cmd->add_option("--mysql-user", o->mysql.user, "MySQL account (password: env M2M_MYSQL_PASSWORD)")
-      ->capture_default_str();
-  cmd->add_option("--mysql-database", o->mysql.database, "Database apply writes to (default: the --db name)");
+  AddMysqlOptions(cmd, o->mysql, "Database apply writes to (default: the --db name)");
   cmd->add_option("--mapping", f->mapping_file, "YAML mapping file apply runs with (docs/mapping.md)")
       ->check(CLI::ExistingFile);
   cmd->add_option("--range-size", o->range_size, "Documents per _id range")->capture_default_str()->check(

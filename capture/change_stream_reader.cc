@@ -50,7 +50,36 @@ std::string DescribeScope(const StreamOptions& o) {
   return "?";
 }
 
+// The server's maxWireVersion from the handshake's hello reply (no round trip of its own).
+Result<int32_t> MaxWireVersion(mongoc_client_t* mc) {
+  bson_error_t error;
+  mongoc_server_description_t* server = mongoc_client_select_server(mc, false, nullptr, &error);
+  if (server == nullptr) return MongoStatus(error, "selecting a server for the change stream", nullptr);
+  bson_iter_t it;
+  int32_t version = 0;
+  if (bson_iter_init_find(&it, mongoc_server_description_hello_response(server), "maxWireVersion") &&
+      BSON_ITER_HOLDS_INT(&it)) {
+    version = static_cast<int32_t>(bson_iter_as_int64(&it));
+  }
+  mongoc_server_description_destroy(server);
+  return version;
+}
+
 }  // namespace
+
+BsonDocument ChangeStreamPipeline(int32_t max_wire_version) {
+  bson_t pipeline = BSON_INITIALIZER;
+  if (max_wire_version >= kSplitLargeEventWireVersion) {
+    bson_t stage;
+    BSON_APPEND_DOCUMENT_BEGIN(&pipeline, "0", &stage);
+    bson_t empty = BSON_INITIALIZER;
+    BSON_APPEND_DOCUMENT(&stage, "$changeStreamSplitLargeEvent", &empty);
+    bson_append_document_end(&pipeline, &stage);
+  }
+  BsonDocument out(&pipeline);
+  bson_destroy(&pipeline);
+  return out;
+}
 
 Status StreamOptions::Validate() const {
   if (scope != StreamScope::kDeployment && database.empty()) {
@@ -100,23 +129,28 @@ Result<std::unique_ptr<ChangeStreamReader>> ChangeStreamReader::Open(MongoClient
     BSON_APPEND_TIMESTAMP(&opts, "startAtOperationTime", from.start_at_operation_time->first,
                           from.start_at_operation_time->second);
   }
-  bson_t pipeline = BSON_INITIALIZER;
+  auto wire_version = MaxWireVersion(mc);
+  if (!wire_version.ok()) {
+    bson_destroy(&opts);
+    return wire_version.status();
+  }
+  BsonDocument pipeline_doc = ChangeStreamPipeline(*wire_version);
+  const bson_t* pipeline = pipeline_doc.get();
   auto impl = std::make_unique<Impl>();
   impl->scope = DescribeScope(o);
   switch (o.scope) {
     case StreamScope::kCollection:
       impl->collection = mongoc_client_get_collection(mc, o.database.c_str(), o.collection.c_str());
-      impl->stream = mongoc_collection_watch(impl->collection, &pipeline, &opts);
+      impl->stream = mongoc_collection_watch(impl->collection, pipeline, &opts);
       break;
     case StreamScope::kDatabase:
       impl->database = mongoc_client_get_database(mc, o.database.c_str());
-      impl->stream = mongoc_database_watch(impl->database, &pipeline, &opts);
+      impl->stream = mongoc_database_watch(impl->database, pipeline, &opts);
       break;
     case StreamScope::kDeployment:
-      impl->stream = mongoc_client_watch(mc, &pipeline, &opts);
+      impl->stream = mongoc_client_watch(mc, pipeline, &opts);
       break;
   }
-  bson_destroy(&pipeline);
   bson_destroy(&opts);
   bson_error_t error;
   const bson_t* reply = nullptr;

@@ -58,6 +58,17 @@ struct StreamOptions {
   Status Validate() const;
 };
 
+// The first wire version of MongoDB 7.0, whose change streams accept $changeStreamSplitLargeEvent.
+// (6.0.9+ accepts it too, but its wire version, 17, is that of every 6.0 release: it cannot be told
+// apart from 6.0.0-6.0.8 without parsing the version string, so 6.0 streams go without the stage.)
+inline constexpr int32_t kSplitLargeEventWireVersion = 21;
+
+// The stages capture appends to $changeStream for a server of `max_wire_version` (from its hello
+// reply), as a BSON array: $changeStreamSplitLargeEvent, last as MongoDB requires, when the server
+// has it. An event over 16 MB then arrives as fragments (reassembled by SplitEventAssembler) instead
+// of failing the stream with BSONObjectTooLarge.
+BsonDocument ChangeStreamPipeline(int32_t max_wire_version);
+
 class ChangeStreamReader {
  public:
   // Opens the stream on `client` (which must outlive the reader) from `from`; an empty point starts

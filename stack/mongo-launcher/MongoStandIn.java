@@ -6,6 +6,10 @@
 // Usage: java -cp <jars>:<this> MongoStandIn <host> <port> <data-file>
 // The oplog is capped like a replica set's: M2M_MONGO_OPLOG_MAX_BYTES (default 128 MiB of entries)
 // and M2M_MONGO_OPLOG_MAX_EVENTS (default 0: no limit on the count); whichever is reached first.
+// M2M_MONGO_MAX_WIRE_VERSION (default: 5.0's) is the maxWireVersion the handshake reports, for tests
+// of behaviour gated on a newer server (21: 7.0's $changeStreamSplitLargeEvent), and
+// M2M_MONGO_SPLIT_EVENT_BYTES (default 16 MiB, as MongoDB) the size above which a change event is
+// split when its stream asks for it (RealShapeOplog).
 import de.bwaldvogel.mongo.MongoServer;
 import de.bwaldvogel.mongo.ServerVersion;
 import de.bwaldvogel.mongo.MongoCollection;
@@ -28,6 +32,8 @@ public final class MongoStandIn {
     }
     long maxBytes = limit("M2M_MONGO_OPLOG_MAX_BYTES", DEFAULT_OPLOG_MAX_BYTES);
     long maxEvents = limit("M2M_MONGO_OPLOG_MAX_EVENTS", 0);
+    long maxWireVersion = limit("M2M_MONGO_MAX_WIRE_VERSION", 0);
+    long splitEventBytes = limit("M2M_MONGO_SPLIT_EVENT_BYTES", 16L << 20);
     H2Backend backend = new H2Backend(args[2]) {
       private RealShapeOplog oplog;
 
@@ -35,7 +41,7 @@ public final class MongoStandIn {
       protected Oplog createOplog() {
         MongoDatabase local = resolveDatabase("local");
         oplog = new RealShapeOplog(this, collection(local, OPLOG_COLLECTION_NAME), collection(local, "oplog.truncation"),
-            cursorRegistry(this), getClock(), maxBytes, maxEvents);
+            cursorRegistry(this), getClock(), maxBytes, maxEvents, splitEventBytes);
         return oplog;
       }
 
@@ -52,6 +58,7 @@ public final class MongoStandIn {
       @Override
       public Document handleCommand(Channel channel, String databaseName, String command, Document query) {
         Document reply;
+        if (command.equalsIgnoreCase("aggregate")) RealShapeOplog.takeSplitLargeEventStage(query);
         if (databaseName.equals("admin") && command.equalsIgnoreCase("aggregate")) {
           // A deployment-wide change stream is an aggregate on admin ({$changeStream:
           // {allChangesForCluster: true}}), which mongo-java-server's admin commands lack; the
@@ -59,6 +66,9 @@ public final class MongoStandIn {
           reply = resolveDatabase(databaseName).handleCommand(channel, command, query, this::resolveDatabase, oplog);
         } else {
           reply = super.handleCommand(channel, databaseName, command, query);
+        }
+        if (reply != null && maxWireVersion > 0 && reply.containsKey("maxWireVersion")) {
+          reply.put("maxWireVersion", (int) maxWireVersion);
         }
         if (reply != null) {
           oplog.addPostBatchResumeToken(reply);

@@ -16,8 +16,15 @@
 //
 // Every change-stream batch carries postBatchResumeToken, as from MongoDB 4.0.7 on.
 //
+// A stream whose pipeline ends with $changeStreamSplitLargeEvent (MongoDB 7.0+; the launcher takes
+// the stage out of the pipeline, takeSplitLargeEventStage) gets each event larger than splitEventBytes
+// as fragments in the real shape: top-level fields in order, as many per fragment as fit, each
+// fragment with splitEvent {fragment, of} and a resume token of its own, from which a stream resumes
+// at the next fragment. Streams without the stage fail on such an event with BSONObjectTooLarge
+// (10334), as MongoDB's do.
+//
 // Not emulated (tests cover them with recorded real events instead): rename, transactions,
-// split events, truncatedArrays. A stream that fell behind the cap
+// truncatedArrays. A stream that fell behind the cap
 // while open fails with 286 on its next getMore; a real server answers CappedPositionLost (136)
 // there, and the driver's automatic resume then gets 286. fullDocument "whenAvailable"/"required"
 // (post-images) are answered like "updateLookup".
@@ -44,7 +51,6 @@ import de.bwaldvogel.mongo.bson.Document;
 import de.bwaldvogel.mongo.exception.MongoServerError;
 import de.bwaldvogel.mongo.exception.MongoServerException;
 import de.bwaldvogel.mongo.oplog.Oplog;
-import de.bwaldvogel.mongo.oplog.OplogPosition;
 import de.bwaldvogel.mongo.wire.bson.BsonEncoder;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.Unpooled;
@@ -62,6 +68,7 @@ final class RealShapeOplog implements Oplog {
   private final Clock clock;
   private final long maxBytes;
   private final long maxEvents;
+  private final long splitEventBytes;
   // Every entry of `store`, by timestamp: a poll reads only what follows its position instead of
   // deserializing and sorting the whole oplog.
   private final ConcurrentSkipListMap<Long, Document> byTimestamp = new ConcurrentSkipListMap<>();
@@ -71,7 +78,7 @@ final class RealShapeOplog implements Oplog {
   private int increment;
 
   RealShapeOplog(MongoBackend backend, MongoCollection<Document> store, MongoCollection<Document> truncation,
-                 CursorRegistry cursors, Clock clock, long maxBytes, long maxEvents) {
+                 CursorRegistry cursors, Clock clock, long maxBytes, long maxEvents, long splitEventBytes) {
     this.backend = backend;
     this.store = store;
     this.truncation = truncation;
@@ -79,6 +86,7 @@ final class RealShapeOplog implements Oplog {
     this.clock = clock;
     this.maxBytes = maxBytes;
     this.maxEvents = maxEvents;
+    this.splitEventBytes = splitEventBytes;
     for (Document state : truncation.queryAll()) truncatedThrough = ((BsonTimestamp) state.get("ts")).getValue();
     // Continue after what an earlier run of the server wrote, so cluster times only grow. An oplog
     // written before the cap existed, or under a larger one, is cut down to the cap while loading.
@@ -305,20 +313,56 @@ final class RealShapeOplog implements Oplog {
     }
   }
 
+  // Marks the $changeStream stage of an aggregate command whose pipeline ends with
+  // $changeStreamSplitLargeEvent (SPLIT_MARK) and takes that stage out, as mongo-java-server's
+  // aggregation does not know it. Like MongoDB, refuses it anywhere but last.
+  static final String SPLIT_MARK = "$m2mSplitLargeEvent";
+
+  static void takeSplitLargeEventStage(Document command) {
+    if (!(command.get("pipeline") instanceof List<?> pipeline) || pipeline.isEmpty()) return;
+    if (!(pipeline.get(0) instanceof Document first) || !(first.get("$changeStream") instanceof Document changeStream)) return;
+    List<Object> rest = new ArrayList<>(pipeline);
+    for (int i = 0; i < rest.size(); i++) {
+      if (!(rest.get(i) instanceof Document stage) || !stage.containsKey("$changeStreamSplitLargeEvent")) continue;
+      if (i != rest.size() - 1) {
+        throw new MongoServerError(7182802, "Location7182802", "$changeStreamSplitLargeEvent can only appear at the end of the pipeline");
+      }
+      rest.remove(i);
+      changeStream.put(SPLIT_MARK, true);
+      command.put("pipeline", rest);
+      return;
+    }
+  }
+
+  // A stream position: after the entry of timestamp `ts`, or, when `fragment` > 0, after that
+  // fragment of its split event.
+  private record Position(long ts, int fragment) {
+    static Position of(Document token) {
+      String data = (String) token.get("_data");
+      return new Position(Long.parseUnsignedLong(data.substring(0, 16), 16),
+          data.length() > 16 ? Integer.parseInt(data.substring(16), 16) : 0);
+    }
+
+    Document token() {
+      return new Document("_data", String.format("%016x", ts) + (fragment > 0 ? String.format("%08x", fragment) : ""));
+    }
+  }
+
   @Override
   public Cursor createCursor(Document request, String namespace, Aggregation aggregation) {
     Document token = (Document) (request.containsKey("startAfter") ? request.get("startAfter") : request.get("resumeAfter"));
-    long after;
+    Position after;
     if (token != null) {
-      after = Long.parseUnsignedLong((String) token.get("_data"), 16);
+      after = Position.of(token);
     } else if (request.get("startAtOperationTime") != null) {
-      after = ((BsonTimestamp) request.get("startAtOperationTime")).getValue() - 1;  // inclusive
+      after = new Position(((BsonTimestamp) request.get("startAtOperationTime")).getValue() - 1, 0);  // inclusive
     } else {
-      after = lastOperationTime().getValue();
+      after = new Position(lastOperationTime().getValue(), 0);
     }
     StreamCursor cursor = new StreamCursor(cursors.generateCursorId(), Scope.of(namespace, request), after,
         (String) request.getOrDefault("fullDocument", "default"),
-        (String) request.getOrDefault("fullDocumentBeforeChange", "off"), aggregation);
+        (String) request.getOrDefault("fullDocumentBeforeChange", "off"), aggregation,
+        Boolean.TRUE.equals(request.get(SPLIT_MARK)) ? splitEventBytes : 0);
     cursor.checkReachable();
     cursors.add(cursor);
     return cursor;
@@ -331,7 +375,7 @@ final class RealShapeOplog implements Oplog {
     if (id.longValue() == 0) return;
     try {
       if (cursors.getCursor(id.longValue()) instanceof StreamCursor stream) {
-        cursor.put("postBatchResumeToken", new Document("_data", new OplogPosition(new BsonTimestamp(stream.after)).toHexString()));
+        cursor.put("postBatchResumeToken", stream.after.token());
       }
     } catch (MongoServerException e) {
       // not a cursor of ours, or already closed
@@ -345,20 +389,23 @@ final class RealShapeOplog implements Oplog {
     private final String fullDocument;
     private final String beforeChange;
     private final Aggregation aggregation;
-    private long after;
+    private final long splitBytes;  // 0: events are never split
+    private Position after;
 
-    StreamCursor(long id, Scope scope, long after, String fullDocument, String beforeChange, Aggregation aggregation) {
+    StreamCursor(long id, Scope scope, Position after, String fullDocument, String beforeChange, Aggregation aggregation,
+                 long splitBytes) {
       super(id);
       this.scope = scope;
       this.after = after;
       this.fullDocument = fullDocument;
       this.beforeChange = beforeChange;
       this.aggregation = aggregation;
+      this.splitBytes = splitBytes;
     }
 
     // Entries after the position were removed before the stream read them: its history is lost.
     void checkReachable() {
-      if (truncatedThrough > after) {
+      if (truncatedThrough > after.ts()) {
         throw new MongoServerError(286, "ChangeStreamHistoryLost",
             "Resume of change stream was not possible, as the resume point may no longer be in the oplog.");
       }
@@ -372,23 +419,70 @@ final class RealShapeOplog implements Oplog {
     @Override
     public List<Document> takeDocuments(int limit) {
       checkReachable();
-      long[] examined = {after};
-      Stream<Document> events = byTimestamp.tailMap(after, false).values().stream()
+      long[] examined = {after.ts()};
+      // In the middle of a split event: that event again, without the fragments already returned.
+      Stream<Document> events = byTimestamp.tailMap(after.ts(), after.fragment() > 0).values().stream()
           .peek(e -> examined[0] = ((BsonTimestamp) e.get("ts")).getValue())
           .filter(scope::sees)
           .map(e -> toChangeEvent(e, fullDocument, beforeChange));
       Stream<Document> out = aggregation.runStagesAsStream(events);
+      if (splitBytes > 0) {
+        out = out.flatMap(e -> split(e, splitBytes).stream()).skip(after.fragment());
+      } else {
+        out = out.peek(RealShapeOplog.this::refuseTooLarge);
+      }
       if (limit > 0) out = out.limit(limit);
       List<Document> documents = out.collect(Collectors.toList());
       if (limit > 0 && documents.size() == limit) {
-        // A full batch may have examined entries past its last event; continue right after that event.
-        Document last = (Document) documents.get(documents.size() - 1).get("_id");
-        after = Long.parseUnsignedLong((String) last.get("_data"), 16);
+        // A full batch may have examined entries past its last event; continue right after that event
+        // (or fragment: a split event's last fragment ends the event).
+        Document last = documents.get(documents.size() - 1);
+        Position at = Position.of((Document) last.get("_id"));
+        boolean whole = !(last.get("splitEvent") instanceof Document split) || split.get("fragment").equals(split.get("of"));
+        after = whole ? new Position(at.ts(), 0) : at;
       } else {
-        after = examined[0];
+        after = new Position(examined[0], 0);
       }
       return documents;
     }
+  }
+
+  // An event over the limit fails a stream that does not split events, as MongoDB fails it.
+  private void refuseTooLarge(Document event) {
+    long size = sizeOf(event);
+    if (size > splitEventBytes) {
+      throw new MongoServerError(10334, "BSONObjectTooLarge", "BSONObj size: " + size + " is invalid. Size must be "
+          + "between 0 and " + splitEventBytes + ". First element: _id: " + event.get("_id"));
+    }
+  }
+
+  // `event` itself when it fits in `limit` bytes, else its fragments.
+  private static List<Document> split(Document event, long limit) {
+    if (sizeOf(event) <= limit) return List.of(event);
+    List<Document> parts = new ArrayList<>();
+    Document part = new Document();
+    long used = 0;
+    for (Map.Entry<String, Object> field : event.entrySet()) {
+      if (field.getKey().equals("_id")) continue;
+      long size = sizeOf(new Document(field.getKey(), field.getValue()));
+      if (!part.isEmpty() && used + size > limit) {
+        parts.add(part);
+        part = new Document();
+        used = 0;
+      }
+      part.put(field.getKey(), field.getValue());
+      used += size;
+    }
+    parts.add(part);
+    long ts = Position.of((Document) event.get("_id")).ts();
+    List<Document> fragments = new ArrayList<>();
+    for (int i = 0; i < parts.size(); i++) {
+      Document fragment = new Document("_id", new Position(ts, i + 1).token())
+          .append("splitEvent", new Document("fragment", i + 1).append("of", parts.size()));
+      fragment.putAll(parts.get(i));
+      fragments.add(fragment);
+    }
+    return fragments;
   }
 
   private Document toChangeEvent(Document entry, String fullDocument, String beforeChange) {
@@ -396,7 +490,7 @@ final class RealShapeOplog implements Oplog {
     String namespace = (String) entry.get("ns");
     Document stored = (Document) entry.get("event");
     String type = (String) stored.get("operationType");
-    Document event = new Document("_id", new Document("_data", new OplogPosition(ts).toHexString()))
+    Document event = new Document("_id", new Position(ts.getValue(), 0).token())
         .append("operationType", type).append("clusterTime", ts).append("wallTime", entry.get("wall"));
     if (type.equals("dropDatabase")) {
       event.append("ns", new Document("db", databaseOf(namespace)));

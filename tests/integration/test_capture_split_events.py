@@ -51,8 +51,11 @@ def test_an_event_over_the_limit_arrives_whole_in_kafka(splitting_mongo, tmp_pat
     assert len(pipeline.read_all(topic)) == 3
 
     # What capture read were fragments: the same events through pymongo with the stage.
-    with db.c.watch([{"$changeStreamSplitLargeEvent": {}}], full_document="updateLookup",
-                    full_document_before_change="whenAvailable", start_at_operation_time=start) as stream:
-        splits = [stream.next().get("splitEvent") for _ in range(6)]
-    assert splits[0] == {"fragment": 1, "of": 2} and splits[1] == {"fragment": 2, "of": 2}
-    assert splits[2]["fragment"] == 1 and splits[2]["of"] >= 3
+    options = dict(full_document="updateLookup", full_document_before_change="whenAvailable")
+    with db.c.watch([{"$changeStreamSplitLargeEvent": {}}], start_at_operation_time=start, **options) as stream:
+        fragments = [stream.next() for _ in range(6)]
+    assert [f["splitEvent"] for f in fragments] == [{"fragment": 1, "of": 2}, {"fragment": 2, "of": 2}] + [
+        {"fragment": n, "of": 4} for n in range(1, 5)]
+    # A fragment's token resumes at the next fragment.
+    with db.c.watch([{"$changeStreamSplitLargeEvent": {}}], resume_after=fragments[3]["_id"], **options) as stream:
+        assert stream.next()["splitEvent"] == {"fragment": 3, "of": 4}

@@ -6,7 +6,11 @@ beat the writer (writes_seconds in the result says how close it came); the reade
 same events as a backlog. Also the peak RSS of capture and its snapshot rate against a plain find()
 over the same collection. The stand-in's change streams are not MongoDB's: absolute rates say little.
 
-  .stack/venv/bin/python bench/capture_bench.py --events 20000
+Catch-up: capture is stopped, the same number of writes happen, and capture is started again: the
+rate at which it publishes the backlog from its checkpoint's resume token (process start included),
+against the plain reader resumed from the same token the same way (startAfter).
+
+  .stack/venv/bin/python bench/capture_bench.py --events 20000 [--catch-up-only]
 """
 import argparse
 import subprocess
@@ -28,13 +32,14 @@ def wait_for_events(topic, count, capture):
     return rss.stop().get("mongo2mysql")
 
 
-def run(events=20000):
+def run(events=20000, catch_up_only=False):
     work = stack.STATE / "bench"
     work.mkdir(parents=True, exist_ok=True)
     client = pymongo.MongoClient(stack.MONGO_URI)
     db = client[stack.unique("bench")]
     try:
-        return measure(events, work, db)
+        return {"workload": {"events": events}, "catch_up": measure_catch_up(events, work, db)} if catch_up_only \
+            else {**measure(events, work, db), "catch_up": measure_catch_up(events, work, db)}
     finally:
         for process in RUNNING:
             if process.proc.poll() is None:
@@ -45,7 +50,9 @@ def run(events=20000):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--events", type=int, default=20000)
-    result = run(ap.parse_args().events)
+    ap.add_argument("--catch-up-only", action="store_true", help="only the restart-into-a-backlog figure")
+    args = ap.parse_args()
+    result = run(args.events, args.catch_up_only)
     print(benchlib.write_result("capture", result).read_text())
 
 
@@ -57,6 +64,43 @@ def start_capture(work, db, coll, prefix, name, extra=()):
     process = pipeline.start_capture(work, db.name, coll, prefix=prefix, name=name, extra=list(extra))
     RUNNING.append(process)
     return process
+
+
+def plain_reader(db, coll, events, *start):
+    """Seconds the plain reader takes for `events` events of db.coll from `start` (its flags)."""
+    out = subprocess.run([str(benchlib.BUILD / "bench" / "plain_change_stream_reader"), "--mongo-uri",
+                          stack.MONGO_URI, "--db", db.name, "--collection", coll, *start, "--events", str(events)],
+                         capture_output=True, text=True, check=True, timeout=600)
+    return float(out.stdout.split()[1])
+
+
+def measure_catch_up(events, work, db):
+    prefix = stack.unique("cu")
+    topic = f"{prefix}.{db.name}.u"
+    cap = start_capture(work, db, "u", prefix, "catchup", ["--snapshot", "never"])
+    pipeline.wait_for_checkpoint(prefix, cap)
+    cap.stop()
+    # The plain reader starts where capture resumes: its token, or (no event or postBatchResumeToken
+    # seen yet) its start time.
+    checkpoint = pipeline.stream_checkpoint(prefix, "catchup")
+    start = ["--start-after", checkpoint["resume_token"]] if "resume_token" in checkpoint \
+        else ["--start-at", str(checkpoint["start_at"]["t"])]
+    for first in range(0, events, 10000):
+        db.u.insert_many([{"_id": i, "pad": "x" * 300} for i in range(first, min(first + 10000, events))])
+    checkpoints = f"{prefix}.__checkpoints"
+    before = len(pipeline.read_all_raw(checkpoints))  # a record per transaction
+    t = time.monotonic()
+    cap = start_capture(work, db, "u", prefix, "catchup", ["--snapshot", "never"])
+    while pipeline.topic_end_offsets(topic) < events:
+        cap.assert_running()
+        time.sleep(0.02)
+    capture_s = time.monotonic() - t
+    cap.stop()
+    transactions = len(pipeline.read_all_raw(checkpoints)) - before
+    plain_s = plain_reader(db, "u", events, *start)
+    return {"capture_events_per_s": round(events / capture_s, 1), "capture_seconds": round(capture_s, 2),
+            "capture_transactions": transactions, "plain_reader_resumed_events_per_s": round(events / plain_s, 1),
+            "ratio": round(plain_s / capture_s, 3)}
 
 
 def measure(events, work, db):
@@ -97,10 +141,7 @@ def measure(events, work, db):
     capture_s = time.monotonic() - t
     stream_peak = rss.stop().get("mongo2mysql")
     cap.stop()
-    out = subprocess.run([str(benchlib.BUILD / "bench" / "plain_change_stream_reader"), "--mongo-uri",
-                          stack.MONGO_URI, "--db", db.name, "--collection", "s", "--start-at", str(start_at),
-                          "--events", str(events)], capture_output=True, text=True, check=True, timeout=600)
-    plain_s = float(out.stdout.split()[1])
+    plain_s = plain_reader(db, "s", events, "--start-at", str(start_at))
 
     capture_rate, plain_rate = events / capture_s, events / plain_s
     snapshot_rate, find_rate = plain_docs / snapshot_s, plain_docs / find_s

@@ -63,6 +63,28 @@ def test_restart_continues_after_the_last_checkpoint_without_duplicates(mongo_db
     assert ids == [str(i) for i in range(13)]  # each insert once, in order, none lost while down
 
 
+def test_a_backlog_after_a_restart_is_published_in_batches_not_event_by_event(mongo_db, tmp_path):
+    # Catching up reads whole server batches into each Kafka transaction: each transaction adds one
+    # checkpoint record, so their count says how the backlog was cut. Event by event would be 2,000.
+    backlog = 2000
+    prefix = stack.unique("cap")
+    topic, checkpoints = capture_topic(prefix, mongo_db.name, "b"), f"{prefix}.__checkpoints"
+    cap = pipeline.start_capture(tmp_path, mongo_db.name, "b", prefix=prefix, name="b")
+    pipeline.wait_for_checkpoint(prefix, cap)
+    assert cap.stop() == 0, cap.log()[-3000:]
+    mongo_db.b.insert_many([{"_id": i, "pad": "x" * 300} for i in range(backlog)])  # while capture is down
+    before = len(pipeline.read_all_raw(checkpoints))
+    # No time limit on a transaction, so only the batching decides (a loaded machine cannot flake it).
+    cap = pipeline.start_capture(tmp_path, mongo_db.name, "b", prefix=prefix, name="b", extra=["--max-batch-ms", "60000"])
+    try:
+        pipeline.read_topic(topic, backlog, timeout=300, process=cap)
+    finally:
+        assert cap.stop() == 0, cap.log()[-3000:]
+    assert len(pipeline.read_all(topic)) == backlog
+    transactions = len(pipeline.read_all_raw(checkpoints)) - before
+    assert 1 <= transactions <= backlog // 20, f"{backlog} events took {transactions} transactions"
+
+
 def test_a_drop_reaches_every_partition_after_that_partitions_documents(mongo_db, tmp_path):
     prefix = stack.unique("cap")
     topic = capture_topic(prefix, mongo_db.name, "p")

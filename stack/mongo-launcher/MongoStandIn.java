@@ -9,7 +9,7 @@
 // M2M_MONGO_MAX_WIRE_VERSION (default: 5.0's) is the maxWireVersion the handshake reports, for tests
 // of behaviour gated on a newer server (21: 7.0's $changeStreamSplitLargeEvent), and
 // M2M_MONGO_SPLIT_EVENT_BYTES (default 16 MiB, as MongoDB) the size above which a change event is
-// split when its stream asks for it (RealShapeOplog).
+// split when its stream asks for it, and, only when set, fails a stream that does not (RealShapeOplog).
 import de.bwaldvogel.mongo.MongoServer;
 import de.bwaldvogel.mongo.ServerVersion;
 import de.bwaldvogel.mongo.MongoCollection;
@@ -33,7 +33,7 @@ public final class MongoStandIn {
     long maxBytes = limit("M2M_MONGO_OPLOG_MAX_BYTES", DEFAULT_OPLOG_MAX_BYTES);
     long maxEvents = limit("M2M_MONGO_OPLOG_MAX_EVENTS", 0);
     long maxWireVersion = limit("M2M_MONGO_MAX_WIRE_VERSION", 0);
-    long splitEventBytes = limit("M2M_MONGO_SPLIT_EVENT_BYTES", 16L << 20);
+    long splitEventBytes = limit("M2M_MONGO_SPLIT_EVENT_BYTES", 0);
     H2Backend backend = new H2Backend(args[2]) {
       private RealShapeOplog oplog;
 

@@ -17,11 +17,11 @@
 // Every change-stream batch carries postBatchResumeToken, as from MongoDB 4.0.7 on.
 //
 // A stream whose pipeline ends with $changeStreamSplitLargeEvent (MongoDB 7.0+; the launcher takes
-// the stage out of the pipeline, takeSplitLargeEventStage) gets each event larger than splitEventBytes
+// the stage out of the pipeline, takeSplitLargeEventStage) gets each event larger than maxEventBytes
 // as fragments in the real shape: top-level fields in order, as many per fragment as fit, each
 // fragment with splitEvent {fragment, of} and a resume token of its own, from which a stream resumes
-// at the next fragment. Streams without the stage fail on such an event with BSONObjectTooLarge
-// (10334), as MongoDB's do.
+// at the next fragment. With the size set explicitly, streams without the stage fail on such an
+// event with BSONObjectTooLarge (10334), as MongoDB's do.
 //
 // Not emulated (tests cover them with recorded real events instead): rename, transactions,
 // truncatedArrays. A stream that fell behind the cap
@@ -68,7 +68,9 @@ final class RealShapeOplog implements Oplog {
   private final Clock clock;
   private final long maxBytes;
   private final long maxEvents;
+  // 0: events are not size-checked unless split (measuring each one halves the stand-in's stream rate).
   private final long splitEventBytes;
+  private final long maxEventBytes;
   // Every entry of `store`, by timestamp: a poll reads only what follows its position instead of
   // deserializing and sorting the whole oplog.
   private final ConcurrentSkipListMap<Long, Document> byTimestamp = new ConcurrentSkipListMap<>();
@@ -87,6 +89,7 @@ final class RealShapeOplog implements Oplog {
     this.maxBytes = maxBytes;
     this.maxEvents = maxEvents;
     this.splitEventBytes = splitEventBytes;
+    this.maxEventBytes = splitEventBytes > 0 ? splitEventBytes : 16L << 20;
     for (Document state : truncation.queryAll()) truncatedThrough = ((BsonTimestamp) state.get("ts")).getValue();
     // Continue after what an earlier run of the server wrote, so cluster times only grow. An oplog
     // written before the cap existed, or under a larger one, is cut down to the cap while loading.
@@ -362,7 +365,7 @@ final class RealShapeOplog implements Oplog {
     StreamCursor cursor = new StreamCursor(cursors.generateCursorId(), Scope.of(namespace, request), after,
         (String) request.getOrDefault("fullDocument", "default"),
         (String) request.getOrDefault("fullDocumentBeforeChange", "off"), aggregation,
-        Boolean.TRUE.equals(request.get(SPLIT_MARK)) ? splitEventBytes : 0);
+        Boolean.TRUE.equals(request.get(SPLIT_MARK)) ? maxEventBytes : 0);
     cursor.checkReachable();
     cursors.add(cursor);
     return cursor;
@@ -428,7 +431,7 @@ final class RealShapeOplog implements Oplog {
       Stream<Document> out = aggregation.runStagesAsStream(events);
       if (splitBytes > 0) {
         out = out.flatMap(e -> split(e, splitBytes).stream()).skip(after.fragment());
-      } else {
+      } else if (splitEventBytes > 0) {
         out = out.peek(RealShapeOplog.this::refuseTooLarge);
       }
       if (limit > 0) out = out.limit(limit);

@@ -12,7 +12,8 @@ M2M_KAFKA_PORT=${M2M_KAFKA_PORT:-9092}
 M2M_KAFKA_CONTROLLER_PORT=${M2M_KAFKA_CONTROLLER_PORT:-9093}
 M2M_MONGO_PORT=${M2M_MONGO_PORT:-27017}
 # The stand-in's oplog cap, read by stack/mongo-launcher when set: M2M_MONGO_OPLOG_MAX_BYTES (default
-# 128 MiB) and M2M_MONGO_OPLOG_MAX_EVENTS (default 0: no count limit).
+# 128 MiB) and M2M_MONGO_OPLOG_MAX_EVENTS (default 0: no count limit); for tests of MongoDB 7.0's split
+# events, M2M_MONGO_MAX_WIRE_VERSION and M2M_MONGO_SPLIT_EVENT_BYTES (stack/mongo-launcher/MongoStandIn.java).
 # Downloads live outside the checkout so a fresh clone (CI) reuses them.
 M2M_MAVEN_REPO=${M2M_MAVEN_REPO:-$HOME/.m2/repository}
 M2M_VENV=${M2M_VENV:-$M2M_STATE/venv}

@@ -89,8 +89,13 @@ struct Apply::Loop : RebalanceListener {
     std::optional<int64_t> stored;  // next_offset in _m2m_offsets as last read or written; none yet
     int64_t position = 0;           // the next offset expected from Kafka
     std::optional<int64_t> end;     // the last end the consumer reported
-    // Applied up to the reported end (messages held by the gate are not applied yet).
-    bool at_end() const { return end && position >= *end; }
+    // The offset after the last message Kafka delivered (applied, batched or held by the gate), and
+    // its value when `end` was reported. Under read_committed the end lies past commit markers and
+    // aborted records that are never delivered, so "applied up to the end" means applied up to
+    // what had been delivered when the end was reported.
+    int64_t received = 0;
+    int64_t received_at_end = 0;
+    bool at_end() const { return end && position >= received_at_end; }
   };
   std::map<PartitionId, Owned> owned;
   bool assigned_once = false;
@@ -220,7 +225,7 @@ struct Apply::Loop : RebalanceListener {
       auto found = stored->find({tp.topic, tp.partition});
       if (found != stored->end()) own.stored = found->second;
       tp.offset = own.stored.value_or(kOffsetBeginning);
-      own.position = own.stored.value_or(0);
+      own.position = own.received = own.stored.value_or(0);
       where += (where.empty() ? "" : ", ") + PartitionName({tp.topic, tp.partition}) + "@" +
                (own.stored ? std::to_string(*own.stored) : std::string("start"));
     }
@@ -558,7 +563,7 @@ struct Apply::Loop : RebalanceListener {
     for (auto& [tp, own] : owned) {
       auto it = stored.find(tp);
       own.stored = it == stored.end() ? std::nullopt : std::optional<int64_t>(it->second);
-      own.position = own.stored.value_or(0);
+      own.position = own.received = own.stored.value_or(0);
       own.end.reset();
       positions.push_back({tp.first, tp.second, own.stored.value_or(kOffsetBeginning)});
     }
@@ -611,10 +616,16 @@ struct Apply::Loop : RebalanceListener {
         // any end-of-partition notice means everything before it was delivered (librdkafka drops
         // notices from before a seek).
         auto own = owned.find({m->topic, m->partition});
-        if (own != owned.end()) own->second.end = m->offset;
+        if (own != owned.end()) {
+          own->second.end = m->offset;
+          own->second.received_at_end = own->second.received;
+        }
         // Everything up to the end is consumed: no reason to wait for the batch timer.
         if (o.until_caught_up && AllConsumed()) break;
         continue;
+      }
+      if (auto own = owned.find({m->topic, m->partition}); own != owned.end()) {
+        own->second.received = std::max(own->second.received, m->offset + 1);
       }
       M2M_RETURN_NOT_OK(Consume(std::move(*m)));
     }

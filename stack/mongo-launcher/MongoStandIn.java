@@ -16,10 +16,14 @@ import de.bwaldvogel.mongo.MongoCollection;
 import de.bwaldvogel.mongo.MongoDatabase;
 import de.bwaldvogel.mongo.backend.AbstractMongoBackend;
 import de.bwaldvogel.mongo.backend.CursorRegistry;
+import de.bwaldvogel.mongo.backend.QueryResult;
 import de.bwaldvogel.mongo.backend.h2.H2Backend;
 import de.bwaldvogel.mongo.bson.Document;
+import de.bwaldvogel.mongo.wire.message.MongoQuery;
 import de.bwaldvogel.mongo.oplog.Oplog;
 import io.netty.channel.Channel;
+import java.util.concurrent.locks.ReadWriteLock;
+import java.util.concurrent.locks.ReentrantReadWriteLock;
 
 public final class MongoStandIn {
   // Entries are also held in the JVM heap (-Xmx2g in stack/ctl.sh), a few times their BSON size.
@@ -36,6 +40,11 @@ public final class MongoStandIn {
     long splitEventBytes = limit("M2M_MONGO_SPLIT_EVENT_BYTES", 0);
     H2Backend backend = new H2Backend(args[2]) {
       private RealShapeOplog oplog;
+      // mongo-java-server drops a database by first forgetting it, then removing its H2 maps one by
+      // one. A request for the database in between (a change stream's getMore on it, a write)
+      // re-creates it on maps that the drop then removes, and every later request to it fails with
+      // "Map ... is closed". So dropDatabase runs alone: every other request holds the read lock.
+      private final ReadWriteLock dropLock = new ReentrantReadWriteLock();
 
       @Override
       protected Oplog createOplog() {
@@ -57,6 +66,26 @@ public final class MongoStandIn {
       // change stream there, and a first start of capture records it as its start point.
       @Override
       public Document handleCommand(Channel channel, String databaseName, String command, Document query) {
+        var lock = command.equalsIgnoreCase("dropDatabase") ? dropLock.writeLock() : dropLock.readLock();
+        lock.lock();
+        try {
+          return handleCommandUnderLock(channel, databaseName, command, query);
+        } finally {
+          lock.unlock();
+        }
+      }
+
+      @Override
+      public QueryResult handleQuery(MongoQuery query) {
+        dropLock.readLock().lock();
+        try {
+          return super.handleQuery(query);
+        } finally {
+          dropLock.readLock().unlock();
+        }
+      }
+
+      private Document handleCommandUnderLock(Channel channel, String databaseName, String command, Document query) {
         Document reply;
         if (command.equalsIgnoreCase("aggregate")) RealShapeOplog.takeSplitLargeEventStage(query);
         if (databaseName.equals("admin") && command.equalsIgnoreCase("aggregate")) {

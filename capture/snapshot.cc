@@ -11,11 +11,33 @@ namespace {
 
 using nlohmann::json;
 
-// BSON type classes in MongoDB's sort order, as $type aliases. Types that cannot be an _id (array,
-// regex, undefined) are absent, and so are the deprecated symbol and JavaScript types; a collection
-// with an _id outside these classes is reported before anything is copied, never half copied.
+// BSON type classes in MongoDB's sort order, as $type aliases. Types that cannot be an _id (array)
+// are absent, and so are the deprecated symbol, JavaScript, regex, undefined and DBPointer types: a
+// collection with an _id outside these classes is reported before anything is copied, never half
+// copied.
 constexpr const char* kTypeClasses[] = {"minKey", "null", "number", "string", "object", "binData",
                                         "objectId", "bool", "date", "timestamp", "maxKey"};
+
+// The index in kTypeClasses of a value's class, or -1.
+int TypeClassOf(bson_type_t type) {
+  switch (type) {
+    case BSON_TYPE_MINKEY: return 0;
+    case BSON_TYPE_NULL: return 1;
+    case BSON_TYPE_INT32:
+    case BSON_TYPE_INT64:
+    case BSON_TYPE_DOUBLE:
+    case BSON_TYPE_DECIMAL128: return 2;
+    case BSON_TYPE_UTF8: return 3;
+    case BSON_TYPE_DOCUMENT: return 4;
+    case BSON_TYPE_BINARY: return 5;
+    case BSON_TYPE_OID: return 6;
+    case BSON_TYPE_BOOL: return 7;
+    case BSON_TYPE_DATE_TIME: return 8;
+    case BSON_TYPE_TIMESTAMP: return 9;
+    case BSON_TYPE_MAXKEY: return 10;
+    default: return -1;
+  }
+}
 
 std::string Name(const Namespace& ns) { return ns.db + "." + ns.collection; }
 
@@ -43,38 +65,6 @@ Status CursorError(mongoc_cursor_t* cursor, const std::string& what) {
   const bson_t* reply = nullptr;
   if (mongoc_cursor_error_document(cursor, &error, &reply)) return MongoStatus(error, what, reply);
   return Status::OK();
-}
-
-// Fails, naming an example, when a document's _id is of a type no class covers: a range scan would
-// silently skip it.
-Status CheckIdTypes(mongoc_collection_t* coll, const Namespace& ns) {
-  bson_t filter = BSON_INITIALIZER, id, negation, classes;
-  BSON_APPEND_DOCUMENT_BEGIN(&filter, "_id", &id);
-  BSON_APPEND_DOCUMENT_BEGIN(&id, "$not", &negation);
-  BSON_APPEND_ARRAY_BEGIN(&negation, "$type", &classes);
-  int i = 0;
-  for (const char* type_class : kTypeClasses) {
-    std::string index = std::to_string(i++);
-    BSON_APPEND_UTF8(&classes, index.c_str(), type_class);
-  }
-  bson_append_array_end(&negation, &classes);
-  bson_append_document_end(&id, &negation);
-  bson_append_document_end(&filter, &id);
-  bson_t* opts = BCON_NEW("limit", BCON_INT64(1), "projection", "{", "_id", BCON_INT32(1), "}");
-  mongoc_cursor_t* cursor = mongoc_collection_find_with_opts(coll, &filter, opts, nullptr);
-  bson_destroy(opts);
-  bson_destroy(&filter);
-  const bson_t* doc;
-  Status st;
-  if (mongoc_cursor_next(cursor, &doc)) {
-    st = Status(StatusCode::kMongo, Name(ns) + " has documents whose _id the snapshot cannot range-scan (symbol or "
-                                               "JavaScript type), e.g. " + BsonDocument(doc).ToRelaxedJson() +
-                                               "; capture it with --snapshot never");
-  } else {
-    st = CursorError(cursor, "checking the _id types of " + Name(ns));
-  }
-  mongoc_cursor_destroy(cursor);
-  return st;
 }
 
 std::optional<std::string> BoundJson(const std::optional<BsonDocument>& bound) {
@@ -168,39 +158,62 @@ Result<std::vector<Namespace>> ListCollections(MongoClient& client, const Stream
   return out;
 }
 
+Status ChunkPlanner::Add(const bson_iter_t& id) {
+  int type_class = TypeClassOf(bson_iter_type(&id));
+  if (type_class < 0) {
+    bson_t shown = BSON_INITIALIZER;
+    bson_append_iter(&shown, "_id", 3, &id);
+    std::string example = BsonDocument(&shown).ToRelaxedJson();
+    bson_destroy(&shown);
+    return Status::Invalid("has documents whose _id the snapshot cannot range-scan (symbol, JavaScript, regex, "
+                           "undefined or DBPointer type), e.g. " + example);
+  }
+  ClassChunks& c = classes_[type_class];
+  if (c.in_open == chunk_size_) {
+    BsonDocument bound;
+    bson_append_iter(bound.mutable_get(), "v", 1, &id);
+    c.closed.push_back({kTypeClasses[type_class], std::move(c.open_lo), bound});
+    c.open_lo = std::move(bound);
+    c.in_open = 0;
+  }
+  ++c.in_open;
+  ++documents_;
+  return Status::OK();
+}
+
+std::vector<SnapshotChunk> ChunkPlanner::Finish() {
+  std::vector<SnapshotChunk> chunks;
+  for (auto& [type_class, c] : classes_) {  // std::map: in kTypeClasses order
+    for (auto& chunk : c.closed) chunks.push_back(std::move(chunk));
+    chunks.push_back({kTypeClasses[type_class], std::move(c.open_lo), std::nullopt});
+  }
+  classes_.clear();
+  return chunks;
+}
+
 Result<CollectionSnapshot> PlanSnapshot(MongoClient& client, const Namespace& ns, int chunk_size) {
   CollectionHandle coll(client, ns);
+  bson_t filter = BSON_INITIALIZER;
+  bson_t* opts = BCON_NEW("projection", "{", "_id", BCON_INT32(1), "}", "sort", "{", "_id", BCON_INT32(1), "}");
+  mongoc_cursor_t* cursor = mongoc_collection_find_with_opts(coll.c, &filter, opts, nullptr);
+  bson_destroy(opts);
+  ChunkPlanner planner(chunk_size);
+  const bson_t* doc;
+  Status st;
+  while (st.ok() && mongoc_cursor_next(cursor, &doc)) {
+    bson_iter_t it;
+    if (bson_iter_init_find(&it, doc, "_id")) {
+      st = planner.Add(it);
+      if (!st.ok()) st = Status(StatusCode::kMongo, Name(ns) + " " + st.message() + "; capture it with --snapshot never");
+    }
+  }
+  if (st.ok()) st = CursorError(cursor, "planning the snapshot of " + Name(ns));
+  mongoc_cursor_destroy(cursor);
+  M2M_RETURN_NOT_OK(st);
   CollectionSnapshot plan;
   plan.ns = ns;
-  for (const char* type_class : kTypeClasses) {
-    bson_t filter = BSON_INITIALIZER;
-    AppendChunkFilter(&filter, SnapshotChunk{type_class, std::nullopt, std::nullopt});
-    bson_t* opts = BCON_NEW("projection", "{", "_id", BCON_INT32(1), "}", "sort", "{", "_id", BCON_INT32(1), "}");
-    mongoc_cursor_t* cursor = mongoc_collection_find_with_opts(coll.c, &filter, opts, nullptr);
-    bson_destroy(opts);
-    bson_destroy(&filter);
-    const bson_t* doc;
-    int64_t n = 0;
-    SnapshotChunk current{type_class, std::nullopt, std::nullopt};
-    while (mongoc_cursor_next(cursor, &doc)) {
-      if (n > 0 && n % chunk_size == 0) {
-        bson_iter_t it;
-        bson_iter_init_find(&it, doc, "_id");
-        BsonDocument bound;
-        bson_append_iter(bound.mutable_get(), "v", 1, &it);
-        current.hi = bound;
-        plan.chunks.push_back(current);
-        current = SnapshotChunk{type_class, std::move(bound), std::nullopt};
-      }
-      ++n;
-    }
-    Status st = CursorError(cursor, "planning the snapshot of " + Name(ns));
-    mongoc_cursor_destroy(cursor);
-    M2M_RETURN_NOT_OK(st);
-    if (n > 0) plan.chunks.push_back(std::move(current));
-    plan.documents += n;
-  }
-  M2M_RETURN_NOT_OK(CheckIdTypes(coll.c, ns));
+  plan.documents = planner.documents();
+  plan.chunks = planner.Finish();
   plan.done.assign(plan.chunks.size(), false);
   return plan;
 }

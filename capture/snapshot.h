@@ -12,6 +12,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -55,6 +56,31 @@ struct CollectionSnapshot {
 
 // The collections a stream of this scope covers, system collections and databases left out.
 Result<std::vector<Namespace>> ListCollections(MongoClient& client, const StreamOptions& stream);
+
+// Cuts the _ids of a collection, fed in the server's _id order, into the chunks of a plan: a chunk
+// holds at most `chunk_size` _ids of one type class. The classes may come in any order (each keeps
+// its own open chunk), but within a class the _ids must be ascending, as an _id-sorted scan gives.
+// Pure logic, no server: PlanSnapshot feeds it from MongoDB.
+class ChunkPlanner {
+ public:
+  explicit ChunkPlanner(int chunk_size) : chunk_size_(chunk_size) {}
+  // `id` is an iterator on an _id value. An _id of a type no class covers (symbol, JavaScript,
+  // regex, undefined, DBPointer) is an error showing it: a range scan would silently skip it.
+  Status Add(const bson_iter_t& id);
+  // The chunks, classes in MongoDB's sort order; together they cover every _id added exactly once.
+  std::vector<SnapshotChunk> Finish();
+  int64_t documents() const { return documents_; }
+
+ private:
+  struct ClassChunks {
+    std::vector<SnapshotChunk> closed;
+    std::optional<BsonDocument> open_lo;
+    int64_t in_open = 0;
+  };
+  int chunk_size_;
+  int64_t documents_ = 0;
+  std::map<int, ClassChunks> classes_;  // by index into the type-class table
+};
 
 // Plans the chunks of one collection with one keys-only pass over its _id index.
 Result<CollectionSnapshot> PlanSnapshot(MongoClient& client, const Namespace& ns, int chunk_size);

@@ -1,11 +1,14 @@
 """capture's initial snapshot against the stand-in: 100k documents, written to while the snapshot
 runs and while capture is killed mid-snapshot; afterwards the events in Kafka, folded per key, give
 every document's final state in MongoDB, and each document was copied exactly once."""
+import datetime
 import json
 import random
 import threading
 import time
 from collections import Counter
+
+from bson import Binary, Decimal128, Int64, MaxKey, MinKey, ObjectId, Regex, Timestamp
 
 import pipeline
 import stack
@@ -65,3 +68,35 @@ def test_snapshot_of_100k_documents_with_writes_and_a_kill_gives_every_final_sta
     assert max(reads.values()) == 1, "a document was copied twice"
     assert len(reads) >= DOCS * 0.9  # deletes during the copy remove some before they are read
     assert pipeline.fold(messages) == expected
+
+
+def test_a_collection_of_every_id_type_is_copied_once_per_document_in_chunks_per_type_class(mongo_db, tmp_path):
+    # Range queries compare only within a type class, so the plan cuts each class on its own: with
+    # chunks of 2, the numbers (int, long, double, Decimal128) and the strings span several chunks.
+    ids = [MinKey(), None, 1, Int64(2), 2.5, Decimal128("3.25"), 4, "a", "b", "c", {"k": 1}, {"k": 2},
+           Binary(b"\x01", 0), ObjectId(), ObjectId(), False, True, datetime.datetime(2024, 1, 1),
+           Timestamp(1, 1), MaxKey()]
+    mongo_db.c.insert_many([{"_id": _id, "n": i} for i, _id in enumerate(ids)])
+    prefix = stack.unique("snapids")
+    cap = pipeline.start_capture(tmp_path, mongo_db.name, "c", prefix=prefix, name="ids",
+                                 extra=["--snapshot-chunk-size", "2"])
+    try:
+        pipeline.wait_for_checkpoint(prefix, cap)
+    finally:
+        assert cap.stop() == 0, cap.log()[-3000:]
+    messages = pipeline.read_all(f"{prefix}.{mongo_db.name}.c")
+    reads = Counter(k["id"] for k, v in messages if v["op"] == "r")
+    assert len(reads) == len(ids) and max(reads.values()) == 1
+    assert pipeline.fold(messages) == pipeline.mongo_state(mongo_db.c)
+    assert f"{len(ids)} documents in 14 chunks" in cap.log()
+
+
+def test_an_id_no_range_can_cover_stops_the_snapshot_before_copying_naming_it(mongo_db, tmp_path):
+    mongo_db.c.insert_many([{"_id": 1}, {"_id": Regex("^a")}])
+    prefix = stack.unique("snapbad")
+    cap = pipeline.start_capture(tmp_path, mongo_db.name, "c", prefix=prefix, name="bad")
+    assert cap.proc.wait(timeout=120) != 0
+    log = cap.log()
+    assert f"{mongo_db.name}.c has documents whose _id the snapshot cannot range-scan" in log, log[-2000:]
+    assert "^a" in log and "--snapshot never" in log
+    assert pipeline.topic_end_offsets(f"{prefix}.{mongo_db.name}.c") == 0

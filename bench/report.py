@@ -53,6 +53,12 @@ def table(run):
                      f"of the writer, {s['ratio']:.3f} of the reader |")
         lines.append(f"| capture snapshot, docs/s | {_n(snap['capture_docs_per_s'])} "
                      f"| plain find() {_n(snap['find_docs_per_s'])} | **{snap['ratio']:.3f}** |")
+        if "catch_up" in cap:
+            c = cap["catch_up"]
+            lines.append(f"| capture catch-up: restarted into a backlog of {cap['workload']['events']:,} events "
+                         f"(process start included), events/s | {_n(c['capture_events_per_s'])} in "
+                         f"{c['capture_transactions']} transactions | plain reader resumed from the same token "
+                         f"{_n(c['plain_reader_resumed_events_per_s'])} | **{c['ratio']:.3f}** |")
     lines += _failed(r, "capture")
     for engine in ("native", "spark"):
         lat = r.get(f"latency_{engine}", {})

@@ -21,7 +21,7 @@ import latency_bench
 import report
 import spark_bench
 
-FULL = {"apply": dict(events=100000, documents=20000), "capture": dict(events=5000),
+FULL = {"apply": dict(events=100000, documents=20000), "capture": dict(events=50000),
         "spark": dict(events=5000, documents=1000, batch=1000), "latency_native": dict(seconds=20),
         "latency_spark": dict(seconds=30)}
 SHORT = {"apply": dict(events=3000, documents=600, batch=500), "capture": dict(events=300),

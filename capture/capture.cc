@@ -112,7 +112,7 @@ struct Capture::Loop {
   std::string checkpoint_key;
 
   Checkpoint committed;           // the last checkpoint known to be committed
-  std::map<std::string, std::string> records;  // the checkpoint topic as read at start
+  std::map<std::string, std::string> records;  // the checkpoint topic: as read at start, then as committed
   bool in_transaction = false;
   int batch_events = 0;
   Clock::time_point batch_started;
@@ -295,22 +295,48 @@ struct Capture::Loop {
     in_transaction = false;
     batch_events = 0;
     committed = next;
+    // What is committed is what a retry within this run starts from, as a restart would.
+    for (const auto& [key, value] : progress) records[key] = value;
     last_checkpoint_at = Clock::now();
     stats.transactions++;
     return Status::OK();
   }
 
-  // Gives up the open transaction; the stream is reopened from the last committed checkpoint, so
-  // nothing of the aborted batch is lost or published twice.
-  Status AbortAndRewind(const Status& cause) {
-    spdlog::warn("capture {}: {}; rewinding to the last checkpoint", o.name, cause.ToString());
+  // Gives up the open transaction after a retriable error.
+  Status AbortOpenTransaction(const Status& cause) {
     stats.errors++;
-    if (in_transaction) {
-      M2M_RETURN_NOT_OK(producer->AbortTransaction().WithContext("after " + cause.ToString()));
-      in_transaction = false;
-      batch_events = 0;
+    if (!in_transaction) return Status::OK();
+    M2M_RETURN_NOT_OK(producer->AbortTransaction().WithContext("after " + cause.ToString()));
+    in_transaction = false;
+    batch_events = 0;
+    return Status::OK();
+  }
+
+  // The pause before the next attempt after a retriable error: 0.5 s, doubling up to 30 s, cut short
+  // by a stop request. A MongoDB election or a broker restart is waited out, however long it takes.
+  struct RetryPause {
+    std::chrono::milliseconds next{500};
+    void Wait(const std::atomic<bool>& stop) {
+      constexpr std::chrono::milliseconds kStopPoll{100};
+      for (auto waited = std::chrono::milliseconds(0); waited < next && !stop.load(); waited += kStopPoll) {
+        std::this_thread::sleep_for(kStopPoll);
+      }
+      next = std::min(next * 2, std::chrono::milliseconds(30000));
     }
-    return OpenReader(committed);
+  };
+
+  // Gives up the open transaction; the stream is reopened from the last committed checkpoint, so
+  // nothing of the aborted batch is lost or published twice. While MongoDB cannot be reached, the
+  // reopening is retried after `pause`, which the caller keeps while batches fail one after another.
+  Status AbortAndRewind(const Status& cause, RetryPause& pause) {
+    spdlog::warn("capture {}: {}; rewinding to the last checkpoint", o.name, cause.ToString());
+    M2M_RETURN_NOT_OK(AbortOpenTransaction(cause));
+    while (true) {
+      Status st = OpenReader(committed);
+      if (st.ok() || !st.retriable() || stop.load()) return st;
+      spdlog::warn("capture {}: {}; trying again in {} ms", o.name, st.ToString(), pause.next.count());
+      pause.Wait(stop);
+    }
   }
 
   bool TokenMoved() const {
@@ -592,12 +618,17 @@ struct Capture::Loop {
     spdlog::info("capture {}: streaming", o.name);
     auto last_report = Clock::now();
     int64_t reported_events = 0;
+    RetryPause pause;
+    bool failing = false;  // the last batch failed too: pause before going again
     while (!stop.load()) {
       Status st = RunBatch();
+      if (st.ok() && failing) pause = RetryPause();
       if (!st.ok()) {
         if (!st.retriable()) return st;
-        M2M_RETURN_NOT_OK(AbortAndRewind(st));
+        if (failing) pause.Wait(stop);
+        M2M_RETURN_NOT_OK(AbortAndRewind(st, pause));
       }
+      failing = !st.ok();
       if (Clock::now() - last_report >= std::chrono::seconds(10)) {
         ReportProgress(std::chrono::duration<double>(Clock::now() - last_report).count(), reported_events);
         last_report = Clock::now();
@@ -607,9 +638,23 @@ struct Capture::Loop {
     return Status::OK();
   }
 
+  // A retriable error (a broker or the MongoDB primary failing over) abandons the chunk in flight;
+  // the copy goes on at the first unfinished chunk, as after a restart, so nothing is copied twice.
+  Status SnapshotWithRetries() {
+    RetryPause pause;
+    while (true) {
+      Status st = RunSnapshot();
+      if (st.ok() || !st.retriable() || stop.load()) return st;
+      spdlog::warn("capture {}: snapshot: {}; going on at the first unfinished chunk in {} ms", o.name, st.ToString(),
+                   pause.next.count());
+      M2M_RETURN_NOT_OK(AbortOpenTransaction(st));
+      pause.Wait(stop);
+    }
+  }
+
   Status Run() {
     M2M_RETURN_NOT_OK(Setup());
-    Status st = committed.snapshot_pending ? RunSnapshot() : Status::OK();
+    Status st = committed.snapshot_pending ? SnapshotWithRetries() : Status::OK();
     if (st.ok() && !stop.load()) st = Stream();
     if (in_transaction) (void)producer->AbortTransaction();
     return st.code() == StatusCode::kHistoryLost ? HistoryLost(st) : st;

@@ -65,18 +65,20 @@ def start_capture(tmp_path, db, collection=None, prefix="m2m", name="capture", e
     return process
 
 
-def start_mongo_standin(tmp_path, env=None):
+def start_mongo_standin(tmp_path, env=None, port=None):
     """A MongoDB stand-in of the caller's own, for server settings the shared one cannot change (the
     oplog's cap: M2M_MONGO_OPLOG_MAX_EVENTS, ..._BYTES in `env`): stack/mongo-launcher as in this
-    checkout, on a free port, with its own data file. Returns the Process; its URI is .uri."""
+    checkout, on a free port, with its own data file. Returns the Process; its URI is .uri. With
+    the `port` of a stopped one, that server starts again with its data."""
     classes = tmp_path / "mongo-launcher"
     if not classes.exists():
         sources = sorted(str(p) for p in (stack.ROOT / "stack" / "mongo-launcher").glob("*.java"))
         subprocess.run(["javac", "-d", str(classes), "-cp", str(stack.STATE / "jars" / "mongo" / "*"), *sources],
                        check=True, capture_output=True, timeout=300)
-    with socket.socket() as s:
-        s.bind((stack.HOST, 0))
-        port = s.getsockname()[1]
+    if port is None:
+        with socket.socket() as s:
+            s.bind((stack.HOST, 0))
+            port = s.getsockname()[1]
     process = Process([stack.HOST, port, tmp_path / f"mongo-{port}.mv"], tmp_path / f"mongo-{port}.log", env=env,
                       program=["java", "-Xmx512m", "-cp", f"{stack.STATE / 'jars' / 'mongo' / '*'}:{classes}",
                                "MongoStandIn"])

@@ -3,6 +3,7 @@
 #include <librdkafka/rdkafka.h>
 
 #include <algorithm>
+#include <thread>
 
 namespace m2m {
 namespace {
@@ -432,8 +433,16 @@ Result<MetadataPtr> TopicMetadata(rd_kafka_t* rk, const std::string& topic, int 
 }  // namespace
 
 Result<int> KafkaAdmin::PartitionCount(const std::string& name, std::chrono::milliseconds timeout) {
-  M2M_ASSIGN_OR_RETURN(MetadataPtr md, TopicMetadata(impl_->rk.get(), name, static_cast<int>(timeout.count())));
-  return md->topics[0].partition_cnt;
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (true) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    auto md = TopicMetadata(impl_->rk.get(), name, static_cast<int>(std::max<int64_t>(left.count(), 1)));
+    if (md.ok()) return (*md)->topics[0].partition_cnt;
+    // CreateTopics answers once the controller made the topic; a broker may serve metadata without
+    // it for a moment longer.
+    if (!IsUnknownTopic(md.status()) || std::chrono::steady_clock::now() >= deadline) return md.status();
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
 }
 
 bool IsUnknownTopic(const Status& status) {

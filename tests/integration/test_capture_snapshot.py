@@ -1,6 +1,7 @@
 """capture's initial snapshot against the stand-in: 100k documents, written to while the snapshot
 runs and while capture is killed mid-snapshot; afterwards the events in Kafka, folded per key, give
-every document's final state in MongoDB, and each document was copied exactly once."""
+every document's final state in MongoDB, and each document was copied exactly once. Also: _ids of
+every type, an _id no range can cover, and MongoDB going away in the middle of the copy."""
 import datetime
 import json
 import random
@@ -8,6 +9,7 @@ import threading
 import time
 from collections import Counter
 
+import pymongo
 from bson import Binary, Decimal128, Int64, MaxKey, MinKey, ObjectId, Regex, Timestamp
 
 import pipeline
@@ -100,3 +102,47 @@ def test_an_id_no_range_can_cover_stops_the_snapshot_before_copying_naming_it(mo
     assert f"{mongo_db.name}.c has documents whose _id the snapshot cannot range-scan" in log, log[-2000:]
     assert "^a" in log and "--snapshot never" in log
     assert pipeline.topic_end_offsets(f"{prefix}.{mongo_db.name}.c") == 0
+
+
+def test_mongodb_going_away_mid_snapshot_and_mid_stream_is_waited_out_without_loss_or_repeats(tmp_path):
+    server = pipeline.start_mongo_standin(tmp_path)
+    port = int(server.uri.rsplit(":", 1)[1])
+
+    def restart(server):
+        server.stop()  # SIGTERM: the stand-in flushes its data for the restart
+        stack.wait_for(lambda: cap.assert_running() or cap.log().count("trying again in") +
+                       cap.log().count("going on at the first unfinished chunk") > restarts, timeout=120,
+                       what="capture to notice that MongoDB is gone")
+        return pipeline.start_mongo_standin(tmp_path, port=port)
+
+    n = 20_000
+    pymongo.MongoClient(server.uri)["snapfail"].c.insert_many([{"_id": i, "pad": "x" * 200} for i in range(n)])
+    prefix = stack.unique("snapfail")
+    topic = f"{prefix}.snapfail.c"
+    # Small chunks make a long copy on the stand-in, which scans the collection for each.
+    cap = pipeline.start_capture(tmp_path, "snapfail", "c", prefix=prefix, name="fail", mongo_uri=server.uri,
+                                 extra=["--snapshot-chunk-size", "100", "--snapshot-parallelism", "1"])
+    try:
+        restarts = 0
+        stack.wait_for(lambda: cap.assert_running() or pipeline.topic_end_offsets(topic) >= 1000, timeout=300,
+                       what="part of the snapshot")
+        server = restart(server)
+        restarts = 1
+        pipeline.wait_for_checkpoint(prefix, cap, timeout=300)
+        assert "snapshot complete" in cap.log() and "going on at the first unfinished chunk" in cap.log()
+        coll = pymongo.MongoClient(server.uri)["snapfail"].c
+        coll.update_many({"_id": {"$lt": 100}}, {"$set": {"pad": "before"}})
+        server = restart(server)
+        coll = pymongo.MongoClient(server.uri)["snapfail"].c
+        coll.update_many({"_id": {"$gte": 100, "$lt": 200}}, {"$set": {"pad": "after"}})
+        coll.insert_one({"_id": "sentinel"})
+        messages = pipeline.read_until(topic, lambda k, v: pipeline.has_id(k, "sentinel"), process=cap)
+        expected = pipeline.mongo_state(coll)
+    finally:
+        assert cap.stop() == 0, cap.log()[-3000:]
+        server.stop()
+    reads = Counter(k["id"] for k, v in messages if v["op"] == "r")
+    assert len(reads) == n and max(reads.values()) == 1, "a document was copied twice or not at all"
+    updates = Counter(k["id"] for k, v in messages if v["op"] == "u")
+    assert len(updates) == 200 and max(updates.values()) == 1, "a change was lost or published twice"
+    assert pipeline.fold(messages) == expected

@@ -78,7 +78,8 @@ class KafkaAdmin {
                      std::chrono::milliseconds timeout = std::chrono::seconds(30));
   Status DeleteTopic(const std::string& name,
                      std::chrono::milliseconds timeout = std::chrono::seconds(30));
-  // How many partitions the topic has.
+  // How many partitions the topic has. A topic unknown to the broker is waited for until `timeout`
+  // (a topic just created may be missing from a broker's metadata for a moment), then an error.
   Result<int> PartitionCount(const std::string& name,
                              std::chrono::milliseconds timeout = std::chrono::seconds(30));
 

@@ -4,8 +4,8 @@ maximum), through capture and one engine: `mongo2mysql apply` (native) or the Sp
 with the product's defaults (capture --max-batch-ms 200; apply --max-batch-ms 500; Spark's 1 s
 trigger), as a user would start them.
 
-Each written document has a new integer _id in schedule order, written by one of four threads (one
-pymongo thread cannot keep much over 1,500 inserts/s); the time is taken just before the insert. A watcher polls MySQL every 10 ms for the ids above the highest id below which all were
+Each written document has a new integer _id in write order; the time is taken just before the
+insert. A watcher polls MySQL every 10 ms for the ids above the highest id below which all were
 seen (a primary-key range read of only the new rows), so polling costs little and adds at most its
 interval to a figure. Also the peak RSS of capture and of the engine's processes.
 
@@ -48,26 +48,17 @@ class Watcher(threading.Thread):
             self.stopped.wait(self.interval)
 
 
-def write_at(coll, first, count, rate, writers=4):
-    """Inserts ids first..first+count-1, id k at started + k/rate, from `writers` threads so that one
-    client's round trips do not cap the rate; returns ({id: write time}, achieved rate)."""
+def write_at(coll, first, count, rate):
+    """Inserts ids first..first+count-1 at `rate` per second; returns ({id: write time}, achieved rate)."""
     written = {}
     started = time.monotonic()
-
-    def writer(offset):
-        for k in range(offset, count, writers):
-            delay = started + k / rate - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)
-            i = first + k
-            written[i] = time.monotonic()
-            coll.insert_one(benchlib.document(i, i, 1 + i % 3))
-
-    threads = [threading.Thread(target=writer, args=(offset,)) for offset in range(writers)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    for k in range(count):
+        delay = started + k / rate - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        i = first + k
+        written[i] = time.monotonic()
+        coll.insert_one(benchlib.document(i, i, 1 + i % 3))
     elapsed = time.monotonic() - started
     return written, count / elapsed if elapsed > 0 else None
 

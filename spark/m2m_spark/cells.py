@@ -13,6 +13,7 @@ from collections import namedtuple
 
 from pyspark.sql import DataFrame, functions as F
 
+from .arrow import collect_tuples
 from .config import MappingConfig
 
 # Keys that make a one-key (or $code/$scope, legacy $binary/$type) object a BSON scalar in
@@ -155,8 +156,8 @@ def cells(events: DataFrame, cfg: MappingConfig) -> list:
         more = next_level.limit(1).selectExpr(
             "ord", "seq", "levels", "idx", "path", "'MORE' AS nat", "CAST(NULL AS STRING) AS text",
             "CAST(NULL AS BINARY) AS raw")
-        got = value.unionByName(rows).unionByName(scalars).unionByName(more).collect()
-        out.extend(Cell._make(c) for c in got if c.nat != "MORE")
+        got = [Cell._make(c) for c in collect_tuples(value.unionByName(rows).unionByName(scalars).unionByName(more))]
+        out.extend(c for c in got if c.nat != "MORE")
         if all(c.nat != "MORE" for c in got):
             break
         nodes = next_level

@@ -91,8 +91,18 @@ class Table:
         low = name.lower()
         return next((c for c in self.columns if c.name.lower() == low), None)
 
+    # Columns by source, for find_source, which the fold calls for every cell; rebuilt when columns
+    # were added (they are only ever appended, and a column's source never changes).
+    _by_source: tuple = field(default=(0, {}), init=False, repr=False, compare=False)
+
     def find_source(self, source):
-        return next((c for c in self.columns if c.source == source), None)
+        count, index = self._by_source
+        if count != len(self.columns):
+            index = {}
+            for c in self.columns:
+                index.setdefault(c.source, c)
+            self._by_source = (len(self.columns), index)
+        return index.get(source)
 
     def levels(self):
         return json.loads(self.source)[1:]

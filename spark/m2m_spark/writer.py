@@ -19,6 +19,7 @@ from . import events as events_mod
 from . import mapping as mp
 from . import render
 from . import transforms as transforms_mod
+from .arrow import collect_tuples
 
 log = logging.getLogger("m2m_spark")
 
@@ -201,10 +202,10 @@ class BatchWriter:
         evs = _with_keys(evs, self.cfg).selectExpr(
             "*", "IF(after IS NULL AND updated IS NOT NULL, json_object_keys(updated), array()) "
             "AS updated_keys").localCheckpoint(eager=False)
-        rows = evs.select("ord", "topic", "partition", "offset", "event", "collection", "keys",
-                          "document_key", F.col("after").isNotNull(), "has_update", "updated_keys",
-                          "removed", "truncated", "rename_to", "error", "raw_value", "raw_key",
-                          "ct_t", "ct_i").collect()
+        rows = collect_tuples(evs.select("ord", "topic", "partition", "offset", "event", "collection", "keys",
+                                         "document_key", F.col("after").isNotNull(), "has_update", "updated_keys",
+                                         "removed", "truncated", "rename_to", "error", "raw_value", "raw_key",
+                                         "ct_t", "ct_i"))
         events = [Event(r[0], r[1], r[2], r[3], r[4], r[5], [tuple(k) if k else None for k in r[6]],
                         r[7] or "", r[8], r[9], r[10] or [], r[11] or [], r[12] or [], r[13], r[14], r[15],
                         r[16], (r[17], r[18])) for r in sorted(rows, key=lambda r: r[0])]

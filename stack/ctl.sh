@@ -34,13 +34,25 @@ check_port_free() {
   [ -z "$holder" ] || die "port $port is already in use by $holder; stop that process or set the port's M2M_*_PORT variable"
 }
 
-wait_until() {  # wait_until <what> <command...>
-  local what=$1; shift
+wait_until() {  # wait_until <component> <what> <command...>
+  local name=$1 what=$2; shift 2
   local deadline=$((SECONDS + START_TIMEOUT))
   until "$@" >/dev/null 2>&1; do
+    if ! running_pid "$name" >/dev/null; then
+      grep -m 1 -E 'Exception|ERROR|error' "$M2M_LOGS/$name.out" >&2 || tail -n 5 "$M2M_LOGS/$name.out" >&2
+      die "$what exited while starting$(start_hint "$name"); its output: $M2M_LOGS/$name.out"
+    fi
     [ $SECONDS -lt $deadline ] || die "$what did not become healthy within ${START_TIMEOUT}s; see $M2M_LOGS"
     sleep 0.5
   done
+}
+
+# What to do about a start that failed in a way we know.
+start_hint() {
+  if [ "$1" = mongo ] && grep -q 'MVStoreException' "$M2M_LOGS/mongo.out" 2>/dev/null; then
+    printf '%s' ": its data file $M2M_STATE/mongo/data.mv is damaged (a stop that did not finish writing it?);" \
+      " it holds only local test data: move it aside (mv $M2M_STATE/mongo/data.mv{,.damaged}) and start again"
+  fi
 }
 
 launch() {  # launch <component> <command...>: detached, output to its log, pid recorded
@@ -65,7 +77,7 @@ start_mariadb() {
     --pid-file="$dir/mysqld.pid" --log-error="$M2M_LOGS/mariadb.log" \
     --innodb-buffer-pool-size=512M --max-connections=300 --character-set-server=utf8mb4 \
     --collation-server=utf8mb4_bin --max-allowed-packet=256M
-  wait_until "MariaDB" mysql_admin -e 'SELECT 1'
+  wait_until mariadb "MariaDB" mysql_admin -e 'SELECT 1'
   # The pipeline user may create databases: tests make one each, and users may map several.
   mysql_admin <<SQL
 CREATE DATABASE IF NOT EXISTS \`$M2M_MYSQL_DATABASE\`;
@@ -116,7 +128,7 @@ PROPS
   fi
   rm -f "$M2M_LOGS/kafka.log"
   launch kafka "${jvm[@]}" kafka.Kafka "$conf"
-  wait_until "Kafka" kafka_ready
+  wait_until kafka "Kafka" kafka_ready
 }
 
 mongo_ready() { grep -q 'listening on' "$M2M_LOGS/mongo.out" && [ -n "$(port_holder "$M2M_MONGO_PORT")" ]; }
@@ -126,7 +138,7 @@ start_mongo() {
   mkdir -p "$M2M_STATE/mongo"
   launch mongo java -Xms128m -Xmx2g -cp "$M2M_JARS/mongo/*:$M2M_JARS/mongo-launcher" MongoStandIn \
     "$M2M_HOST" "$M2M_MONGO_PORT" "$M2M_STATE/mongo/data.mv"
-  wait_until "MongoDB stand-in" mongo_ready
+  wait_until mongo "MongoDB stand-in" mongo_ready
 }
 
 up() {
@@ -143,9 +155,10 @@ down() {
   local name=$1 pid
   if ! pid=$(running_pid "$name"); then say "$name: not running"; rm -f "$(pidfile "$name")"; return; fi
   kill -TERM "$pid"
-  local deadline=$((SECONDS + 60))
+  # The stand-in writes its whole store on the way out; killed in the middle, the file is damaged.
+  local deadline=$((SECONDS + 180))
   while kill -0 "$pid" 2>/dev/null; do
-    if [ $SECONDS -ge $deadline ]; then say "$name: did not stop in 60s, killing"; kill -KILL "$pid"; fi
+    if [ $SECONDS -ge $deadline ]; then say "$name: did not stop in 180s, killing"; kill -KILL "$pid"; fi
     sleep 0.2
   done
   rm -f "$(pidfile "$name")"

@@ -35,6 +35,8 @@ void AddCaptureCommand(CLI::App& app, Action& action) {
       "in one Kafka transaction, so after a crash capture continues exactly after the last committed\n"
       "batch: nothing lost, nothing published twice for read_committed consumers. Events that cannot\n"
       "be converted or are too large go to <topic-prefix>.__dead_letter with the reason.\n"
+      "MongoDB unreachable after the start (an election, a restart) is waited out: capture logs\n"
+      "each try and goes on from its last checkpoint or unfinished chunk (docs/checkpoints.md).\n"
       "Stop with Ctrl-C or SIGTERM; the current batch is abandoned and redone on the next start.\n\n"
       "Example:\n"
       "  mongo2mysql capture --mongo-uri 'mongodb://db1:27017/?replicaSet=rs0' --db shop \\\n"

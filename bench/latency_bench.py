@@ -6,9 +6,10 @@ trigger), as a user would start them.
 
 Each written document has a new integer _id in write order and a due time on a fixed schedule; its
 latency counts from that due time (documents overdue when the writer gets to them go in one
-insert_many), so the writer's own delays are in the figure and the rate is the one asked for. A watcher polls MySQL every 10 ms for the ids above the highest id below which all were
-seen (a primary-key range read of only the new rows), so polling costs little and adds at most its
-interval to a figure. Also the peak RSS of capture and of the engine's processes.
+insert_many), so the writer's own delays are in the figure and the rate is the one asked for. A
+watcher polls MySQL every 10 ms for the ids above the highest id below which all were seen (a
+primary-key range read of only the new rows), so polling costs little and adds at most its interval
+to a figure. Also the peak RSS of capture and of the engine's processes.
 
   .stack/venv/bin/python bench/latency_bench.py --engine native --max-rate 400 --seconds 20
 """

@@ -313,7 +313,7 @@ struct Capture::Loop {
   }
 
   // The pause before the next attempt after a retriable error: 0.5 s, doubling up to 30 s, cut short
-  // by a stop request. A MongoDB election or a broker restart is waited out, however long it takes.
+  // by a stop request. A MongoDB election or restart is waited out, however long it takes.
   struct RetryPause {
     std::chrono::milliseconds next{500};
     void Wait(const std::atomic<bool>& stop) {
@@ -638,7 +638,7 @@ struct Capture::Loop {
     return Status::OK();
   }
 
-  // A retriable error (a broker or the MongoDB primary failing over) abandons the chunk in flight;
+  // A retriable error (MongoDB unreachable, its primary stepping down) abandons the chunk in flight;
   // the copy goes on at the first unfinished chunk, as after a restart, so nothing is copied twice.
   Status SnapshotWithRetries() {
     RetryPause pause;

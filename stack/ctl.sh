@@ -155,7 +155,7 @@ down() {
   local name=$1 pid
   if ! pid=$(running_pid "$name"); then say "$name: not running"; rm -f "$(pidfile "$name")"; return; fi
   kill -TERM "$pid"
-  # The stand-in writes its whole store on the way out; killed in the middle, the file is damaged.
+  # A server killed while it writes its files on the way out may leave them damaged: wait long.
   local deadline=$((SECONDS + 180))
   while kill -0 "$pid" 2>/dev/null; do
     if [ $SECONDS -ge $deadline ]; then say "$name: did not stop in 180s, killing"; kill -KILL "$pid"; fi

@@ -108,10 +108,11 @@ def test_mongodb_going_away_mid_snapshot_and_mid_stream_is_waited_out_without_lo
     server = pipeline.start_mongo_standin(tmp_path)
     port = int(server.uri.rsplit(":", 1)[1])
 
-    def restart(server):
+    def restart(server, cap, retries_before):
+        """Stops the stand-in until capture has logged a retry more than `retries_before`."""
         server.stop()  # SIGTERM: the stand-in flushes its data for the restart
         stack.wait_for(lambda: cap.assert_running() or cap.log().count("trying again in") +
-                       cap.log().count("going on at the first unfinished chunk") > restarts, timeout=120,
+                       cap.log().count("going on at the first unfinished chunk") > retries_before, timeout=120,
                        what="capture to notice that MongoDB is gone")
         return pipeline.start_mongo_standin(tmp_path, port=port)
 
@@ -123,16 +124,14 @@ def test_mongodb_going_away_mid_snapshot_and_mid_stream_is_waited_out_without_lo
     cap = pipeline.start_capture(tmp_path, "snapfail", "c", prefix=prefix, name="fail", mongo_uri=server.uri,
                                  extra=["--snapshot-chunk-size", "100", "--snapshot-parallelism", "1"])
     try:
-        restarts = 0
         stack.wait_for(lambda: cap.assert_running() or pipeline.topic_end_offsets(topic) >= 1000, timeout=300,
                        what="part of the snapshot")
-        server = restart(server)
-        restarts = 1
+        server = restart(server, cap, 0)
         pipeline.wait_for_checkpoint(prefix, cap, timeout=300)
         assert "snapshot complete" in cap.log() and "going on at the first unfinished chunk" in cap.log()
         coll = pymongo.MongoClient(server.uri)["snapfail"].c
         coll.update_many({"_id": {"$lt": 100}}, {"$set": {"pad": "before"}})
-        server = restart(server)
+        server = restart(server, cap, 1)
         coll = pymongo.MongoClient(server.uri)["snapfail"].c
         coll.update_many({"_id": {"$gte": 100, "$lt": 200}}, {"$set": {"pad": "after"}})
         coll.insert_one({"_id": "sentinel"})

@@ -18,6 +18,8 @@ using Path = std::vector<std::string>;
 constexpr size_t kMaxColumnComment = 1024;
 constexpr size_t kMaxTableComment = 2048;
 constexpr std::string_view kKeyPrefix = "#key ";
+constexpr std::string_view kOverflowSource = "#overflow";
+constexpr std::string_view kOverflowName = "_overflow";
 
 Path SplitDots(std::string_view s) {
   Path out;
@@ -42,6 +44,77 @@ bool IsPrefix(const Path& prefix, const Path& path) {
 
 bool AllDigits(std::string_view s) {
   return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+bool IsHex(char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
+
+// A key that is a value rather than a name: a number, a hash or id in hex (ObjectId, MD5, SHA), a
+// UUID, a date ("2024-01-31", "2024-01", "2024/01/31T10:00"). Sub-documents with such keys are maps.
+bool LooksLikeData(std::string_view key) {
+  std::string_view k = key;
+  if (!k.empty() && k[0] == '-') k.remove_prefix(1);
+  if (AllDigits(k)) return true;
+  if (key.size() >= 16 && std::all_of(key.begin(), key.end(), IsHex)) return true;
+  if (key.size() == 36) {
+    bool uuid = true;
+    for (size_t i = 0; i < 36 && uuid; ++i) {
+      uuid = (i == 8 || i == 13 || i == 18 || i == 23) ? key[i] == '-' : IsHex(key[i]);
+    }
+    if (uuid) return true;
+  }
+  auto digits = [&](size_t from, size_t n) { return key.size() >= from + n && AllDigits(key.substr(from, n)); };
+  auto sep = [&](size_t at) { return key.size() > at && (key[at] == '-' || key[at] == '/' || key[at] == '_'); };
+  if (digits(0, 4) && sep(4) && digits(5, 2)) {
+    return key.size() == 7 || (sep(7) && digits(8, 2) && (key.size() == 10 || key[10] == 'T' || key[10] == ' '));
+  }
+  return false;
+}
+
+// Path components as one string for a source prefix test: the source of every column under `path`
+// starts with this.
+std::string SourcePrefix(const Path& path) {
+  std::string s = PathSource(path);
+  s.back() = ',';
+  return s;
+}
+
+// The overflow column's JSON: the fields as they sit in the document (nested objects), in the order
+// they were met; each value is its relaxed Extended JSON.
+std::string RenderOverflow(const std::vector<std::pair<Path, std::string>>& fields) {
+  struct Node {
+    std::vector<std::pair<std::string, Node>> kids;
+    const std::string* value = nullptr;
+  };
+  Node root;
+  for (const auto& [path, value] : fields) {
+    Node* n = &root;
+    for (const std::string& c : path) {
+      auto it = std::find_if(n->kids.begin(), n->kids.end(), [&](const auto& k) { return k.first == c; });
+      if (it == n->kids.end()) {
+        n->kids.emplace_back(c, Node{});
+        it = std::prev(n->kids.end());
+      }
+      n = &it->second;
+    }
+    n->value = &value;
+  }
+  std::string out;
+  std::function<void(const Node&)> render = [&](const Node& n) {
+    if (n.value) {
+      out += *n.value;
+      return;
+    }
+    out += '{';
+    for (size_t i = 0; i < n.kids.size(); ++i) {
+      if (i) out += ',';
+      out += nlohmann::json(n.kids[i].first).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+      out += ':';
+      render(n.kids[i].second);
+    }
+    out += '}';
+  };
+  render(root);
+  return out;
 }
 
 // The path of a field column's source; nullopt for structural columns (#key, #idx, #value).
@@ -79,6 +152,12 @@ std::string KeyLabel(const bson_t* key) {
   return out;
 }
 
+bool VarcharAllowedIn(const TableSchema& t, int max_varchar_columns) {
+  auto varchars = std::count_if(t.columns.begin(), t.columns.end(),
+                                [](const ColumnSchema& x) { return x.type == SqlType::kVarchar; });
+  return varchars < max_varchar_columns;
+}
+
 // Maps one event. Works on copies of the tables it touches and commits them to the catalog only when
 // the whole event mapped, so a failure leaves the catalog as it was.
 class EventMapper {
@@ -105,6 +184,8 @@ class EventMapper {
     std::vector<Path> levels;
     std::vector<std::pair<std::string, ColumnValue>> key;  // (column source, value)
     std::string where;  // display path of the row: "" or "items.3"
+    // Fields of the current row kept in its overflow column: (path in the row, relaxed JSON).
+    std::vector<std::pair<Path, std::string>> overflow;
   };
 
   Status Fail(const std::string& field, const std::string& cause) const {
@@ -119,13 +200,36 @@ class EventMapper {
   TableSchema* FindTable(const std::string& source);
   Result<TableSchema*> GetTable(const std::string& source, std::string_view prefix, const Path& name_path);
   bool TableNameTaken(std::string_view name, std::string_view source) const;
+  // Stores `v` in the row's column for `source`, creating or widening the column. `it` is given for
+  // an automatic field's value: where a new column or a widening would take the table past its
+  // budgets (o_.limits), the value goes to the row's overflow column instead.
   Status Put(Level& lvl, Row& row, const std::string& source, const Path& name_path,
-             const std::string& explicit_name, const SqlValue& v, bool key, const std::string& field);
+             const std::string& explicit_name, SqlValue v, bool key, const std::string& field,
+             const bson_iter_t* it = nullptr);
+  // Adds the row's overflow column, when any field went there.
+  Status FinishRow(Level& lvl, Row& row);
+  bool IsMap(const Level& lvl, const Path& path, const bson_t* sub, bool root) const;
   Result<Level> RootLevel(const bson_t* doc, const bson_t* document_key, Row* key_row, bool create);
   Status WalkDocument(Level& lvl, Row& row, const bson_t* doc, Path& path, int depth, bool root);
   Status WalkField(Level& lvl, Row& row, const bson_iter_t* it, Path& path, int depth, bool root);
   Status EmitChildren(Level& lvl, const bson_iter_t* array, const Path& path);
   const ColumnMapping* ExplicitColumn(const std::string& dotted) const;
+  bool VarcharAllowed(const TableSchema& t) const { return VarcharAllowedIn(t, o_.max_varchar_columns); }
+  // The overflow column `t` gets (named so it collides with no field column), typed JSON.
+  static ColumnSchema OverflowColumn(const TableSchema& t) {
+    ColumnSchema c;
+    c.source = kOverflowSource;
+    c.name = MakeIdentifier("", {std::string(kOverflowName)}, "_", kOverflowSource,
+                            [&](std::string_view n) { return t.FindColumn(n) != nullptr; });
+    c.type = SqlType::kJson;
+    return c;
+  }
+  // Whether `t` stays within the limits (WithinLimits) with room for its overflow column.
+  bool Fits(const TableSchema& t, bool widening) const {
+    if (t.FindSource(kOverflowSource)) return WithinLimits(t.columns, o_.limits, widening);
+    ColumnSchema overflow = OverflowColumn(t);
+    return WithinLimits(t.columns, o_.limits, widening, &overflow);
+  }
   std::optional<std::string> DeltaBlocker(const Path& path) const;
   void NullUnder(const Path& path, Row& row) const;
 
@@ -187,12 +291,20 @@ const ColumnMapping* EventMapper::ExplicitColumn(const std::string& dotted) cons
 }
 
 Status EventMapper::Put(Level& lvl, Row& row, const std::string& source, const Path& name_path,
-                        const std::string& explicit_name, const SqlValue& v, bool key,
-                        const std::string& field) {
+                        const std::string& explicit_name, SqlValue v, bool key,
+                        const std::string& field, const bson_iter_t* it) {
   TableSchema& t = *lvl.table;
+  if (v.type == SqlType::kJson && JsonDepth(v.text) > o_.limits.max_json_depth) v = TextValue(std::move(v.text));
+  auto overflow = [&] {
+    lvl.overflow.emplace_back(name_path, RelaxedJson(it));
+    return Status::OK();
+  };
   ColumnSchema* c = const_cast<ColumnSchema*>(t.FindSource(source));
   if (c == nullptr) {
-    if (source.size() + 5 > kMaxColumnComment) return Fail(field, "path too long to record in a column comment");
+    if (source.size() + 5 > kMaxColumnComment) {
+      if (it) return overflow();
+      return Fail(field, "path too long to record in a column comment");
+    }
     ColumnSchema col;
     col.source = source;
     col.name = !explicit_name.empty()
@@ -209,20 +321,66 @@ Status EventMapper::Put(Level& lvl, Row& row, const std::string& source, const P
     }
     t.columns.push_back(std::move(col));
     c = &t.columns.back();
+    if (it && !c->fixed_type) {
+      // The new column is judged at the type it will have, with room kept for the overflow column.
+      c->type = Widen(SqlType::kNull, v, VarcharAllowed(t));
+      if (!Fits(t, false)) {
+        t.columns.pop_back();
+        return overflow();
+      }
+      c->type = SqlType::kNull;
+    }
   }
-  auto varchars = std::count_if(t.columns.begin(), t.columns.end(),
-                                [](const ColumnSchema& x) { return x.type == SqlType::kVarchar; });
   SqlType wanted = key ? WidenKey(c->type, v)
-                       : Widen(c->type, v, varchars < o_.max_varchar_columns || c->type == SqlType::kVarchar);
+                       : Widen(c->type, v, VarcharAllowed(t) || c->type == SqlType::kVarchar);
   if (wanted != c->type) {
     if (c->fixed_type && c->type != SqlType::kNull) {
       return Fail(field, "value " + v.text.substr(0, 64) + " needs " + std::string(SqlTypeName(wanted)) +
                              " but column `" + c->name + "` has the fixed type " + c->TypeDdl());
     }
+    SqlType before = c->type;
     c->type = wanted;
+    if (it && before != SqlType::kNull && !Fits(t, true)) {
+      c->type = before;
+      return overflow();
+    }
   }
-  row.push_back({c->name, v});
+  row.push_back({c->name, std::move(v)});
   return Status::OK();
+}
+
+Status EventMapper::FinishRow(Level& lvl, Row& row) {
+  if (lvl.overflow.empty()) return Status::OK();
+  SqlValue v;
+  v.type = SqlType::kJson;
+  v.text = RenderOverflow(lvl.overflow);
+  lvl.overflow.clear();
+  return Put(lvl, row, std::string(kOverflowSource), {std::string(kOverflowName)}, "", std::move(v), false,
+             Display(lvl, {std::string(kOverflowName)}));
+}
+
+bool EventMapper::IsMap(const Level& lvl, const Path& path, const bson_t* sub, bool root) const {
+  if (root) {
+    auto it = cm_.maps.find(JoinDots(path));
+    if (it != cm_.maps.end()) return it->second == MapMode::kJson;
+  }
+  // Once a path is a map it stays one, so a later document with few or ordinary keys lands in the
+  // same JSON column rather than in new columns.
+  if (const ColumnSchema* c = lvl.table->FindSource(PathSource(path)); c && c->type == SqlType::kJson) return true;
+  bson_iter_t it;
+  int keys = 0;
+  if (bson_iter_init(&it, sub)) {
+    while (bson_iter_next(&it)) {
+      if (LooksLikeData({bson_iter_key(&it), bson_iter_key_len(&it)})) return true;
+      ++keys;
+    }
+  }
+  if (o_.map_threshold <= 0) return false;
+  if (keys > o_.map_threshold) return true;
+  const std::string prefix = SourcePrefix(path);
+  auto under = std::count_if(lvl.table->columns.begin(), lvl.table->columns.end(),
+                             [&](const ColumnSchema& c) { return c.source.starts_with(prefix); });
+  return under >= o_.map_threshold;
 }
 
 Result<EventMapper::Level> EventMapper::RootLevel(const bson_t* doc, const bson_t* document_key,
@@ -294,7 +452,7 @@ Status EventMapper::WalkField(Level& lvl, Row& row, const bson_iter_t* it, Path&
         bson_iter_document(it, &len, &data);
         bson_t sub;
         if (!bson_init_static(&sub, data, len)) return Fail(field, "corrupt BSON");
-        return WalkDocument(lvl, row, &sub, path, depth + 1, root);
+        if (!IsMap(lvl, path, &sub, root)) return WalkDocument(lvl, row, &sub, path, depth + 1, root);
       }
       break;
     case BSON_TYPE_ARRAY: {
@@ -308,6 +466,11 @@ Status EventMapper::WalkField(Level& lvl, Row& row, const bson_iter_t* it, Path&
       }
       std::vector<Path> levels = lvl.levels;
       levels.push_back(path);
+      // A child table's key is the root key plus an index per array level, and its comment records
+      // every level's path: past either limit the array stays a JSON value of its row.
+      bool child_fits = cm_.primary_key.size() + levels.size() <= static_cast<size_t>(o_.limits.max_key_parts) &&
+                        TableSource(collection_, levels).size() <= kMaxTableComment;
+      if (!child_fits) break;
       bool table_mode = o_.scalar_arrays == ScalarArrayMode::kTable;
       if (any_doc || (n > 0 && table_mode) || (n == 0 && FindTable(TableSource(collection_, levels)))) {
         return EmitChildren(lvl, it, path);
@@ -318,7 +481,7 @@ Status EventMapper::WalkField(Level& lvl, Row& row, const bson_iter_t* it, Path&
     default:
       break;
   }
-  return Put(lvl, row, source, path, "", ValueFromBson(it), false, field);
+  return Put(lvl, row, source, path, "", ValueFromBson(it), false, field, it);
 }
 
 Status EventMapper::EmitChildren(Level& lvl, const bson_iter_t* array, const Path& path) {
@@ -358,6 +521,7 @@ Status EventMapper::EmitChildren(Level& lvl, const bson_iter_t* array, const Pat
       if (!bson_init_static(&sub, data, len)) return Fail(where, "corrupt BSON");
       Path sub_path;
       M2M_RETURN_NOT_OK(WalkDocument(child, row, &sub, sub_path, 0, false));
+      M2M_RETURN_NOT_OK(FinishRow(child, row));
     } else if (!BSON_ITER_HOLDS_NULL(&el)) {
       M2M_RETURN_NOT_OK(Put(child, row, "#value", {}, "_value", ValueFromBson(&el), false, where));
     }
@@ -373,6 +537,7 @@ Result<DocumentOp> EventMapper::Upsert(const bson_t* doc, const bson_t* document
   op.row = op.key;
   Path path;
   M2M_RETURN_NOT_OK(WalkDocument(root, op.row, doc, path, 0, true));
+  M2M_RETURN_NOT_OK(FinishRow(root, op.row));
   op.table = root.table->name;
   op.children = std::move(children_);
   return op;
@@ -391,6 +556,7 @@ std::optional<std::string> EventMapper::DeltaBlocker(const Path& path) const {
   const std::string dotted = JoinDots(path);
   for (size_t i = 1; i < path.size(); ++i) {
     if (AllDigits(path[i])) return "field " + dotted + " is an array position";
+    if (LooksLikeData(path[i])) return "field " + dotted + " is inside a map keyed by data";
   }
   if (static_cast<int>(path.size()) > o_.flatten_depth + 1) {
     return "field " + dotted + " is inside a sub-document stored as JSON";
@@ -440,21 +606,52 @@ Result<DocumentOp> EventMapper::Update(const UpdateDescription& ud, const bson_t
     return std::move(op);
   };
   if (!ud.truncated_arrays.empty()) return needs_full("field " + ud.truncated_arrays[0].field + " is a truncated array");
+  // Which of this row's fields sit in the overflow column is not known here, so a delta could leave
+  // a stale copy there.
+  if (const ColumnSchema* c = root.table->FindSource(kOverflowSource)) {
+    return needs_full("the table keeps fields in its overflow column " + c->name);
+  }
+  bool dotted_names = false;
+  for (const TableSchema* t : catalog_.CollectionTables(collection_)) {
+    for (const ColumnSchema& c : t->columns) dotted_names |= !c.source.starts_with('#') && c.source.find('.') != std::string::npos;
+  }
+  // The path an updatedFields or removedFields key names: MongoDB writes "a.b" both for the field b
+  // inside a and for a field named "a.b"; disambiguatedPaths (6.1+, showExpandedEvents) says which.
+  auto resolve = [&](const std::string& key, Path* path) -> std::optional<std::string> {
+    bson_iter_t d, comp;
+    if (!ud.disambiguated_paths.empty() && bson_iter_init_find(&d, ud.disambiguated_paths.get(), key.c_str()) &&
+        BSON_ITER_HOLDS_ARRAY(&d) && bson_iter_recurse(&d, &comp)) {
+      path->clear();
+      while (bson_iter_next(&comp)) {
+        if (!BSON_ITER_HOLDS_UTF8(&comp)) return "field " + key + " has an array position";
+        path->emplace_back(bson_iter_utf8(&comp, nullptr));
+      }
+      return std::nullopt;
+    }
+    *path = SplitDots(key);
+    if (dotted_names && path->size() > 1) {
+      return "field " + key + " may name a field whose name contains '.' (no disambiguatedPaths)";
+    }
+    return std::nullopt;
+  };
   bson_iter_t it;
   if (!bson_iter_init(&it, ud.updated_fields.get())) return Fail("", "corrupt updateDescription");
   while (bson_iter_next(&it)) {
-    Path path = SplitDots(bson_iter_key(&it));
+    Path path;
+    if (auto why = resolve(bson_iter_key(&it), &path)) return needs_full(*why);
     if (auto why = DeltaBlocker(path)) return needs_full(*why);
     Row part;
     M2M_RETURN_NOT_OK(WalkField(root, part, &it, path, static_cast<int>(path.size()) - 1, true));
     if (!children_.empty()) return needs_full("field " + JoinDots(path) + " holds an array of documents");
+    if (!root.overflow.empty()) return needs_full("field " + JoinDots(path) + " does not fit its table's columns");
     // The whole sub-tree was replaced: its columns that the new value does not set are gone.
     bool excluded = std::find(cm_.exclude.begin(), cm_.exclude.end(), JoinDots(path)) != cm_.exclude.end();
     if (!excluded) NullUnder(path, part);
     for (ColumnValue& cv : part) op.set.push_back(std::move(cv));
   }
   for (const std::string& removed : ud.removed_fields) {
-    Path path = SplitDots(removed);
+    Path path;
+    if (auto why = resolve(removed, &path)) return needs_full(*why);
     if (auto why = DeltaBlocker(path)) return needs_full(*why);
     NullUnder(path, op.set);
   }
@@ -532,7 +729,8 @@ Status MappingOptions::Validate() const {
   }
   if (flatten_depth < 0 || flatten_depth > 32) return Status::Invalid("mapping: flatten_depth must be 0..32");
   if (max_varchar_columns < 0) return Status::Invalid("mapping: max_varchar_columns must be >= 0");
-  return Status::OK();
+  if (map_threshold < 0) return Status::Invalid("mapping: map_threshold must be >= 0");
+  return limits.Validate();
 }
 
 Status MappingConfig::Validate() const {
@@ -578,6 +776,10 @@ Status ParseYamlInto(const YAML::Node& root, MappingConfig* config) {
       o.flatten_depth = v.as<int>();
     } else if (key == "max_varchar_columns") {
       o.max_varchar_columns = v.as<int>();
+    } else if (key == "map_threshold") {
+      o.map_threshold = v.as<int>();
+    } else if (key == "max_columns") {
+      o.limits.max_columns = v.as<int>();
     } else if (key == "scalar_arrays") {
       M2M_ASSIGN_OR_RETURN(int c, choice({"json", "table"}));
       o.scalar_arrays = static_cast<ScalarArrayMode>(c);
@@ -601,6 +803,15 @@ Status ParseYamlInto(const YAML::Node& root, MappingConfig* config) {
                                              : std::vector<std::string>{fv.as<std::string>()};
           } else if (fk == "exclude") {
             cm.exclude = fv.as<std::vector<std::string>>();
+          } else if (fk == "maps") {
+            if (!fv.IsMap()) return Status::Invalid("mapping: " + name + ".maps: a map of path: json | flatten");
+            for (const auto& m : fv) {
+              std::string mode = m.second.as<std::string>();
+              if (mode != "json" && mode != "flatten") {
+                return Status::Invalid("mapping: " + name + ".maps." + m.first.as<std::string>() + ": json or flatten, not '" + mode + "'");
+              }
+              cm.maps[m.first.as<std::string>()] = mode == "json" ? MapMode::kJson : MapMode::kFlatten;
+            }
           } else if (fk == "unmapped") {
             std::string s = fv.as<std::string>();
             if (s != "auto" && s != "ignore") return Status::Invalid("mapping: " + name + ".unmapped: auto or ignore");
@@ -718,10 +929,18 @@ Result<MappedEvent> Mapper::Map(const ChangeEvent& ev, Catalog& catalog) const {
         out.collection = std::move(op);
         return out;
       }
-      if (!catalog.CollectionTables(ev.rename_to_collection).empty()) {
+      if (catalog.FindSource(TableSource(ev.rename_to_collection, {}))) {
         return Status::Mapping("rename " + ev.collection + " -> " + ev.rename_to_collection +
                                ": the target collection already has tables; drop them first");
       }
+      // Child tables of the target without its root are this rename's own, re-commented before a
+      // crash stopped it (the root's comment is written last): they finish with the rest.
+      std::vector<const TableSchema*> recommented = catalog.CollectionTables(ev.rename_to_collection);
+      tables.insert(tables.end(), recommented.begin(), recommented.end());
+      auto ours = [&](const TableSchema* t) {
+        auto c = SourceCollection(t->source);
+        return c == ev.collection || c == ev.rename_to_collection;
+      };
       // Parents before children, so a child's new name derives from its parent's new name.
       std::sort(tables.begin(), tables.end(), [](const TableSchema* a, const TableSchema* b) {
         return SourceLevels(a->source).size() < SourceLevels(b->source).size();
@@ -734,7 +953,7 @@ Result<MappedEvent> Mapper::Map(const ChangeEvent& ev, Catalog& catalog) const {
         std::string source = TableSource(ev.rename_to_collection, levels);
         auto is_taken = [&](std::string_view n) {
           const TableSchema* other = catalog.Find(n);
-          return taken.count(AsciiLower(n)) || (other && SourceCollection(other->source) != ev.collection);
+          return taken.count(AsciiLower(n)) || (other && !ours(other));
         };
         std::string name;
         if (levels.empty()) {

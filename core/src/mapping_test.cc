@@ -3,65 +3,10 @@
 #include <gtest/gtest.h>
 
 #include "m2m/identifiers.h"
-#include "m2m/sql_writer.h"
+#include "mapping_test_util.h"
 
 namespace m2m {
 namespace {
-
-ChangeEvent Insert(const std::string& json, const std::string& coll = "orders") {
-  ChangeEvent ev;
-  ev.kind = EventKind::kInsert;
-  ev.collection = coll;
-  auto doc = BsonDocument::FromJson(json);
-  EXPECT_TRUE(doc.ok()) << doc.status().ToString();
-  ev.after = *doc;
-  bson_iter_t it;
-  if (bson_iter_init_find(&it, doc->get(), "_id")) {
-    bson_append_iter(ev.document_key.mutable_get(), "_id", 3, &it);
-  }
-  return ev;
-}
-
-ChangeEvent Keyed(EventKind kind, const std::string& key_json, const std::string& coll = "orders") {
-  ChangeEvent ev;
-  ev.kind = kind;
-  ev.collection = coll;
-  ev.document_key = *BsonDocument::FromJson(key_json);
-  return ev;
-}
-
-class MappingTest : public ::testing::Test {
- protected:
-  void Use(const std::string& yaml) {
-    auto config = ParseMappingYaml(yaml);
-    ASSERT_TRUE(config.ok()) << config.status().ToString();
-    mapper_ = std::make_unique<Mapper>(*Mapper::Make(*config));
-  }
-  // Maps the events and returns all statements of one batch.
-  std::vector<std::string> Sql(const std::vector<ChangeEvent>& events) {
-    Batch batch;
-    for (const ChangeEvent& ev : events) {
-      auto m = mapper_->Map(ev, catalog_);
-      EXPECT_TRUE(m.ok()) << m.status().ToString();
-      if (m.ok()) batch.Add(std::move(*m), catalog_);
-    }
-    auto sql = RenderBatch(batch, options_);
-    EXPECT_TRUE(sql.ok()) << sql.status().ToString();
-    return sql.ok() ? *sql : std::vector<std::string>{};
-  }
-  const ColumnSchema* Column(const std::string& table, const std::string& column) {
-    const TableSchema* t = catalog_.Find(table);
-    return t ? t->FindColumn(column) : nullptr;
-  }
-  SqlType TypeOf(const std::string& table, const std::string& column) {
-    const ColumnSchema* c = Column(table, column);
-    return c ? c->type : SqlType::kNull;
-  }
-
-  std::unique_ptr<Mapper> mapper_ = std::make_unique<Mapper>(*Mapper::Make({}));
-  Catalog catalog_;
-  SqlOptions options_;
-};
 
 TEST(IdentifiersTest, QuotesAndEscapes) {
   EXPECT_EQ(QuoteIdentifier("a`b"), "`a``b`");

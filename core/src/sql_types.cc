@@ -137,14 +137,14 @@ SqlValue Integer(int64_t v, SqlType type) {
   return out;
 }
 
-SqlValue Text(std::string text) {
+}  // namespace
+
+SqlValue TextValue(std::string text) {
   SqlValue out;
   out.type = TextTypeFor(text, true);
   out.text = std::move(text);
   return out;
 }
-
-}  // namespace
 
 std::string_view SqlTypeName(SqlType type) {
   switch (type) {
@@ -262,7 +262,7 @@ SqlValue ValueFromBson(const bson_iter_t* iter) {
     case BSON_TYPE_DOUBLE: {
       double d = bson_iter_double(iter);
       out.text = DoubleText(d);
-      if (!std::isfinite(d)) return Text(out.text);
+      if (!std::isfinite(d)) return TextValue(out.text);
       out.type = SqlType::kDouble;
       out.decimal = FixedDecimal(out.text);
       return out;
@@ -274,7 +274,7 @@ SqlValue ValueFromBson(const bson_iter_t* iter) {
       bson_decimal128_to_string(&dec, buf);
       out.text = buf;
       out.decimal = FixedDecimal(out.text);
-      if (!out.decimal) return Text(out.text);
+      if (!out.decimal) return TextValue(out.text);
       out.type = SqlType::kDecimal;
       out.text = DecimalColumnText(*out.decimal);
       return out;
@@ -282,14 +282,14 @@ SqlValue ValueFromBson(const bson_iter_t* iter) {
     case BSON_TYPE_DATE_TIME: {
       bool in_range = false;
       out.text = DateText(bson_iter_date_time(iter), &in_range);
-      if (!in_range) return Text(out.text);
+      if (!in_range) return TextValue(out.text);
       out.type = SqlType::kDateTime;
       return out;
     }
     case BSON_TYPE_UTF8: {
       uint32_t len = 0;
       const char* s = bson_iter_utf8(iter, &len);
-      return Text(std::string(s, len));
+      return TextValue(std::string(s, len));
     }
     case BSON_TYPE_OID: {
       char hex[25];
@@ -320,7 +320,7 @@ SqlValue ValueFromBson(const bson_iter_t* iter) {
       return out;
     default:
       // Regex, JavaScript, timestamp, min/max key, symbol, DBPointer, undefined: canonical EJSON.
-      return Text(ValueJson(iter, true));
+      return TextValue(ValueJson(iter, true));
   }
 }
 
@@ -388,7 +388,7 @@ std::string StoredText(const SqlValue& v, SqlType column) {
 
 SqlValue ConvertedToText(const SqlValue& v, SqlType from) {
   if (v.is_null()) return v;
-  return Text(StoredText(v, from));
+  return TextValue(StoredText(v, from));
 }
 
 namespace {

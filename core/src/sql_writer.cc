@@ -114,14 +114,18 @@ const TableSchema* Snapshot(const Batch::Segment& seg, const std::string& name) 
 void RenderCollectionOp(const CollectionOp& op, std::vector<std::string>* out) {
   if (!op.propagate || op.tables.empty()) return;
   if (op.kind == CollectionOpKind::kRename) {
-    std::string sql = "RENAME TABLE ";
-    for (size_t i = 0; i < op.renames.size(); ++i) {
-      sql += (i ? ", " : "") + QuoteIdentifier(std::get<0>(op.renames[i])) + " TO " +
-             QuoteIdentifier(std::get<1>(op.renames[i]));
-    }
-    out->push_back(sql);
+    // A rename replayed after a crash between RENAME TABLE and the COMMENTs finds its tables already
+    // under their new names (their comments still name the old collection): only the comments remain.
+    std::string pairs;
     for (const auto& [from, to, source] : op.renames) {
-      out->push_back("ALTER TABLE " + QuoteIdentifier(to) + " COMMENT=" + QuoteString(source));
+      if (from == to) continue;
+      pairs += (pairs.empty() ? "" : ", ") + QuoteIdentifier(from) + " TO " + QuoteIdentifier(to);
+    }
+    if (!pairs.empty()) out->push_back("RENAME TABLE " + pairs);
+    // Children first, the root last: until the root's comment changes, a replay still sees the rename
+    // as not done and finishes it (Mapper::Map takes children already re-commented as its own).
+    for (auto r = op.renames.rbegin(); r != op.renames.rend(); ++r) {
+      out->push_back("ALTER TABLE " + QuoteIdentifier(std::get<1>(*r)) + " COMMENT=" + QuoteString(std::get<2>(*r)));
     }
     return;
   }

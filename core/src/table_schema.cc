@@ -1,6 +1,8 @@
 #include "m2m/table_schema.h"
 
 #include <algorithm>
+#include <cstdint>
+#include <cstdio>
 #include <nlohmann/json.hpp>
 
 #include "m2m/identifiers.h"
@@ -113,13 +115,42 @@ Result<Catalog> CatalogFromInformationSchema(
   return catalog;
 }
 
-std::string PathSource(const std::vector<std::string>& path) { return nlohmann::json(path).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+namespace {
+
+// Compact JSON text of `j` for a COMMENT. MariaDB keeps comments in 3-byte UTF-8 and turns every
+// character beyond the Basic Multilingual Plane into '?', so those are written as \u escapes
+// (surrogate pairs): the comment then reads back as the same source and the same field keeps its
+// column after a restart.
+std::string CommentJson(const nlohmann::json& j) {
+  std::string text = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  std::string out;
+  out.reserve(text.size());
+  for (size_t i = 0; i < text.size(); ++i) {
+    unsigned char c = static_cast<unsigned char>(text[i]);
+    if (c < 0xF0 || i + 3 >= text.size()) {
+      out += text[i];
+      continue;
+    }
+    uint32_t cp = ((c & 0x07u) << 18) | ((static_cast<unsigned char>(text[i + 1]) & 0x3Fu) << 12) |
+                  ((static_cast<unsigned char>(text[i + 2]) & 0x3Fu) << 6) |
+                  (static_cast<unsigned char>(text[i + 3]) & 0x3Fu);
+    cp -= 0x10000;
+    char buf[16];
+    std::snprintf(buf, sizeof buf, "\\u%04x\\u%04x", 0xD800 + (cp >> 10), 0xDC00 + (cp & 0x3FF));
+    out += buf;
+    i += 3;
+  }
+  return out;
 }
+
+}  // namespace
+
+std::string PathSource(const std::vector<std::string>& path) { return CommentJson(nlohmann::json(path)); }
 
 std::string TableSource(std::string_view collection, const std::vector<std::vector<std::string>>& levels) {
   nlohmann::json j = nlohmann::json::array({std::string(collection)});
   for (const auto& level : levels) j.push_back(level);
-  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  return CommentJson(j);
 }
 
 std::optional<std::string> SourceCollection(std::string_view source) {

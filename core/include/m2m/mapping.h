@@ -3,7 +3,9 @@
 //
 // By default every collection maps automatically (docs/mapping.md): one table keyed by _id,
 // sub-documents flattened into columns, arrays of documents into child tables, arrays of scalars
-// into a JSON column. A YAML file can name tables and columns, fix types, exclude fields and choose
+// into a JSON column, sub-documents keyed by data (ids, numbers, dates, or too many keys) into a JSON
+// column. Whatever would take a table past the target server's limits (target_limits.h) is kept in
+// the table's overflow JSON column, so every valid document lands. A YAML file can name tables and columns, fix types, exclude fields and choose
 // the primary key per collection (format in docs/mapping.md, "YAML mapping").
 //
 // The Mapper is stateless; the schema it maps against is a Catalog the caller owns. Map() grows the
@@ -26,6 +28,7 @@
 #include "m2m/row_ops.h"
 #include "m2m/status.h"
 #include "m2m/table_schema.h"
+#include "m2m/target_limits.h"
 
 namespace m2m {
 
@@ -33,6 +36,9 @@ enum class ScalarArrayMode { kJson, kTable };
 enum class UnmappedFields { kAuto, kIgnore };
 enum class DropPolicy { kKeep, kDrop };
 enum class RenamePolicy { kRename, kKeep };
+// How a sub-document is stored: by the automatic rule, always as one JSON column (a map keyed by
+// data), or always flattened into columns.
+enum class MapMode { kJson, kFlatten };
 
 struct MappingOptions {
   // Joins the components of flattened names: address.city -> address_city; [A-Za-z0-9_]+.
@@ -47,6 +53,14 @@ struct MappingOptions {
   // VARCHAR(255) columns per table before new text columns start as TEXT, keeping rows under
   // MySQL's 65535-byte limit. Default: 40
   int max_varchar_columns = 40;
+  // A sub-document with more keys than this, or whose path already has this many columns, is a map
+  // keyed by data and stored as one JSON column (docs/mapping.md, "Maps keyed by data"); so is one
+  // with a key that looks like data (an id, a hash, a UUID, a number, a date). 0: only the key
+  // patterns decide. Default: 64
+  int map_threshold = 64;
+  // The target server's limits, as budgets per table; what does not fit goes to the overflow column.
+  // Default: MariaDB's (apply and verify read the server's version: TargetLimits::ForServer)
+  TargetLimits limits;
   // On a collection drop (or dropDatabase): keep the tables and only report it, or drop them.
   // Default: kKeep
   DropPolicy on_drop = DropPolicy::kKeep;
@@ -76,6 +90,9 @@ struct CollectionMapping {
   std::vector<ColumnMapping> columns;
   // Dotted paths left out entirely (with everything below them). Default: none
   std::vector<std::string> exclude;
+  // Dotted root paths of sub-documents stored as one JSON column (json) or always flattened
+  // (flatten), whatever the automatic rule says. Default: none
+  std::map<std::string, MapMode> maps;
   // Fields neither in `columns` nor excluded: mapped automatically, or ignored. Default: kAuto
   UnmappedFields unmapped = UnmappedFields::kAuto;
 };

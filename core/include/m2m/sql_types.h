@@ -74,6 +74,9 @@ SqlValue ValueFromBson(const bson_iter_t* iter);
 // holding the text form. Fails (kMapping) when the text form exceeds 1024 bytes.
 Result<SqlValue> KeyValueFromBson(const bson_iter_t* iter);
 
+// Text as a value of its own: the text type its length needs (VARCHAR(255) .. LONGTEXT).
+SqlValue TextValue(std::string text);
+
 // Compact relaxed Extended JSON of one value (documents, arrays, or any scalar).
 std::string RelaxedJson(const bson_iter_t* iter);
 

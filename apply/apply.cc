@@ -146,11 +146,23 @@ struct Apply::Loop : RebalanceListener {
     M2M_ASSIGN_OR_RETURN(mysql, MysqlConnection::Connect(server));
     // Literals are rendered with backslash escapes (identifiers.h).
     M2M_RETURN_NOT_OK(mysql->Execute("SET sql_mode = REPLACE(@@sql_mode, 'NO_BACKSLASH_ESCAPES', '')"));
+    M2M_RETURN_NOT_OK(UseServerLimits());
     M2M_RETURN_NOT_OK(mysql->Execute("CREATE DATABASE IF NOT EXISTS " + QuoteIdentifier(o.mysql.database) +
                                      " DEFAULT CHARACTER SET utf8mb4"));
     M2M_RETURN_NOT_OK(mysql->Execute("USE " + QuoteIdentifier(o.mysql.database)));
     for (const std::string& ddl : BookkeepingDdl()) M2M_RETURN_NOT_OK(mysql->Execute(ddl));
     catalog_stale = true;
+    return Status::OK();
+  }
+
+  // JSON columns take what this server takes (MariaDB 31 levels, MySQL 100): the mapping follows.
+  Status UseServerLimits() {
+    M2M_ASSIGN_OR_RETURN(auto rows, mysql->Query("SELECT VERSION()"));
+    MappingConfig config = mapper.config();
+    config.options.limits.max_json_depth =
+        TargetLimits::ForServer(rows.empty() ? "" : rows[0][0].value_or("")).max_json_depth;
+    if (config.options.limits.max_json_depth == mapper.config().options.limits.max_json_depth) return Status::OK();
+    M2M_ASSIGN_OR_RETURN(mapper, Mapper::Make(std::move(config)));
     return Status::OK();
   }
 

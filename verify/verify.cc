@@ -508,10 +508,15 @@ std::string DescribeDifference(const Difference& d) {
 
 Result<VerifyReport> Verify(const VerifyOptions& o) {
   M2M_RETURN_NOT_OK(o.Validate());
-  M2M_ASSIGN_OR_RETURN(Mapper mapper, Mapper::Make(o.mapping));
   M2M_ASSIGN_OR_RETURN(auto mongo, MongoClient::Connect(o.mongo));
   if (Status st = mongo->Ping(); !st.ok()) return st.WithContext("cannot reach MongoDB at " + Redacted(o.mongo.uri));
   M2M_ASSIGN_OR_RETURN(auto mysql, MysqlConnection::Connect(o.mysql));
+  // The mapping as apply runs it against this server (TargetLimits::ForServer).
+  MappingConfig mapping = o.mapping;
+  M2M_ASSIGN_OR_RETURN(auto version, mysql->Query("SELECT VERSION()"));
+  mapping.options.limits.max_json_depth =
+      TargetLimits::ForServer(version.empty() ? "" : version[0][0].value_or("")).max_json_depth;
+  M2M_ASSIGN_OR_RETURN(Mapper mapper, Mapper::Make(std::move(mapping)));
   M2M_ASSIGN_OR_RETURN(auto schema_rows, mysql->Query(InformationSchemaQuery(o.mysql.database)));
   M2M_ASSIGN_OR_RETURN(Catalog server, CatalogFromInformationSchema(schema_rows));
 

@@ -70,14 +70,6 @@ bool LooksLikeData(std::string_view key) {
   return false;
 }
 
-// Path components as one string for a source prefix test: the source of every column under `path`
-// starts with this.
-std::string SourcePrefix(const Path& path) {
-  std::string s = PathSource(path);
-  s.back() = ',';
-  return s;
-}
-
 // The overflow column's JSON: the fields as they sit in the document (nested objects), in the order
 // they were met; each value is its relaxed Extended JSON.
 std::string RenderOverflow(const std::vector<std::pair<Path, std::string>>& fields) {
@@ -364,9 +356,9 @@ bool EventMapper::IsMap(const Level& lvl, const Path& path, const bson_t* sub, b
     auto it = cm_.maps.find(JoinDots(path));
     if (it != cm_.maps.end()) return it->second == MapMode::kJson;
   }
-  // Once a path is a map it stays one, so a later document with few or ordinary keys lands in the
-  // same JSON column rather than in new columns.
-  if (const ColumnSchema* c = lvl.table->FindSource(PathSource(path)); c && c->type == SqlType::kJson) return true;
+  // Decided by the sub-document alone, never by the schema so far: a row is then what its document
+  // maps to whenever it is written or verified. Keys that spread over documents without looking
+  // like data (user input) get columns until the table's budgets, then the overflow column.
   bson_iter_t it;
   int keys = 0;
   if (bson_iter_init(&it, sub)) {
@@ -375,12 +367,7 @@ bool EventMapper::IsMap(const Level& lvl, const Path& path, const bson_t* sub, b
       ++keys;
     }
   }
-  if (o_.map_threshold <= 0) return false;
-  if (keys > o_.map_threshold) return true;
-  const std::string prefix = SourcePrefix(path);
-  auto under = std::count_if(lvl.table->columns.begin(), lvl.table->columns.end(),
-                             [&](const ColumnSchema& c) { return c.source.starts_with(prefix); });
-  return under >= o_.map_threshold;
+  return o_.map_threshold > 0 && keys > o_.map_threshold;
 }
 
 Result<EventMapper::Level> EventMapper::RootLevel(const bson_t* doc, const bson_t* document_key,

@@ -18,6 +18,7 @@ RUNS = [pytest.param(engine, max_batch_events, id=f"{engine}-{name}")
 @pytest.mark.parametrize("engine,max_batch_events", RUNS)
 @pytest.mark.parametrize("path", scenarios.scenario_files(), ids=lambda p: p.stem)
 def test_scenario(path, engine, max_batch_events, mysql_db, tmp_path):
+    scenarios.skip_unless_for(path, engine)
     database, _ = mysql_db
     run = scenarios.prepare(path, database, tmp_path, max_batch_events)
     engines.ENGINES[engine](run)

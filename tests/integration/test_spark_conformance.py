@@ -91,6 +91,7 @@ def run_for(run, database, group, workdir, engine):
 
 @pytest.mark.parametrize("path", scenarios.scenario_files(), ids=lambda p: p.stem)
 def test_spark_matches_native_on_scenarios(path, mysql_db, second_db, tmp_path):
+    scenarios.skip_unless_for(path, "spark")
     run = scenarios.prepare(path, mysql_db[0], tmp_path)
     run_for(run, mysql_db[0], stack.unique("g"), tmp_path / "native", engines.native)
     run_for(run, second_db, stack.unique("g"), tmp_path / "spark", engines.spark)

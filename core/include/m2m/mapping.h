@@ -53,10 +53,9 @@ struct MappingOptions {
   // VARCHAR(255) columns per table before new text columns start as TEXT, keeping rows under
   // MySQL's 65535-byte limit. Default: 40
   int max_varchar_columns = 40;
-  // A sub-document with more keys than this, or whose path already has this many columns, is a map
-  // keyed by data and stored as one JSON column (docs/mapping.md, "Maps keyed by data"); so is one
-  // with a key that looks like data (an id, a hash, a UUID, a number, a date). 0: only the key
-  // patterns decide. Default: 64
+  // A sub-document with more keys than this is a map keyed by data, stored as one JSON column
+  // (docs/mapping.md, "Maps keyed by data"); so is one with a key that looks like data (an id, a
+  // hash, a UUID, a number, a date). 0: only the key patterns decide. Default: 64
   int map_threshold = 64;
   // The target server's limits, as budgets per table; what does not fit goes to the overflow column.
   // Default: MariaDB's (apply and verify read the server's version: TargetLimits::ForServer)

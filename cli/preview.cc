@@ -23,6 +23,8 @@ struct PreviewOptions {
   std::optional<std::string> separator;
   std::optional<int> flatten_depth;
   std::optional<std::string> scalar_arrays;
+  std::optional<int> map_threshold;
+  std::optional<int> max_columns;
   bool no_instant = false;
 };
 
@@ -66,6 +68,8 @@ Status RunPreview(const PreviewOptions& o) {
   if (o.scalar_arrays) {
     config.options.scalar_arrays = *o.scalar_arrays == "table" ? ScalarArrayMode::kTable : ScalarArrayMode::kJson;
   }
+  if (o.map_threshold) config.options.map_threshold = *o.map_threshold;
+  if (o.max_columns) config.options.limits.max_columns = *o.max_columns;
   M2M_ASSIGN_OR_RETURN(Mapper mapper, Mapper::Make(config));
   SqlOptions sql_options;
   sql_options.instant_add_column = !o.no_instant;
@@ -109,6 +113,8 @@ void AddPreviewCommand(CLI::App& app, Action& action) {
       "Input: Extended JSON, one item per line or one JSON array. An item with a \"payload\", \"op\" or\n"
       "\"m2m\" member is a change event (docs/events.md); any other object is a document, previewed as\n"
       "a snapshot read of --collection. Nothing is sent to any server.\n"
+      "Sub-documents keyed by data (ids, numbers, dates) are one JSON column; fields past a table's\n"
+      "limits go to its _overflow JSON column (docs/mapping.md, sections 9 and 10).\n"
       "Example: echo '{\"_id\": 1, \"items\": [{\"sku\": \"a\"}]}' | mongo2mysql preview --collection orders");
   cmd->add_option("input", o->input, "File to read; - for stdin")->capture_default_str();
   cmd->add_option("--mapping", o->mapping_file, "YAML mapping file (docs/mapping.md)")->check(CLI::ExistingFile);
@@ -119,8 +125,14 @@ void AddPreviewCommand(CLI::App& app, Action& action) {
                     ->check(CLI::Range(0, 32));
   auto* arrays = cmd->add_option("--scalar-arrays", "Arrays without documents: json (default) or table")
                      ->check(CLI::IsMember({"json", "table"}));
+  auto* threshold = cmd->add_option("--map-threshold", "A sub-document with more keys is one JSON column (default 64)")
+                        ->check(CLI::Range(0, 1 << 20));
+  auto* columns = cmd->add_option("--max-columns", "Columns per table before fields go to _overflow (default 500)")
+                      ->check(CLI::Range(8, 1017));
   cmd->add_flag("--no-instant", o->no_instant, "Leave ALGORITHM=INSTANT off ADD COLUMN");
-  cmd->callback([o, separator, depth, arrays, &action] {
+  cmd->callback([o, separator, depth, arrays, threshold, columns, &action] {
+    if (threshold->count()) o->map_threshold = threshold->as<int>();
+    if (columns->count()) o->max_columns = columns->as<int>();
     if (separator->count()) o->separator = separator->as<std::string>();
     if (depth->count()) o->flatten_depth = depth->as<int>();
     if (arrays->count()) o->scalar_arrays = arrays->as<std::string>();

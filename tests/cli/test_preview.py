@@ -34,6 +34,19 @@ def test_change_events_in_the_kafka_format_are_coalesced_per_key():
     assert "INSERT INTO `c` (`_id`,`a`,`b`) VALUES (7,2,NULL) ON DUPLICATE KEY UPDATE" in result.stdout
 
 
+def test_maps_keyed_by_data_and_fields_past_the_limits_are_shown():
+    result = preview('{"_id": 1, "tier_and_details": {"0df078f33aa74a2e9696e0520c1a828a": {"tier": "Bronze"}}, '
+                     '"name": {"en": "Ann"}, "f1": 1, "f2": 2, "f3": 3, "f4": 4, "f5": {"x": [5]}}\n',
+                     "--collection", "customers", "--max-columns", "8")
+    assert result.returncode == 0, result.stderr
+    sql = result.stdout
+    assert "`tier_and_details` JSON NULL" in sql
+    assert "`name_en` VARCHAR(255)" in sql
+    assert "`_overflow` JSON NULL COMMENT 'json #overflow'" in sql
+    # _id, tier_and_details, name_en, f1..f4 and _overflow make the 8 columns: f5 is in the overflow.
+    assert "VALUES (1,'{\\\"0df078f33aa74a2e9696e0520c1a828a\\\":{\\\"tier\\\":\\\"Bronze\\\"}}','Ann',1,2,3,4,'{\\\"f5\\\":{\\\"x\\\":[5]}}')" in sql, sql
+
+
 def test_bad_input_is_an_error_naming_the_line():
     result = preview('{"_id": 1}\n{"_id": \n')
     assert result.returncode == 2

@@ -5,7 +5,9 @@
 #include <algorithm>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <memory>
 #include <set>
+#include <unordered_map>
 #include <sstream>
 
 #include "m2m/identifiers.h"
@@ -74,19 +76,20 @@ bool LooksLikeData(std::string_view key) {
 // they were met; each value is its relaxed Extended JSON.
 std::string RenderOverflow(const std::vector<std::pair<Path, std::string>>& fields) {
   struct Node {
-    std::vector<std::pair<std::string, Node>> kids;
+    std::vector<std::pair<std::string, std::unique_ptr<Node>>> kids;  // in the order met
+    std::unordered_map<std::string, Node*> by_name;
     const std::string* value = nullptr;
   };
   Node root;
   for (const auto& [path, value] : fields) {
     Node* n = &root;
     for (const std::string& c : path) {
-      auto it = std::find_if(n->kids.begin(), n->kids.end(), [&](const auto& k) { return k.first == c; });
-      if (it == n->kids.end()) {
-        n->kids.emplace_back(c, Node{});
-        it = std::prev(n->kids.end());
+      auto it = n->by_name.find(c);
+      if (it == n->by_name.end()) {
+        n->kids.emplace_back(c, std::make_unique<Node>());
+        it = n->by_name.emplace(n->kids.back().first, n->kids.back().second.get()).first;
       }
-      n = &it->second;
+      n = it->second;
     }
     n->value = &value;
   }
@@ -101,7 +104,7 @@ std::string RenderOverflow(const std::vector<std::pair<Path, std::string>>& fiel
       if (i) out += ',';
       out += nlohmann::json(n.kids[i].first).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
       out += ':';
-      render(n.kids[i].second);
+      render(*n.kids[i].second);
     }
     out += '}';
   };
@@ -207,20 +210,27 @@ class EventMapper {
   Status EmitChildren(Level& lvl, const bson_iter_t* array, const Path& path);
   const ColumnMapping* ExplicitColumn(const std::string& dotted) const;
   bool VarcharAllowed(const TableSchema& t) const { return VarcharAllowedIn(t, o_.max_varchar_columns); }
-  // The overflow column `t` gets (named so it collides with no field column), typed JSON.
-  static ColumnSchema OverflowColumn(const TableSchema& t) {
-    ColumnSchema c;
-    c.source = kOverflowSource;
-    c.name = MakeIdentifier("", {std::string(kOverflowName)}, "_", kOverflowSource,
-                            [&](std::string_view n) { return t.FindColumn(n) != nullptr; });
-    c.type = SqlType::kJson;
-    return c;
+  // A table's use of the limits, kept up to date by Put for every column it adds or retypes.
+  struct Budget {
+    TableUsage usage;
+    bool has_overflow = false;
+  };
+  Budget& BudgetOf(const TableSchema& t) {
+    auto [it, fresh] = budgets_.try_emplace(&t);
+    if (fresh) {
+      it->second.usage = UsageOf(t.columns);
+      it->second.has_overflow = t.FindSource(kOverflowSource) != nullptr;
+    }
+    return it->second;
   }
-  // Whether `t` stays within the limits (WithinLimits) with room for its overflow column.
-  bool Fits(const TableSchema& t, bool widening) const {
-    if (t.FindSource(kOverflowSource)) return WithinLimits(t.columns, o_.limits, widening);
-    ColumnSchema overflow = OverflowColumn(t);
-    return WithinLimits(t.columns, o_.limits, widening, &overflow);
+  // Whether `t` with `change` (`columns` more) stays within the limits, with room for its overflow
+  // column (WithinLimits).
+  bool Fits(const TableSchema& t, const ColumnCost& change, int columns, bool widening) {
+    const Budget& b = BudgetOf(t);
+    TableUsage u = b.usage;
+    u.Add(change, columns);
+    if (!b.has_overflow) u.Add(CostOf(SqlType::kJson, kMaxIdentifierLength, kOverflowSource.size() + 5));
+    return WithinLimits(u, o_.limits, widening);
   }
   std::optional<std::string> DeltaBlocker(const Path& path) const;
   void NullUnder(const Path& path, Row& row) const;
@@ -235,6 +245,7 @@ class EventMapper {
   std::map<std::string, Work> work_;  // by lower-cased table name
   std::vector<std::string> work_order_;
   std::map<std::string, std::vector<Row>> children_;
+  std::map<const TableSchema*, Budget> budgets_;  // by the address of a Work's table
 };
 
 TableSchema* EventMapper::FindTable(const std::string& source) {
@@ -297,6 +308,11 @@ Status EventMapper::Put(Level& lvl, Row& row, const std::string& source, const P
       if (it) return overflow();
       return Fail(field, "path too long to record in a column comment");
     }
+    if (it) {
+      // Judged at the type it will have and the longest name it can get, before it is named.
+      SqlType type = Widen(SqlType::kNull, v, VarcharAllowed(t));
+      if (!Fits(t, CostOf(type, kMaxIdentifierLength, source.size() + 5), 1, false)) return overflow();
+    }
     ColumnSchema col;
     col.source = source;
     col.name = !explicit_name.empty()
@@ -311,17 +327,11 @@ Status EventMapper::Put(Level& lvl, Row& row, const std::string& source, const P
         col.fixed_type = true;
       }
     }
+    Budget& b = BudgetOf(t);  // before the column is in `t`, so that it counts once
     t.columns.push_back(std::move(col));
     c = &t.columns.back();
-    if (it && !c->fixed_type) {
-      // The new column is judged at the type it will have, with room kept for the overflow column.
-      c->type = Widen(SqlType::kNull, v, VarcharAllowed(t));
-      if (!Fits(t, false)) {
-        t.columns.pop_back();
-        return overflow();
-      }
-      c->type = SqlType::kNull;
-    }
+    b.usage.Add(CostOf(*c));
+    b.has_overflow |= c->source == kOverflowSource;
   }
   SqlType wanted = key ? WidenKey(c->type, v)
                        : Widen(c->type, v, VarcharAllowed(t) || c->type == SqlType::kVarchar);
@@ -330,12 +340,17 @@ Status EventMapper::Put(Level& lvl, Row& row, const std::string& source, const P
       return Fail(field, "value " + v.text.substr(0, 64) + " needs " + std::string(SqlTypeName(wanted)) +
                              " but column `" + c->name + "` has the fixed type " + c->TypeDdl());
     }
-    SqlType before = c->type;
+    const ColumnCost before = CostOf(*c);
+    const SqlType before_type = c->type;
     c->type = wanted;
-    if (it && before != SqlType::kNull && !Fits(t, true)) {
-      c->type = before;
+    const ColumnCost after = CostOf(*c);
+    const ColumnCost change{after.definition - before.definition, after.inline_bytes - before.inline_bytes,
+                            after.declared_bytes - before.declared_bytes};
+    if (it && before_type != SqlType::kNull && !Fits(t, change, 0, true)) {
+      c->type = before_type;
       return overflow();
     }
+    BudgetOf(t).usage.Add(change, 0);
   }
   row.push_back({c->name, std::move(v)});
   return Status::OK();
@@ -692,12 +707,14 @@ void EventMapper::Commit(std::vector<SchemaChange>* changes) {
       changes->push_back({SchemaChangeKind::kCreateTable, t.name, t.source, t.columns, t.primary_key});
     } else {
       SchemaChange add{SchemaChangeKind::kAddColumns, t.name, "", {}, {}};
-      for (const ColumnSchema& c : t.columns) {
-        const ColumnSchema* before = w.original->FindColumn(c.name);
-        if (before == nullptr) {
+      // Columns are only ever appended while an event maps: the original ones are a prefix.
+      for (size_t i = 0; i < t.columns.size(); ++i) {
+        const ColumnSchema& c = t.columns[i];
+        if (i >= w.original->columns.size()) {
           add.columns.push_back(c);
-        } else if (before->type != c.type) {
-          changes->push_back({SchemaChangeKind::kModifyColumn, t.name, "", {c}, t.primary_key, before->type});
+        } else if (w.original->columns[i].type != c.type) {
+          changes->push_back({SchemaChangeKind::kModifyColumn, t.name, "", {c}, t.primary_key,
+                              w.original->columns[i].type});
         }
       }
       if (!add.columns.empty()) changes->push_back(std::move(add));

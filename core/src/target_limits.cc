@@ -42,14 +42,14 @@ Status TargetLimits::Validate() const {
   return Status::OK();
 }
 
-ColumnCost CostOf(const ColumnSchema& c) {
+ColumnCost CostOf(SqlType type, size_t name_bytes, size_t comment_bytes) {
   ColumnCost cost;
-  cost.definition = static_cast<int>(c.name.size() + c.Comment().size()) + kDefinitionOverhead;
+  cost.definition = static_cast<int>(name_bytes + comment_bytes) + kDefinitionOverhead;
   auto fixed = [&](int bytes) {
     cost.inline_bytes = bytes;
     cost.declared_bytes = bytes;
   };
-  switch (c.type) {
+  switch (type) {
     case SqlType::kBool: fixed(1); break;
     case SqlType::kInt: fixed(4); break;
     case SqlType::kBigInt:
@@ -59,17 +59,13 @@ ColumnCost CostOf(const ColumnSchema& c) {
     case SqlType::kObjectId: fixed(96); break;  // CHAR(24) in utf8mb4: 4 bytes a character, inline
     case SqlType::kUuid: fixed(144); break;
     case SqlType::kVarchar:
+    case SqlType::kOther:  // a column someone else made: its size is unknown here; like a VARCHAR(255)
       cost.inline_bytes = kOffPageInline;
       cost.declared_bytes = 255 * 4 + 2;
       break;
     case SqlType::kKeyText:
       cost.inline_bytes = kOffPageInline;
       cost.declared_bytes = 1024 + 2;
-      break;
-    case SqlType::kOther:
-      // A column someone else made: its size is unknown here; count it like a VARCHAR(255).
-      cost.inline_bytes = kOffPageInline;
-      cost.declared_bytes = 255 * 4 + 2;
       break;
     default:  // TEXT, BLOB, JSON families: off-page, a pointer counted in the declared size
       cost.inline_bytes = kOffPageInline;
@@ -79,37 +75,31 @@ ColumnCost CostOf(const ColumnSchema& c) {
   return cost;
 }
 
-ColumnCost TableCost(const std::vector<ColumnSchema>& columns) {
-  ColumnCost sum;
-  for (const ColumnSchema& c : columns) {
-    ColumnCost one = CostOf(c);
-    sum.definition += one.definition;
-    sum.inline_bytes += one.inline_bytes;
-    sum.declared_bytes += one.declared_bytes;
-  }
-  int null_bitmap = static_cast<int>((columns.size() + 7) / 8);
-  sum.inline_bytes += null_bitmap;
-  sum.declared_bytes += null_bitmap;
-  return sum;
+ColumnCost CostOf(const ColumnSchema& c) { return CostOf(c.type, c.name.size(), c.Comment().size()); }
+
+void TableUsage::Add(const ColumnCost& c, int n) {
+  columns += n;
+  cost.definition += c.definition;
+  cost.inline_bytes += c.inline_bytes;
+  cost.declared_bytes += c.declared_bytes;
 }
 
-bool WithinLimits(const std::vector<ColumnSchema>& columns, const TargetLimits& l, bool widening,
-                  const ColumnSchema* extra) {
-  ColumnCost cost = TableCost(columns);
-  int n = static_cast<int>(columns.size());
-  if (extra) {
-    ColumnCost one = CostOf(*extra);
-    cost.definition += one.definition;
-    cost.inline_bytes += one.inline_bytes;
-    cost.declared_bytes += one.declared_bytes;
-    ++n;
-  }
+TableUsage UsageOf(const std::vector<ColumnSchema>& columns) {
+  TableUsage usage;
+  for (const ColumnSchema& c : columns) usage.Add(CostOf(c));
+  return usage;
+}
+
+bool WithinLimits(const TableUsage& u, const TargetLimits& l, bool widening) {
+  const int null_bitmap = (u.columns + 7) / 8;
+  const int inline_bytes = u.cost.inline_bytes + null_bitmap;
+  const int declared_bytes = u.cost.declared_bytes + null_bitmap;
   if (widening) {
-    return n <= kServerColumns && cost.definition <= kServerDefinitionBytes &&
-           cost.inline_bytes <= kServerInlineBytes && cost.declared_bytes <= kServerDeclaredBytes;
+    return u.columns <= kServerColumns && u.cost.definition <= kServerDefinitionBytes &&
+           inline_bytes <= kServerInlineBytes && declared_bytes <= kServerDeclaredBytes;
   }
-  return n <= l.max_columns && cost.definition <= l.max_definition_bytes &&
-         cost.inline_bytes <= l.max_inline_row_bytes && cost.declared_bytes <= l.max_declared_row_bytes;
+  return u.columns <= l.max_columns && u.cost.definition <= l.max_definition_bytes &&
+         inline_bytes <= l.max_inline_row_bytes && declared_bytes <= l.max_declared_row_bytes;
 }
 
 int JsonDepth(std::string_view json) {

@@ -19,6 +19,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <string_view>
 #include <vector>
 
@@ -60,16 +61,27 @@ struct ColumnCost {
   int inline_bytes = 0;
   int declared_bytes = 0;
 };
+ColumnCost CostOf(SqlType type, size_t name_bytes, size_t comment_bytes);
 ColumnCost CostOf(const ColumnSchema& column);
 
-// The sums over `columns`, the null bitmap included.
-ColumnCost TableCost(const std::vector<ColumnSchema>& columns);
+// A table's use of the budgets: its columns and the sum of their costs. Kept up to date as columns
+// are added or change type, so checking one more column costs nothing per existing column.
+struct TableUsage {
+  int columns = 0;
+  ColumnCost cost;
 
-// Whether a table of `columns` (and `extra`, when given) stays within the budgets of `limits` (for a
-// new column), or, with `widening`, within the server's own limits (for an existing column that
-// changes type: the room the budgets keep free is there for it).
-bool WithinLimits(const std::vector<ColumnSchema>& columns, const TargetLimits& limits, bool widening,
-                  const ColumnSchema* extra = nullptr);
+  void Add(const ColumnCost& c, int n = 1);
+  void Remove(const ColumnCost& c) { Add({-c.definition, -c.inline_bytes, -c.declared_bytes}, -1); }
+};
+TableUsage UsageOf(const std::vector<ColumnSchema>& columns);
+
+// Whether a table using `usage` stays within the budgets of `limits` (for a new column), or, with
+// `widening`, within the server's own limits (for an existing column that changes type: the room
+// the budgets keep free is there for it). The null bitmap is counted here.
+bool WithinLimits(const TableUsage& usage, const TargetLimits& limits, bool widening);
+inline bool WithinLimits(const std::vector<ColumnSchema>& columns, const TargetLimits& limits, bool widening) {
+  return WithinLimits(UsageOf(columns), limits, widening);
+}
 
 // The nesting depth of JSON text: 0 for a scalar, 1 for [] or {}, 2 for [[]], ...
 int JsonDepth(std::string_view json);

@@ -72,7 +72,7 @@ Result<std::unique_ptr<MysqlConnection>> MysqlConnection::Connect(const MysqlOpt
   }
   // UTC everywhere: DATETIME values written by apply are UTC instants.
   auto conn = std::unique_ptr<MysqlConnection>(new MysqlConnection(options, std::move(handle)));
-  M2M_RETURN_NOT_OK(conn->Execute("SET time_zone = '+00:00', sql_mode = CONCAT(@@sql_mode, ',STRICT_ALL_TABLES')"));
+  M2M_RETURN_NOT_OK(conn->Execute(std::string("SET time_zone = '+00:00', sql_mode = '") + kSessionSqlMode + "'"));
   return conn;
 }
 

@@ -25,6 +25,8 @@ bool IsRetriable(unsigned err) {
     case ER_SERVER_SHUTDOWN:
     case ER_QUERY_INTERRUPTED:
     case ER_CONNECTION_KILLED:  // MariaDB
+    // A server just restarted, with every client of it reconnecting at once.
+    case ER_CON_COUNT_ERROR:
     case 4031:                  // ER_CLIENT_INTERACTION_TIMEOUT (MySQL 8.0.24+): closed while idle
       return true;
     default:

@@ -224,17 +224,17 @@ struct Apply::Loop : RebalanceListener {
     M2M_ASSIGN_OR_RETURN(auto stored, ReadStored(partitions, false));
     std::vector<PartitionId> applied;  // a partition never applied starts at the beginning, whatever it is
     for (const auto& [tp, next] : stored) applied.push_back(tp);
-    M2M_ASSIGN_OR_RETURN(auto ranges, ReadRanges(applied));
+    M2M_ASSIGN_OR_RETURN(auto ranges, ReadRanges(applied, /*skip_unknown_topics=*/true));
     std::map<PartitionId, Start> out;
     for (const PartitionId& tp : partitions) {
       Start& start = out[tp];
       auto it = stored.find(tp);
       if (it == stored.end()) continue;
-      start.stored = it->second;
+      start.stored = start.offset = it->second;
+      // A topic deleted under its owner: the next rebalance takes its partitions away, and any fetch
+      // meanwhile is guarded by auto.offset.reset=error.
       auto range = ranges.find(tp);
-      if (range == ranges.end()) {
-        return Status(StatusCode::kKafka, "the broker does not know " + PartitionName(tp) + " (yet)", true);
-      }
+      if (range == ranges.end()) continue;
       std::string lost;
       M2M_ASSIGN_OR_RETURN(start.offset, StartOffset(o.group, tp, start.stored, range->second.first,
                                                      range->second.end, o.accept_lost_events, &lost));
@@ -385,8 +385,10 @@ struct Apply::Loop : RebalanceListener {
     return collection_event || catalog.CollectionTables(ev.collection).empty();
   }
 
-  // The offsets Kafka holds of each of `partitions`, from the broker.
-  Result<std::map<PartitionId, KafkaInspector::Range>> ReadRanges(const std::vector<PartitionId>& partitions) {
+  // The offsets Kafka holds of each of `partitions`, from the broker; with `skip_unknown_topics`,
+  // none for the partitions of topics the broker does not know.
+  Result<std::map<PartitionId, KafkaInspector::Range>> ReadRanges(const std::vector<PartitionId>& partitions,
+                                                                  bool skip_unknown_topics = false) {
     std::map<PartitionId, KafkaInspector::Range> out;
     if (partitions.empty()) return out;
     if (!inspector) {
@@ -395,8 +397,10 @@ struct Apply::Loop : RebalanceListener {
     std::set<std::string> topics;
     for (const PartitionId& tp : partitions) topics.insert(tp.first);
     for (const std::string& topic : topics) {
-      M2M_ASSIGN_OR_RETURN(auto all, inspector->Ranges(topic));
-      for (KafkaInspector::Range& range : all) {
+      auto all = inspector->Ranges(topic);
+      if (skip_unknown_topics && IsUnknownTopic(all.status())) continue;
+      M2M_RETURN_NOT_OK(all.status());
+      for (KafkaInspector::Range& range : *all) {
         PartitionId id{range.topic, range.partition};
         if (std::find(partitions.begin(), partitions.end(), id) != partitions.end()) out[id] = std::move(range);
       }

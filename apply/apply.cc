@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <map>
 #include <set>
-#include <thread>
 
 #include "barrier.h"
 #include "bookkeeping.h"

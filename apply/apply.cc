@@ -5,11 +5,11 @@
 #include <algorithm>
 #include <map>
 #include <set>
-#include <thread>
 
 #include "barrier.h"
 #include "bookkeeping.h"
 #include "document_lookup.h"
+#include "m2m/backoff.h"
 #include "m2m/event_codec.h"
 #include "m2m/identifiers.h"
 
@@ -48,7 +48,7 @@ std::string Head(const std::string& s) { return s.size() <= 400 ? s : s.substr(0
 
 Status ApplyOptions::Validate() const {
   if (kafka.find("bootstrap.servers") == kafka.end()) return Status::Invalid("kafka.bootstrap.servers is not set");
-  for (const char* key : {"group.id", "isolation.level", "enable.auto.commit"}) {
+  for (const char* key : {"group.id", "isolation.level", "enable.auto.commit", "auto.offset.reset"}) {
     if (kafka.count(key)) {
       return Status::Invalid(std::string("kafka.") + key + " is set by apply (see --group and docs/apply.md); remove it");
     }
@@ -72,7 +72,7 @@ Status ApplyOptions::Validate() const {
   if (max_batch_events <= 0) return Status::Invalid("apply.max_batch_events must be positive");
   if (max_batch_time.count() <= 0) return Status::Invalid("apply.max_batch_time must be positive");
   M2M_RETURN_NOT_OK(sql.Validate());
-  if (max_retries < 0) return Status::Invalid("apply.max_retries must not be negative");
+  if (retry_for.count() < 0) return Status::Invalid("apply.retry_for must not be negative");
   return Status::OK();
 }
 
@@ -95,10 +95,17 @@ struct Apply::Loop : RebalanceListener {
     // what had been delivered when the end was reported.
     int64_t received = 0;
     int64_t received_at_end = 0;
-    bool at_end() const { return end && position >= received_at_end; }
+    // Its start offset has been read and sought. Until then nothing of it is applied (its messages
+    // are dropped) and it is not at its end, whatever Kafka says.
+    bool started = false;
+    bool at_end() const { return started && end && position >= received_at_end; }
   };
   std::map<PartitionId, Owned> owned;
   bool assigned_once = false;
+  // Nothing may be consumed until Rewind has (re)connected to MySQL and sought every owned partition
+  // to its stored offset: at start, after any failed attempt, and after an assignment whose offsets
+  // could not be read.
+  bool rewind_needed = true;
 
   // Where the document of an update that needs it is fetched from.
   struct Lookup {
@@ -144,8 +151,6 @@ struct Apply::Loop : RebalanceListener {
     MysqlOptions server = o.mysql;
     server.database.clear();
     M2M_ASSIGN_OR_RETURN(mysql, MysqlConnection::Connect(server));
-    // Literals are rendered with backslash escapes (identifiers.h).
-    M2M_RETURN_NOT_OK(mysql->Execute("SET sql_mode = REPLACE(@@sql_mode, 'NO_BACKSLASH_ESCAPES', '')"));
     M2M_RETURN_NOT_OK(UseServerLimits());
     M2M_RETURN_NOT_OK(mysql->Execute("CREATE DATABASE IF NOT EXISTS " + QuoteIdentifier(o.mysql.database) +
                                      " DEFAULT CHARACTER SET utf8mb4"));
@@ -216,32 +221,81 @@ struct Apply::Loop : RebalanceListener {
     return out;
   }
 
+  // ---- Where partitions start -----------------------------------------------------------------
+
+  // Where a partition starts, and its offset in _m2m_offsets (none: nothing of it applied yet).
+  struct Start {
+    std::optional<int64_t> stored;
+    int64_t offset = kOffsetBeginning;
+  };
+
+  // The start of each of `partitions`: its stored offset, checked against the offsets Kafka still
+  // holds (StartOffset in bookkeeping.h).
+  Result<std::map<PartitionId, Start>> StartOffsets(const std::vector<PartitionId>& partitions) {
+    M2M_ASSIGN_OR_RETURN(auto stored, ReadStored(partitions, false));
+    std::vector<PartitionId> applied;  // a partition never applied starts at the beginning, whatever it is
+    for (const auto& [tp, next] : stored) applied.push_back(tp);
+    M2M_ASSIGN_OR_RETURN(auto ranges, ReadRanges(applied, /*skip_unknown_topics=*/true));
+    std::map<PartitionId, Start> out;
+    for (const PartitionId& tp : partitions) {
+      Start& start = out[tp];
+      auto it = stored.find(tp);
+      if (it == stored.end()) continue;
+      start.stored = start.offset = it->second;
+      // A topic deleted under its owner: the next rebalance takes its partitions away, and any fetch
+      // meanwhile is guarded by auto.offset.reset=error.
+      auto range = ranges.find(tp);
+      if (range == ranges.end()) continue;
+      std::string lost;
+      M2M_ASSIGN_OR_RETURN(start.offset, StartOffset(o.group, tp, start.stored, range->second.first,
+                                                     range->second.end, o.accept_lost_events, &lost));
+      if (!lost.empty()) spdlog::warn("apply {}: {}", o.group, lost);
+    }
+    return out;
+  }
+
+  void CountWaiting() {
+    stats.partitions_waiting = std::count_if(owned.begin(), owned.end(), [](const auto& kv) { return !kv.second.started; });
+  }
+
   // ---- Rebalancing (called from inside consumer->Poll) -----------------------------------------
 
   Status OnAssign(std::vector<TopicPartition>& partitions) override {
-    std::vector<PartitionId> ids;
-    for (const TopicPartition& tp : partitions) ids.emplace_back(tp.topic, tp.partition);
-    auto stored = ReadStored(ids, false);
-    for (int attempt = 0; !stored.ok() && stored.status().retriable() && attempt < 3; ++attempt) {
-      spdlog::warn("apply {}: reading offsets: {}; reconnecting", o.group, stored.status().ToString());
-      std::this_thread::sleep_for(std::chrono::milliseconds(500) * (attempt + 1));
-      Status connected = Connect();
-      if (connected.ok()) stored = ReadStored(ids, false);
-    }
-    if (!stored.ok()) return stored.status().WithContext("reading the offsets of newly assigned partitions");
     owned.clear();
     gate.Reset();
+    assigned_once = true;
+    std::vector<PartitionId> ids;
+    for (const TopicPartition& tp : partitions) ids.emplace_back(tp.topic, tp.partition);
+    // rewind_needed: an earlier assignment of this Poll found MySQL away; its connection is not to be used.
+    Result<std::map<PartitionId, Start>> starts = Status(StatusCode::kMysql, "MySQL not connected yet", true);
+    if (!rewind_needed) starts = StartOffsets(ids);
+    if (!starts.ok() && !starts.status().retriable()) return starts.status();
+    if (!starts.ok()) {
+      // MySQL (or the broker) is away. Failing the assignment would leave the partitions with this
+      // member and unconsumed for good; they are taken, not started: Run starts them (Rewind) as soon
+      // as it can. Meanwhile they sit at their ends, and whatever arrives from there is dropped.
+      for (TopicPartition& tp : partitions) {
+        owned[{tp.topic, tp.partition}];
+        tp.offset = kOffsetEnd;
+      }
+      rewind_needed = true;
+      CountWaiting();
+      spdlog::warn("apply {}: assigned {} partitions, not started yet: cannot read their offsets: {}", o.group,
+                   partitions.size(), starts.status().ToString());
+      return Status::OK();
+    }
     std::string where;
     for (TopicPartition& tp : partitions) {
       Owned& own = owned[{tp.topic, tp.partition}];
-      auto found = stored->find({tp.topic, tp.partition});
-      if (found != stored->end()) own.stored = found->second;
-      tp.offset = own.stored.value_or(kOffsetBeginning);
-      own.position = own.received = own.stored.value_or(0);
+      const Start& start = starts->at({tp.topic, tp.partition});
+      own.stored = start.stored;
+      own.position = own.received = std::max<int64_t>(start.offset, 0);
+      own.started = true;
+      tp.offset = start.offset;
       where += (where.empty() ? "" : ", ") + PartitionName({tp.topic, tp.partition}) + "@" +
-               (own.stored ? std::to_string(*own.stored) : std::string("start"));
+               (start.offset >= 0 ? std::to_string(start.offset) : std::string("start"));
     }
-    assigned_once = true;
+    CountWaiting();
     spdlog::info("apply {}: assigned {}", o.group, where.empty() ? "no partitions" : where);
     return Status::OK();
   }
@@ -255,6 +309,7 @@ struct Apply::Loop : RebalanceListener {
     Abandon();
     owned.clear();
     gate.Reset();
+    CountWaiting();
   }
 
   // ---- Building a batch ------------------------------------------------------------------------
@@ -291,8 +346,8 @@ struct Apply::Loop : RebalanceListener {
   Status Consume(KafkaMessage m, From from = From::kKafka) {
     PartitionId tp{m.topic, m.partition};
     auto found = owned.find(tp);
-    // Not ours (any more), or already consumed before a seek took effect.
-    if (found == owned.end() || m.offset < found->second.position) return Status::OK();
+    // Not ours (any more), not started, or already consumed before a seek took effect.
+    if (found == owned.end() || !found->second.started || m.offset < found->second.position) return Status::OK();
     if (from == From::kKafka && gate.Queued(tp)) {  // behind a barrier of its partition
       gate.Queue(std::move(m));
       return Status::OK();
@@ -341,21 +396,34 @@ struct Apply::Loop : RebalanceListener {
     return collection_event || catalog.CollectionTables(ev.collection).empty();
   }
 
-  // The end (last stable offset) of each of `partitions`, from the broker.
-  Result<std::map<PartitionId, int64_t>> ReadEnds(const std::vector<PartitionId>& partitions) {
+  // The offsets Kafka holds of each of `partitions`, from the broker; with `skip_unknown_topics`,
+  // none for the partitions of topics the broker does not know.
+  Result<std::map<PartitionId, KafkaInspector::Range>> ReadRanges(const std::vector<PartitionId>& partitions,
+                                                                  bool skip_unknown_topics = false) {
+    std::map<PartitionId, KafkaInspector::Range> out;
+    if (partitions.empty()) return out;
     if (!inspector) {
       M2M_ASSIGN_OR_RETURN(inspector, KafkaInspector::Make(o.kafka, std::chrono::seconds(30)));
     }
-    std::map<PartitionId, int64_t> ends;
     std::set<std::string> topics;
     for (const PartitionId& tp : partitions) topics.insert(tp.first);
     for (const std::string& topic : topics) {
-      M2M_ASSIGN_OR_RETURN(auto all, inspector->Ends(topic));
-      for (const TopicPartition& end : all) {
-        PartitionId id{end.topic, end.partition};
-        if (std::find(partitions.begin(), partitions.end(), id) != partitions.end()) ends[id] = end.offset;
+      auto all = inspector->Ranges(topic);
+      if (skip_unknown_topics && IsUnknownTopic(all.status())) continue;
+      M2M_RETURN_NOT_OK(all.status());
+      for (KafkaInspector::Range& range : *all) {
+        PartitionId id{range.topic, range.partition};
+        if (std::find(partitions.begin(), partitions.end(), id) != partitions.end()) out[id] = std::move(range);
       }
     }
+    return out;
+  }
+
+  // The end (last stable offset) of each of `partitions`, from the broker.
+  Result<std::map<PartitionId, int64_t>> ReadEnds(const std::vector<PartitionId>& partitions) {
+    M2M_ASSIGN_OR_RETURN(auto ranges, ReadRanges(partitions));
+    std::map<PartitionId, int64_t> ends;
+    for (const auto& [tp, range] : ranges) ends[tp] = range.end;
     return ends;
   }
 
@@ -562,30 +630,42 @@ struct Apply::Loop : RebalanceListener {
   }
 
   // Forgets the batch in flight and starts every owned partition again from its stored offset, with
-  // a fresh connection and the schema read back from the server.
+  // a fresh connection and the schema read back from the server. Until it has succeeded, nothing is
+  // consumed (rewind_needed).
   Status Rewind() {
     Abandon();
     gate.Reset();
     ++rewinds;
+    rewind_needed = true;
     M2M_RETURN_NOT_OK(Connect());
     std::vector<PartitionId> ids;
     for (const auto& [tp, own] : owned) ids.push_back(tp);
-    M2M_ASSIGN_OR_RETURN(auto stored, ReadStored(ids, false));
+    M2M_ASSIGN_OR_RETURN(auto starts, StartOffsets(ids));
     std::vector<TopicPartition> positions;
+    for (const auto& [tp, start] : starts) positions.push_back({tp.first, tp.second, start.offset});
+    M2M_RETURN_NOT_OK(consumer->Seek(positions));
+    std::string started;  // the partitions that were waiting
     for (auto& [tp, own] : owned) {
-      auto it = stored.find(tp);
-      own.stored = it == stored.end() ? std::nullopt : std::optional<int64_t>(it->second);
-      own.position = own.received = own.stored.value_or(0);
+      const Start& start = starts.at(tp);
+      if (!own.started) {
+        started += (started.empty() ? "" : ", ") + PartitionName(tp) + "@" +
+                   (start.offset >= 0 ? std::to_string(start.offset) : std::string("start"));
+      }
+      own.stored = start.stored;
+      own.position = own.received = std::max<int64_t>(start.offset, 0);
       own.end.reset();
-      positions.push_back({tp.first, tp.second, own.stored.value_or(kOffsetBeginning)});
+      own.started = true;
     }
-    return consumer->Seek(positions);
+    if (!started.empty()) spdlog::info("apply {}: started {}", o.group, started);
+    rewind_needed = false;
+    CountWaiting();
+    return Status::OK();
   }
 
   // ---- The loop --------------------------------------------------------------------------------
 
   bool CaughtUp() const {
-    return assigned_once && pending.events == 0 && AllConsumed();
+    return assigned_once && !rewind_needed && pending.events == 0 && AllConsumed();
   }
 
   // Every message up to the ends the consumer reported is in the batch or committed.
@@ -596,7 +676,7 @@ struct Apply::Loop : RebalanceListener {
   // Consumes one batch and commits it.
   Status Step() {
     int limit = isolate_remaining > 0 ? 1 : o.max_batch_events;
-    while (!stop.load() && pending.events < limit) {
+    while (!stop.load() && !rewind_needed && pending.events < limit) {
       auto waited = Clock::now() - pending.started;
       if (pending.events > 0 && waited >= o.max_batch_time) break;
       if (o.until_caught_up && CaughtUp()) break;
@@ -628,7 +708,7 @@ struct Apply::Loop : RebalanceListener {
         // any end-of-partition notice means everything before it was delivered (librdkafka drops
         // notices from before a seek).
         auto own = owned.find({m->topic, m->partition});
-        if (own != owned.end()) {
+        if (own != owned.end() && own->second.started) {
           own->second.end = m->offset;
           own->second.received_at_end = own->second.received;
         }
@@ -644,9 +724,8 @@ struct Apply::Loop : RebalanceListener {
     return Flush();
   }
 
+  // The clients that need no server yet; MySQL is connected by the first Rewind.
   Status Setup() {
-    M2M_RETURN_NOT_OK(Connect());
-    M2M_RETURN_NOT_OK(ReloadCatalogIfStale());
     if (o.mongo) {
       M2M_ASSIGN_OR_RETURN(lookup, DocumentLookup::Connect(*o.mongo));
     }
@@ -656,10 +735,28 @@ struct Apply::Loop : RebalanceListener {
     kc["enable.auto.commit"] = "false";
     kc["enable.auto.offset.store"] = "false";
     kc["enable.partition.eof"] = "true";  // until_caught_up and the barriers' condition 3 (barrier.h)
+    // Partitions start at offsets apply chooses (StartOffsets); a fetch that finds its offset gone
+    // (retention overtook apply) must stop with the gap named, never jump elsewhere unnoticed: the
+    // error makes Run rewind, and the rewind's StartOffsets names the gap.
+    kc["auto.offset.reset"] = "error";
     std::vector<std::string> subscription = o.topics;
     if (!o.topic_pattern.empty()) subscription = {"^" + o.topic_pattern};
     M2M_ASSIGN_OR_RETURN(consumer, KafkaConsumer::Make(kc, subscription, this));
     return Status::OK();
+  }
+
+  // What a failed attempt waits for, for the log.
+  std::string Awaited(const Status& st) const {
+    switch (st.code()) {
+      case StatusCode::kMysql:
+        return fmt::format("MySQL at {}:{}", o.mysql.host, o.mysql.port);
+      case StatusCode::kKafka:
+        return "Kafka at " + o.kafka.at("bootstrap.servers");
+      case StatusCode::kMongo:
+        return "MongoDB";
+      default:
+        return "the next attempt";
+    }
   }
 
   Status Run() {
@@ -669,25 +766,38 @@ struct Apply::Loop : RebalanceListener {
                  o.mysql.database);
     auto last_report = Clock::now();
     int64_t reported_events = 0;
-    int failures = 0;
+    Backoff backoff;
+    std::optional<Clock::time_point> failing_since;  // the first failure since the last successful step
     while (!stop.load()) {
-      Status st = Step();
+      const bool rewinding = rewind_needed;
+      Status st = rewinding ? Rewind() : Step();
       if (!st.ok()) {
-        if (!st.retriable() || failures >= o.max_retries) {
-          Abandon();
-          return st;
+        Abandon();
+        rewind_needed = true;
+        if (!st.retriable()) return st;
+        auto now = Clock::now();
+        if (!failing_since) failing_since = now;
+        double failing = std::chrono::duration<double>(now - *failing_since).count();
+        if (o.retry_for.count() > 0 && now - *failing_since >= o.retry_for) {
+          return st.WithContext(fmt::format("gave up after {:.0f} s of failed attempts (--retry-for {})", failing,
+                                            o.retry_for.count()));
         }
-        ++failures;
         stats.retries++;
-        auto pause = std::min(std::chrono::milliseconds(100) * (1 << std::min(failures, 6)), std::chrono::milliseconds(5000));
-        spdlog::warn("apply {}: {}; redoing from the stored offsets in {} ms (attempt {})", o.group, st.ToString(),
-                     pause.count(), failures);
-        std::this_thread::sleep_for(pause);
-        st = Rewind();
-        if (!st.ok() && !st.retriable()) return st;
+        stats.lag_events = consumer->Lag();
+        spdlog::warn("apply {}: {}; waiting for {}: next attempt in {:.1f} s, then redoing from the stored offsets "
+                     "(failing for {:.0f} s{})",
+                     o.group, st.ToString(), Awaited(st), backoff.next().count() / 1000.0, failing,
+                     o.retry_for.count() > 0 ? fmt::format(", giving up after {} s", o.retry_for.count()) : "");
+        backoff.Wait(stop);
         continue;
       }
-      failures = 0;
+      if (rewinding) continue;
+      if (failing_since) {
+        spdlog::info("apply {}: working again after {:.0f} s of failed attempts", o.group,
+                     std::chrono::duration<double>(Clock::now() - *failing_since).count());
+      }
+      failing_since.reset();
+      backoff.Reset();
       stats.lag_events = consumer->Lag();
       if (o.until_caught_up && CaughtUp()) {
         spdlog::info("apply {}: caught up: {} events in {} batches, {} quarantined", o.group, stats.events.load(),
@@ -698,9 +808,11 @@ struct Apply::Loop : RebalanceListener {
         double secs = std::chrono::duration<double>(Clock::now() - last_report).count();
         int64_t events = stats.events.load();
         int64_t last = stats.last_event_ms.load();
-        spdlog::info("apply {}: {} events ({:.0f}/s), {} batches, {} quarantined, {} retries, lag {:.1f} s", o.group,
+        int64_t waiting = stats.partitions_waiting.load();
+        spdlog::info("apply {}: {} events ({:.0f}/s), {} batches, {} quarantined, {} retries, lag {:.1f} s{}", o.group,
                      events, (events - reported_events) / secs, stats.batches.load(), stats.quarantined.load(),
-                     stats.retries.load(), last ? (NowMs() - last) / 1000.0 : 0.0);
+                     stats.retries.load(), last ? (NowMs() - last) / 1000.0 : 0.0,
+                     waiting ? fmt::format(", {} partitions not started yet", waiting) : "");
         last_report = Clock::now();
         reported_events = events;
       }

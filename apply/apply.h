@@ -43,7 +43,8 @@ namespace m2m::apply {
 struct ApplyOptions {
   // librdkafka properties (the kafka.* keys), bootstrap.servers at least. Apply sets group.id,
   // isolation.level=read_committed (capture writes transactionally; uncommitted events must never
-  // reach MySQL) and enable.auto.commit=false itself.
+  // reach MySQL), enable.auto.commit=false and auto.offset.reset=error (a position Kafka no longer
+  // holds is an error naming the gap, never a silent jump; see accept_lost_events) itself.
   KafkaConfig kafka = {{"bootstrap.servers", "127.0.0.1:9092"}};
   // Topics to consume. Default: none (then topic_pattern is required)
   std::vector<std::string> topics;
@@ -69,9 +70,16 @@ struct ApplyOptions {
   bool until_caught_up = false;
   // SQL rendering (statement size, ALGORITHM=INSTANT). Default: SqlOptions defaults
   SqlOptions sql;
-  // Consecutive failed attempts at a batch (lost connections, deadlocks, brokers away) before Run
-  // gives up. Default: 20
-  int max_retries = 20;
+  // How long apply keeps trying while attempts fail with retriable errors (MySQL or a broker
+  // unreachable or restarting, lost connections, deadlocks), counted from the first failure since
+  // the last success; 0 tries for ever. Attempts are 0.5 s apart, doubling up to 30 s, and each
+  // failure is logged with what apply waits for. Default: 10 min
+  std::chrono::seconds retry_for = std::chrono::minutes(10);
+  // When a partition's stored offset is no longer in Kafka (retention or DeleteRecords removed events
+  // apply had not read, or the topic was created again), continue at the log's first offset and log
+  // the lost range, instead of stopping with an error naming it (docs/apply.md, "Events lost from
+  // Kafka"). Default: false
+  bool accept_lost_events = false;
   // How often progress is logged. Default: 10 s
   std::chrono::milliseconds progress_interval = std::chrono::seconds(10);
 
@@ -87,6 +95,9 @@ struct ApplyStats {
   std::atomic<int64_t> last_event_ms{0};  // Kafka timestamp of the last committed event
   std::atomic<int64_t> ddl_statements{0};  // CREATE, ALTER, RENAME and DROP TABLE statements run
   std::atomic<int64_t> lag_events{0};      // offsets from the positions to the ends of the partitions owned
+  // Partitions assigned to this member that it has not started yet: their stored offsets could not be
+  // read (MySQL unreachable); lag_events does not cover them, so their lag is unknown.
+  std::atomic<int64_t> partitions_waiting{0};
   CounterVec events_by_topic;              // committed events per topic
 };
 
@@ -98,8 +109,8 @@ class Apply {
   static Result<std::unique_ptr<Apply>> Make(ApplyOptions options);
   ~Apply();
 
-  // Applies until RequestStop(), a non-retriable error, or (until_caught_up) the end of the
-  // partitions. A stop commits the batch in flight first.
+  // Applies until RequestStop(), a non-retriable error, retriable errors for longer than retry_for,
+  // or (until_caught_up) the end of the partitions. A stop commits the batch in flight first.
   Status Run();
   void RequestStop() { stop_.store(true); }
   const ApplyStats& stats() const { return stats_; }

@@ -1,5 +1,6 @@
 // The metrics apply serves at /metrics (docs/operations.md has the table).
 #include <chrono>
+#include <limits>
 
 #include "apply.h"
 
@@ -19,16 +20,29 @@ void RegisterMetrics(const ApplyStats& s, MetricsRegistry& r) {
   r.Add("m2m_apply_errors_total", MetricType::kCounter,
         "Batches abandoned after a retriable error (lost connection, deadlock, broker away) and redone.",
         value(s.retries));
+  // A partition not started yet has an unknown lag: NaN, never a reassuring 0.
   r.Add("m2m_apply_lag_events", MetricType::kGauge,
-        "Offsets between apply's positions and the ends of the partitions it owns (commit markers included).",
-        value(s.lag_events));
+        "Offsets between apply's positions and the ends of the partitions it owns (commit markers included); "
+        "NaN while some of them are not started (m2m_apply_partitions_waiting).",
+        [&s] {
+          return s.partitions_waiting.load() > 0 ? std::numeric_limits<double>::quiet_NaN()
+                                                 : static_cast<double>(s.lag_events.load());
+        });
+  r.Add("m2m_apply_partitions_waiting", MetricType::kGauge,
+        "Partitions assigned to apply that it cannot start yet: their stored offsets cannot be read (MySQL "
+        "unreachable). Nothing of them is applied meanwhile.",
+        value(s.partitions_waiting));
   r.Add("m2m_apply_last_event_timestamp_seconds", MetricType::kGauge,
         "Kafka timestamp of the last event applied (0 before the first).",
         [&s] { return static_cast<double>(s.last_event_ms.load()) / 1000; });
   r.Add("m2m_apply_lag_seconds", MetricType::kGauge,
-        "While events wait: now minus the Kafka timestamp of the last event applied; 0 when caught up.", [&s] {
+        "While events wait or partitions are not started: now minus the Kafka timestamp of the last event "
+        "applied (NaN when none was); 0 when caught up.",
+        [&s] {
           int64_t last = s.last_event_ms.load();
-          if (s.lag_events.load() <= 0 || last == 0) return 0.0;
+          bool waiting = s.partitions_waiting.load() > 0;
+          if (waiting && last == 0) return std::numeric_limits<double>::quiet_NaN();
+          if ((s.lag_events.load() <= 0 && !waiting) || last == 0) return 0.0;
           auto now = std::chrono::system_clock::now().time_since_epoch();
           return std::max(std::chrono::duration<double>(now).count() - static_cast<double>(last) / 1000, 0.0);
         });

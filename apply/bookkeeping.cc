@@ -85,6 +85,31 @@ std::string InsertQuarantineSql(const std::string& group, const std::vector<Quar
   return sql;
 }
 
+Result<int64_t> StartOffset(const std::string& group, const PartitionId& partition, std::optional<int64_t> stored,
+                            int64_t first, int64_t end, bool accept_lost_events, std::string* lost) {
+  if (!stored) return kOffsetBeginning;
+  if (*stored >= first && *stored <= end) return *stored;
+  std::string name = partition.first + "[" + std::to_string(partition.second) + "]";
+  std::string gap =
+      *stored < first
+          ? "events " + std::to_string(*stored) + ".." + std::to_string(first - 1) + " of " + name +
+                " are no longer in Kafka: group " + group + " has applied up to offset " + std::to_string(*stored) +
+                ", and the log's first offset is now " + std::to_string(first) +
+                " (retention or DeleteRecords removed the rest before apply read them)"
+          : name + " ends at offset " + std::to_string(end) + ", before offset " + std::to_string(*stored) +
+                " that group " + group + " has applied up to (was the topic deleted and created again?); "
+                "its log's first offset is " + std::to_string(first);
+  if (accept_lost_events) {
+    *lost = gap + "; --accept-lost-events: continuing at offset " + std::to_string(first);
+    return first;
+  }
+  return Status(StatusCode::kHistoryLost,
+                gap + ". Their changes are missing from MySQL. To repair: copy the collection again (mongo2mysql "
+                      "capture ... --resnapshot), then run apply once with --accept-lost-events, which goes on at "
+                      "offset " + std::to_string(first) + " (docs/apply.md, \"Events lost from Kafka\"); "
+                      "--accept-lost-events without a new copy accepts the loss (mongo2mysql verify shows it)");
+}
+
 bool IsEventError(const Status& status) {
   if (status.code() == StatusCode::kMapping) return true;
   if (status.code() != StatusCode::kMysql || status.retriable()) return false;

@@ -50,6 +50,17 @@ struct AppliedEvents {
 std::string UpsertOffsetsSql(const std::string& group, const std::map<PartitionId, int64_t>& next_offsets,
                              const std::map<PartitionId, AppliedEvents>& applied = {});
 
+// Where a partition starts: its stored next offset, or the beginning when nothing of it was applied
+// yet (`stored` none). Kafka holds the partition's offsets [first, end) (KafkaInspector::Range). A
+// stored offset outside [first, end] means events between the last batch applied and what Kafka holds
+// now are gone: retention or DeleteRecords removed them while apply was behind, or the topic was
+// deleted and created again. Starting anywhere else would skip them without a trace (librdkafka's
+// auto.offset.reset), so that is an error (kHistoryLost) naming the partition, the stored offset, the
+// log's first offset and the ways out (docs/apply.md, "Events lost from Kafka"). With
+// `accept_lost_events` the partition starts at `first` instead and `*lost` says what was skipped.
+Result<int64_t> StartOffset(const std::string& group, const PartitionId& partition, std::optional<int64_t> stored,
+                            int64_t first, int64_t end, bool accept_lost_events, std::string* lost);
+
 // One event that could not be applied.
 struct QuarantinedEvent {
   std::string topic;

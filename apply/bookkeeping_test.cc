@@ -41,5 +41,53 @@ TEST(BookkeepingTest, OnlyErrorsAboutTheEventQuarantineIt) {
   EXPECT_FALSE(IsEventError(Status::OK()));
 }
 
+TEST(BookkeepingTest, APartitionStartsAtItsStoredOffsetWhileKafkaHoldsIt) {
+  std::string lost;
+  auto start = [&](std::optional<int64_t> stored, int64_t first, int64_t end) {
+    auto r = StartOffset("g", {"t", 0}, stored, first, end, false, &lost);
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    return r.ok() ? *r : -100;
+  };
+  EXPECT_EQ(start(std::nullopt, 500, 900), kOffsetBeginning);  // nothing applied yet
+  EXPECT_EQ(start(500, 500, 900), 500);
+  EXPECT_EQ(start(700, 500, 900), 700);
+  EXPECT_EQ(start(900, 500, 900), 900);  // caught up
+  EXPECT_EQ(start(0, 0, 0), 0);
+  EXPECT_EQ(lost, "");
+}
+
+TEST(BookkeepingTest, AStoredOffsetKafkaNoLongerHoldsIsAnErrorNamingTheGap) {
+  std::string lost;
+  auto deleted = StartOffset("shop", {"m2m.shop.orders", 2}, 120, 400, 900, false, &lost);
+  ASSERT_FALSE(deleted.ok());
+  EXPECT_EQ(deleted.status().code(), StatusCode::kHistoryLost);
+  EXPECT_FALSE(deleted.status().retriable());
+  const std::string& m = deleted.status().message();
+  EXPECT_NE(m.find("events 120..399 of m2m.shop.orders[2] are no longer in Kafka"), std::string::npos) << m;
+  EXPECT_NE(m.find("applied up to offset 120"), std::string::npos) << m;
+  EXPECT_NE(m.find("first offset is now 400"), std::string::npos) << m;
+  EXPECT_NE(m.find("--resnapshot"), std::string::npos) << m;
+  EXPECT_NE(m.find("--accept-lost-events"), std::string::npos) << m;
+
+  auto recreated = StartOffset("shop", {"m2m.shop.orders", 0}, 950, 0, 30, false, &lost);
+  ASSERT_FALSE(recreated.ok());
+  EXPECT_NE(recreated.status().message().find("m2m.shop.orders[0] ends at offset 30, before offset 950"),
+            std::string::npos)
+      << recreated.status().message();
+  EXPECT_EQ(lost, "");
+}
+
+TEST(BookkeepingTest, AcceptingLostEventsStartsAtTheFirstOffsetAndSaysWhatWasLost) {
+  std::string lost;
+  auto deleted = StartOffset("shop", {"t", 1}, 120, 400, 900, true, &lost);
+  ASSERT_TRUE(deleted.ok());
+  EXPECT_EQ(*deleted, 400);
+  EXPECT_NE(lost.find("events 120..399 of t[1]"), std::string::npos) << lost;
+  EXPECT_NE(lost.find("continuing at offset 400"), std::string::npos) << lost;
+  auto recreated = StartOffset("shop", {"t", 1}, 950, 0, 30, true, &lost);
+  ASSERT_TRUE(recreated.ok());
+  EXPECT_EQ(*recreated, 0);
+}
+
 }  // namespace
 }  // namespace m2m::apply

@@ -16,6 +16,7 @@ struct ApplyFlags {
   std::string mapping_file;
   std::string mongo_uri;
   int batch_ms = 500;
+  int retry_for_s = 600;
   std::string on_drop;
   std::string on_rename;
   bool no_instant = false;
@@ -40,6 +41,7 @@ Status RunApply(apply::ApplyOptions o, const ApplyFlags& f) {
   }
   if (!f.mongo_uri.empty()) o.mongo = MongoOptions{.uri = f.mongo_uri};
   o.max_batch_time = std::chrono::milliseconds(f.batch_ms);
+  o.retry_for = std::chrono::seconds(f.retry_for_s);
   o.sql.instant_add_column = !f.no_instant;
   InstallStopSignals();
   MetricLabels labels = {{"group", o.group}};
@@ -60,7 +62,12 @@ void AddApplyCommand(CLI::App& app, Action& action) {
       "so after a crash or kill -9 every event is applied exactly once. Run several apply processes\n"
       "with the same --group to share the partitions. Events that cannot be applied (undecodable,\n"
       "unmappable, refused by MySQL) go to _m2m_quarantine with the reason, and apply keeps going.\n"
-      "The MySQL password comes from the environment variable M2M_MYSQL_PASSWORD, never from argv.\n"
+      "MySQL, Kafka or MongoDB unreachable or restarting: apply logs what it waits for and tries again\n"
+      "(0.5 s, doubling up to 30 s) for --retry-for seconds, then exits with status 3. A partition whose\n"
+      "stored offset Kafka no longer holds (retention deleted events apply had not read, or the topic was\n"
+      "created again) stops apply with an error naming the gap and the ways out (docs/apply.md).\n"
+      "The MySQL password comes from the environment variable M2M_MYSQL_PASSWORD, never from argv;\n"
+      "Kafka secrets (sasl.password, ...) only from a --config file, e.g. as ${KAFKA_PASSWORD}.\n"
       "Stop with Ctrl-C or SIGTERM; the batch in flight is committed first. Details: docs/apply.md.\n\n"
       "Examples:\n"
       "  M2M_MYSQL_PASSWORD=... mongo2mysql apply --topic-pattern 'm2m\\.shop\\..*' --group shop \\\n"
@@ -68,7 +75,7 @@ void AddApplyCommand(CLI::App& app, Action& action) {
       "  mongo2mysql apply --topics m2m.shop.orders --group backfill --mysql-database shop --until-caught-up");
   AddConfigOption(cmd);
   cmd->add_option("--kafka-bootstrap", f->bootstrap, "Kafka bootstrap servers")->capture_default_str();
-  cmd->add_option("--kafka", f->kafka_props, "A librdkafka property key=value (repeatable), e.g. sasl.username=u");
+  cmd->add_option("--kafka", f->kafka_props, kKafkaPropertyHelp);
   cmd->add_option("--topics", f->topics, "Topics to consume, comma-separated");
   cmd->add_option("--topic-pattern", o->topic_pattern,
                   "Regular expression for topics to consume instead, new matching topics included");
@@ -90,6 +97,13 @@ void AddApplyCommand(CLI::App& app, Action& action) {
   cmd->add_flag("--until-caught-up", o->until_caught_up,
                 "Apply everything up to the ends of the partitions, then exit 0 (a batch catch-up run)");
   cmd->add_flag("--no-instant", f->no_instant, "Add columns without ALGORITHM=INSTANT");
+  cmd->add_option("--retry-for", f->retry_for_s,
+                  "Seconds to keep trying while a server stays unreachable (0: for ever), then exit 3")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_flag("--accept-lost-events", o->accept_lost_events,
+                "Where Kafka no longer holds a partition's stored offset, continue at its first offset and log "
+                "the lost range, instead of stopping (docs/apply.md, \"Events lost from Kafka\")");
   AddMetricsOptions(cmd, f->metrics);
   cmd->callback([o, f, &action] { action = [o, f] { return RunApply(*o, *f); }; });
 }

@@ -62,7 +62,7 @@ void AddCaptureCommand(CLI::App& app, Action& action) {
   cmd->add_option("--lag-warning-share", o->lag_warning_share,
                   "Warn when capture's lag passes this share of the oplog window")->capture_default_str();
   cmd->add_option("--kafka-bootstrap", *bootstrap, "Kafka bootstrap servers")->capture_default_str();
-  cmd->add_option("--kafka", *kafka_props, "A librdkafka property key=value (repeatable), e.g. sasl.username=u");
+  cmd->add_option("--kafka", *kafka_props, kKafkaPropertyHelp);
   cmd->add_option("--name", o->name, "Name of this capture: its transactional.id and checkpoint key")
       ->capture_default_str();
   cmd->add_option("--topic-prefix", o->topic_prefix, "Prefix of the topics written")->capture_default_str();

@@ -30,11 +30,35 @@ Status AddKafkaProperties(const std::vector<std::string>& props, KafkaConfig& co
   return Status::OK();
 }
 
+bool IsSecretKafkaProperty(std::string_view key) {
+  for (std::string_view secret : {"password", "secret", "passphrase"}) {
+    if (key.find(secret) != std::string_view::npos) return true;
+  }
+  return key == "ssl.key.pem" || key == "sasl.oauthbearer.config";
+}
+
+Status RefuseSecretsOnCommandLine(const std::vector<std::string>& args) {
+  // --kafka takes several values after one flag, so every argument that reads key=value is checked.
+  for (std::string_view arg : args) {
+    if (arg.rfind("--kafka=", 0) == 0) arg.remove_prefix(8);
+    size_t eq = arg.find('=');
+    if (eq == std::string_view::npos || arg.rfind("-", 0) == 0) continue;
+    std::string key(arg.substr(0, eq));
+    if (!IsSecretKafkaProperty(key)) continue;
+    return Status::Invalid("--kafka " + key + "=...: secrets are not accepted on the command line, where other "
+                           "users of the machine can read them (ps); put the property in a --config file and the "
+                           "secret in the environment: \"kafka: {" + key + ": ${KAFKA_SECRET}}\" (docs/operations.md)");
+  }
+  return Status::OK();
+}
+
 void AddMetricsOptions(CLI::App* cmd, MetricsFlags& flags) {
   cmd->add_option("--metrics-port", flags.port,
                   "Serve Prometheus metrics at http://<metrics-host>:<port>/metrics (0: any free port, logged; "
                   "default: no endpoint)");
-  cmd->add_option("--metrics-host", flags.host, "Address the metrics endpoint listens on")->capture_default_str();
+  cmd->add_option("--metrics-host", flags.host,
+                  "Address the metrics endpoint listens on (it has no authentication: 0.0.0.0 serves every host)")
+      ->capture_default_str();
 }
 
 Result<std::unique_ptr<MetricsServer>> StartMetricsServer(const MetricsFlags& flags, const MetricsRegistry& registry) {

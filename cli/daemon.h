@@ -7,6 +7,7 @@
 
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "m2m/kafka_client.h"
@@ -18,13 +19,26 @@ namespace m2m::cli {
 // Adds each "key=value" of `props` to `config`; anything else is an error naming it.
 Status AddKafkaProperties(const std::vector<std::string>& props, KafkaConfig& config);
 
+// The --help text of every --kafka option.
+inline constexpr char kKafkaPropertyHelp[] =
+    "A librdkafka property key=value (repeatable), e.g. sasl.username=u; secrets (sasl.password, ...) only in "
+    "a --config file";
+
+// True for librdkafka properties that hold a secret: passwords, private keys, OAuth client secrets.
+bool IsSecretKafkaProperty(std::string_view key);
+
+// Refuses a secret Kafka property in `args`, the command line as typed (before a --config file is
+// expanded into it): any user of the machine can read a process's argv (ps, /proc). The error names
+// the property and says how to pass it instead: a config file, with the value from the environment.
+Status RefuseSecretsOnCommandLine(const std::vector<std::string>& args);
+
 // From now on SIGINT and SIGTERM ask the running daemon to stop (or stop it as soon as it runs).
 void InstallStopSignals();
 
 // Where a daemon serves /metrics; none unless a port is given.
 struct MetricsFlags {
   int port = -1;  // -1: no endpoint; 0: any free port (logged)
-  std::string host = "0.0.0.0";
+  std::string host = MetricsServerOptions{}.host;
 };
 
 // Adds --metrics-port and --metrics-host to `cmd` (config file: metrics: {port: 9187}).

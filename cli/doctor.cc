@@ -32,12 +32,14 @@ Status RunDoctor(const DoctorOptions& o) {
   auto keep = [&](Status st) {
     if (first.ok()) first = std::move(st);
   };
+  // The URI says what was tried, without its secrets (the output goes to terminals, tickets and logs).
+  const std::string uri = RedactedUri(o.mongo.uri);
   keep(Report("mongodb", [&]() -> Status {
     M2M_ASSIGN_OR_RETURN(auto client, MongoClient::Connect(o.mongo));
     M2M_ASSIGN_OR_RETURN(std::string version, client->ServerVersion());
-    std::printf("%-8s server %s at %s\n", "", version.c_str(), o.mongo.uri.c_str());
+    std::printf("%-8s server %s at %s\n", "", version.c_str(), uri.c_str());
     return Status::OK();
-  }()));
+  }().WithContext(uri)));
   keep(Report("kafka", CheckKafka(o.kafka_bootstrap)));
   keep(Report("mysql", MysqlConnection::Connect(o.mysql).status()));
   return first;

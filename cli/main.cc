@@ -3,6 +3,7 @@
 
 #include "commands.h"
 #include "config_file.h"
+#include "daemon.h"
 
 namespace m2m::cli {
 
@@ -36,7 +37,9 @@ int main(int argc, char** argv) {
   m2m::cli::AddVerifyCommand(app, action);
 
   std::vector<std::string> args(argv + 1, argv + argc);
-  if (m2m::Status st = m2m::cli::ExpandConfigFile(app, args); !st.ok()) {
+  m2m::Status st = m2m::cli::RefuseSecretsOnCommandLine(args);
+  if (st.ok()) st = m2m::cli::ExpandConfigFile(app, args);
+  if (!st.ok()) {
     std::fprintf(stderr, "mongo2mysql: %s\n", st.ToString().c_str());
     return m2m::cli::ExitCodeFor(st);
   }

@@ -57,7 +57,7 @@ void AddStatusCommand(CLI::App& app, Action& action) {
       "      --mysql-host mysql.internal --mysql-database shop");
   AddConfigOption(cmd);
   cmd->add_option("--kafka-bootstrap", f->bootstrap, "Kafka bootstrap servers")->capture_default_str();
-  cmd->add_option("--kafka", f->kafka_props, "A librdkafka property key=value (repeatable), e.g. sasl.username=u");
+  cmd->add_option("--kafka", f->kafka_props, kKafkaPropertyHelp);
   cmd->add_option("--topic-prefix", o->topic_prefix, "The captures' topic prefix")->capture_default_str();
   cmd->add_option("--group", o->group, "Apply's consumer group")->capture_default_str();
   AddMysqlOptions(cmd, f->mysql, "Apply's database (without it only capture and Kafka are reported)");

@@ -37,14 +37,6 @@ struct Finding {
   std::optional<BsonDocument> id;  // {"v": _id} when a document was seen
 };
 
-// mongodb://user:secret@host/... without the credentials, for messages.
-std::string Redacted(const std::string& uri) {
-  size_t scheme = uri.find("://");
-  size_t at = uri.find('@');
-  if (scheme == std::string::npos || at == std::string::npos || at < scheme) return uri;
-  return uri.substr(0, scheme + 3) + "***@" + uri.substr(at + 1);
-}
-
 // The dotted field path of a key column, from its source (a JSON array of path components).
 std::string DottedSource(const ColumnSchema& c) {
   nlohmann::json path = nlohmann::json::parse(c.source, nullptr, false);
@@ -509,7 +501,7 @@ std::string DescribeDifference(const Difference& d) {
 Result<VerifyReport> Verify(const VerifyOptions& o) {
   M2M_RETURN_NOT_OK(o.Validate());
   M2M_ASSIGN_OR_RETURN(auto mongo, MongoClient::Connect(o.mongo));
-  if (Status st = mongo->Ping(); !st.ok()) return st.WithContext("cannot reach MongoDB at " + Redacted(o.mongo.uri));
+  if (Status st = mongo->Ping(); !st.ok()) return st.WithContext("cannot reach MongoDB at " + RedactedUri(o.mongo.uri));
   M2M_ASSIGN_OR_RETURN(auto mysql, MysqlConnection::Connect(o.mysql));
   // The mapping as apply runs it against this server (TargetLimits::ForServer).
   MappingConfig mapping = o.mapping;

@@ -534,18 +534,25 @@ Result<std::vector<std::string>> KafkaInspector::ListTopics() {
 }
 
 Result<std::vector<TopicPartition>> KafkaInspector::Ends(const std::string& topic) {
+  M2M_ASSIGN_OR_RETURN(auto ranges, Ranges(topic));
+  std::vector<TopicPartition> out;
+  for (const Range& r : ranges) out.push_back({r.topic, r.partition, r.end});
+  return out;
+}
+
+Result<std::vector<KafkaInspector::Range>> KafkaInspector::Ranges(const std::string& topic) {
   int timeout_ms = static_cast<int>(impl_->timeout.count());
   M2M_ASSIGN_OR_RETURN(MetadataPtr md, TopicMetadata(impl_->rk.get(), topic, timeout_ms));
-  std::vector<TopicPartition> out;
+  std::vector<Range> out;
   for (int i = 0; i < md->topics[0].partition_cnt; ++i) {
     int32_t p = md->topics[0].partitions[i].id;
     int64_t low = 0, high = 0;
     // A read_committed handle asks for the last stable offset.
     rd_kafka_resp_err_t err = rd_kafka_query_watermark_offsets(impl_->rk.get(), topic.c_str(), p, &low, &high, timeout_ms);
     if (err != RD_KAFKA_RESP_ERR_NO_ERROR) return KafkaStatus(err, "reading offsets of " + topic, true);
-    out.push_back({topic, p, high});
+    out.push_back({topic, p, low, high});
   }
-  std::sort(out.begin(), out.end());
+  std::sort(out.begin(), out.end(), [](const Range& a, const Range& b) { return a.partition < b.partition; });
   return out;
 }
 

@@ -55,9 +55,26 @@ double ResidentBytes() {
   return 0;
 }
 
-void SendAll(int fd, const std::string& data) {
+using Clock = std::chrono::steady_clock;
+
+// Waits until `fd` is ready for `events` or `deadline` passes (false).
+bool WaitReady(int fd, short events, Clock::time_point deadline) {
+  while (true) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+    if (left <= 0) return false;
+    pollfd p{fd, events, 0};
+    int n = poll(&p, 1, static_cast<int>(left));
+    if (n > 0) return true;
+    if (n < 0 && errno != EINTR) return false;
+  }
+}
+
+// Sends `data` unless the client stops taking it before `deadline`.
+void SendAll(int fd, const std::string& data, Clock::time_point deadline) {
   for (size_t sent = 0; sent < data.size();) {
-    ssize_t n = send(fd, data.data() + sent, data.size() - sent, MSG_NOSIGNAL);
+    if (!WaitReady(fd, POLLOUT, deadline)) return;
+    ssize_t n = send(fd, data.data() + sent, data.size() - sent, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) continue;
     if (n <= 0) return;
     sent += static_cast<size_t>(n);
   }
@@ -164,12 +181,13 @@ void MetricsServer::Serve() {
     if (poll(&listening, 1, 200) <= 0) continue;  // wakes up to notice stop_
     int client = accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
     if (client < 0) continue;
-    timeval timeout{2, 0};  // a client that sends nothing does not hold the server up for long
-    setsockopt(client, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+    const auto deadline = Clock::now() + kClientTimeout;
     std::string request;
     char buf[2048];
     while (request.find("\r\n\r\n") == std::string::npos && request.size() < 16384) {
-      ssize_t n = recv(client, buf, sizeof buf, 0);
+      if (!WaitReady(client, POLLIN, deadline)) break;
+      ssize_t n = recv(client, buf, sizeof buf, MSG_DONTWAIT);
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) continue;
       if (n <= 0) break;
       request.append(buf, static_cast<size_t>(n));
     }
@@ -179,7 +197,8 @@ void MetricsServer::Serve() {
     SendAll(client, std::string(metrics ? "HTTP/1.1 200 OK\r\n" : "HTTP/1.1 404 Not Found\r\n") +
                         (metrics ? "Content-Type: text/plain; version=0.0.4; charset=utf-8\r\n"
                                  : "Content-Type: text/plain; charset=utf-8\r\n") +
-                        "Content-Length: " + std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body);
+                        "Content-Length: " + std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body,
+            deadline);
     close(client);
   }
 }

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 
 namespace m2m {
 namespace {
@@ -89,6 +90,53 @@ TEST(MetricsTest, APortInUseIsAnError) {
   auto second = MetricsServer::Start(registry, {.host = "127.0.0.1", .port = (*first)->port()});
   EXPECT_FALSE(second.ok());
   EXPECT_FALSE(MetricsServer::Start(registry, {.host = "localhost", .port = 0}).ok());
+}
+
+TEST(MetricsTest, ListensOnLoopbackUnlessToldOtherwise) {
+  // No authentication: serving other hosts must be asked for (--metrics-host).
+  EXPECT_EQ(MetricsServerOptions{}.host, "127.0.0.1");
+  MetricsRegistry registry;
+  auto server = MetricsServer::Start(registry, {.port = 0});
+  ASSERT_TRUE(server.ok()) << server.status().ToString();
+  EXPECT_EQ(Get((*server)->port(), "/metrics").rfind("HTTP/1.1 200 OK\r\n", 0), 0u);
+}
+
+TEST(MetricsTest, AClientThatStopsReadingDoesNotHoldUpTheNextScrape) {
+  // An answer far larger than the socket buffers, to a client that asks and then reads nothing: the
+  // server's send blocks until it gives that client up.
+  MetricsRegistry registry;
+  CounterVec many;
+  for (int i = 0; i < 400000; ++i) many.Add("a-label-value-long-enough-to-fill-buffers-" + std::to_string(i));
+  registry.AddVec("m2m_test_total", MetricType::kCounter, "Test.", "label", &many);
+  auto server = MetricsServer::Start(registry, {.host = "127.0.0.1", .port = 0});
+  ASSERT_TRUE(server.ok()) << server.status().ToString();
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>((*server)->port()));
+  inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr);
+
+  int stalled = socket(AF_INET, SOCK_STREAM, 0);
+  int small = 4096;
+  setsockopt(stalled, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+  ASSERT_EQ(connect(stalled, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  std::string request = "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n";
+  ASSERT_EQ(send(stalled, request.data(), request.size(), 0), static_cast<ssize_t>(request.size()));
+
+  auto start = std::chrono::steady_clock::now();
+  int next = socket(AF_INET, SOCK_STREAM, 0);
+  timeval wait{30, 0};  // without a send timeout the server would never come to this client
+  setsockopt(next, SOL_SOCKET, SO_RCVTIMEO, &wait, sizeof wait);
+  ASSERT_EQ(connect(next, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  ASSERT_EQ(send(next, request.data(), request.size(), 0), static_cast<ssize_t>(request.size()));
+  std::string response;
+  char buf[65536];
+  for (ssize_t n; (n = recv(next, buf, sizeof buf, 0)) > 0;) response.append(buf, static_cast<size_t>(n));
+  double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  close(next);
+  close(stalled);
+  EXPECT_EQ(response.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << response.substr(0, 200);
+  EXPECT_NE(response.find("-399999\"} 1\n"), std::string::npos);  // the whole answer
+  EXPECT_LT(waited, 25.0);
 }
 
 }  // namespace

@@ -1,5 +1,8 @@
 #include "m2m/mongo_client.h"
 
+#include <algorithm>
+#include <cctype>
+
 #include <mongoc/mongoc.h>
 
 #include <mutex>
@@ -44,6 +47,37 @@ Status MongoOptions::Validate() const {
 
 MongoClient::MongoClient(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 MongoClient::~MongoClient() = default;
+
+std::string RedactedUri(const std::string& uri) {
+  size_t scheme = uri.find("://");
+  if (scheme == std::string::npos) return uri;
+  size_t host = scheme + 3;
+  size_t query = uri.find('?', host);
+  size_t authority_end = std::min(uri.find('/', host), query);
+  // user:password@hosts; the password may hold ':' but not an unescaped '@'.
+  size_t at = uri.rfind('@', authority_end == std::string::npos ? std::string::npos : authority_end - 1);
+  std::string out = uri.substr(0, query);
+  if (at != std::string::npos && at >= host) {
+    size_t colon = uri.find(':', host);
+    if (colon < at) out = uri.substr(0, colon + 1) + "***" + uri.substr(at, query - at);
+  }
+  if (query == std::string::npos) return out;
+  out += '?';
+  for (size_t start = query + 1; start <= uri.size();) {
+    size_t end = std::min(uri.find('&', start), uri.size());
+    std::string option = uri.substr(start, end - start);
+    size_t eq = option.find('=');
+    std::string key = option.substr(0, eq);
+    std::transform(key.begin(), key.end(), key.begin(), [](unsigned char c) { return std::tolower(c); });
+    if (eq != std::string::npos &&
+        (key.find("password") != std::string::npos || key == "authmechanismproperties")) {
+      option = option.substr(0, eq + 1) + "***";
+    }
+    out += (start == query + 1 ? "" : "&") + option;
+    start = end + 1;
+  }
+  return out;
+}
 
 Result<std::unique_ptr<MongoClient>> MongoClient::Connect(const MongoOptions& options) {
   static std::once_flag init;

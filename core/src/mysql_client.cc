@@ -25,6 +25,8 @@ bool IsRetriable(unsigned err) {
     case ER_SERVER_SHUTDOWN:
     case ER_QUERY_INTERRUPTED:
     case ER_CONNECTION_KILLED:  // MariaDB
+    // A server just restarted, with every client of it reconnecting at once.
+    case ER_CON_COUNT_ERROR:
     case 4031:                  // ER_CLIENT_INTERACTION_TIMEOUT (MySQL 8.0.24+): closed while idle
       return true;
     default:
@@ -72,7 +74,7 @@ Result<std::unique_ptr<MysqlConnection>> MysqlConnection::Connect(const MysqlOpt
   }
   // UTC everywhere: DATETIME values written by apply are UTC instants.
   auto conn = std::unique_ptr<MysqlConnection>(new MysqlConnection(options, std::move(handle)));
-  M2M_RETURN_NOT_OK(conn->Execute("SET time_zone = '+00:00', sql_mode = CONCAT(@@sql_mode, ',STRICT_ALL_TABLES')"));
+  M2M_RETURN_NOT_OK(conn->Execute(std::string("SET time_zone = '+00:00', sql_mode = '") + kSessionSqlMode + "'"));
   return conn;
 }
 

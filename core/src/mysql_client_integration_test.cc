@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include "m2m/identifiers.h"
 #include "test_env.h"
 
 namespace m2m {
@@ -55,6 +56,22 @@ TEST_F(MysqlClientTest, ErrorsKeepTheServerErrno) {
   EXPECT_EQ(st.native_code(), 1146);  // ER_NO_SUCH_TABLE
   EXPECT_FALSE(st.retriable());
   EXPECT_NE(st.message().find("no_such_table"), std::string::npos);
+}
+
+TEST_F(MysqlClientTest, EverySessionHasTheSqlModeTheGeneratedSqlNeeds) {
+  // Whatever the server's default (a DBA may set NO_BACKSLASH_ESCAPES or ANSI_QUOTES globally), the
+  // session's mode is ours; tests/integration/test_sql_mode.py runs a server with such a default.
+  auto mode = conn_->Query("SELECT @@SESSION.sql_mode");
+  ASSERT_TRUE(mode.ok()) << mode.status().ToString();
+  EXPECT_EQ((*mode)[0][0], kSessionSqlMode);
+  // Backslash escapes are escapes: a quote after a backslash cannot end the literal.
+  ASSERT_TRUE(conn_->Execute("CREATE TABLE t (id INT PRIMARY KEY, name TEXT)").ok());
+  std::string hostile = "x\\' OR 1=1; DROP TABLE t; -- \"";
+  ASSERT_TRUE(conn_->Execute("INSERT INTO t VALUES (1, " + QuoteString(hostile) + ")").ok());
+  auto rows = conn_->Query("SELECT name FROM t WHERE name = " + QuoteString(hostile));
+  ASSERT_TRUE(rows.ok()) << rows.status().ToString();
+  ASSERT_EQ(rows->size(), 1u);
+  EXPECT_EQ((*rows)[0][0], hostile);
 }
 
 TEST(MysqlConnectTest, UnreachableServerIsRetriableAndNamesTheAddress) {

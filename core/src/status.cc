@@ -12,7 +12,7 @@ std::string_view StatusCodeName(StatusCode code) {
     case StatusCode::kKafka: return "Kafka error";
     case StatusCode::kMysql: return "MySQL error";
     case StatusCode::kMapping: return "Mapping error";
-    case StatusCode::kHistoryLost: return "Change stream history lost";
+    case StatusCode::kHistoryLost: return "History lost";
     case StatusCode::kCancelled: return "Cancelled";
     case StatusCode::kDiverged: return "MySQL differs from MongoDB";
     case StatusCode::kInternal: return "Internal error";

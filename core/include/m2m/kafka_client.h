@@ -167,6 +167,16 @@ class KafkaInspector {
   // Each partition of `topic` with `offset` set to its end: the last stable offset (records of open
   // transactions lie beyond it; the commit markers of closed ones before it).
   Result<std::vector<TopicPartition>> Ends(const std::string& topic);
+  // The offsets a partition still holds: [first, end). `first` is the log start offset (the records
+  // before it were deleted by retention or DeleteRecords), `end` as in Ends.
+  struct Range {
+    std::string topic;
+    int32_t partition = 0;
+    int64_t first = 0;
+    int64_t end = 0;
+  };
+  // Each partition of `topic`, in partition order.
+  Result<std::vector<Range>> Ranges(const std::string& topic);
   // The first committed record of the partition at or after `from.offset` and before `end`, or
   // nullopt when there is none (only transaction markers or aborted records lie in between).
   Result<std::optional<KafkaMessage>> FirstRecord(const TopicPartition& from, int64_t end);

@@ -12,6 +12,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -73,8 +74,9 @@ void AddProcessMetrics(MetricsRegistry& registry);
 std::string EscapeLabelValue(const std::string& value);
 
 struct MetricsServerOptions {
-  // Address to listen on. Default: 0.0.0.0 (Prometheus usually scrapes from another host)
-  std::string host = "0.0.0.0";
+  // Address to listen on. Default: 127.0.0.1 (the endpoint has no authentication; serving other
+  // hosts, e.g. 0.0.0.0 for a Prometheus elsewhere, is a choice to make explicitly)
+  std::string host = "127.0.0.1";
   // TCP port; 0 picks a free one (see MetricsServer::port). Default: 0
   int port = 0;
 
@@ -82,7 +84,9 @@ struct MetricsServerOptions {
 };
 
 // Serves GET /metrics (anything else: 404) on its own thread, one connection at a time: a scrape
-// renders in microseconds, and one scraper per daemon is the normal case.
+// renders in microseconds, and one scraper per daemon is the normal case. A client gets
+// kClientTimeout to send its request and take the answer, so one that stalls (stops reading, or
+// sends slowly) cannot hold up the next scrape for longer.
 class MetricsServer {
  public:
   // Binds and starts serving `registry`, which must outlive the server. Fails when the address
@@ -92,6 +96,8 @@ class MetricsServer {
   ~MetricsServer();
   // The port listened on (the chosen one when options.port was 0).
   int port() const { return port_; }
+
+  static constexpr std::chrono::seconds kClientTimeout{5};
 
  private:
   MetricsServer(const MetricsRegistry& registry, int fd, int port);

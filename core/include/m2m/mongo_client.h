@@ -24,6 +24,10 @@ struct MongoOptions {
   Status Validate() const;
 };
 
+// `uri` fit for logs and output: the password of its user info and the values of query options that
+// may hold secrets (…Password, authMechanismProperties) replaced by ***.
+std::string RedactedUri(const std::string& uri);
+
 class MongoClient {
  public:
   static Result<std::unique_ptr<MongoClient>> Connect(const MongoOptions& options);

@@ -35,6 +35,15 @@ struct MysqlOptions {
   Status Validate() const;
 };
 
+// Every session's sql_mode, whatever the server's default: the SQL the product writes (identifiers.h)
+// means one thing only under it. Literals escape with backslashes (NO_BACKSLASH_ESCAPES would end
+// them early: SQL injection through any value), strings are in single quotes and identifiers in
+// backticks (ANSI_QUOTES would read "..." as names), '' stays a string (MariaDB's EMPTY_STRING_IS_NULL
+// would make it NULL), || is OR, fractions are truncated the same on every server, and a value that
+// does not fit is an error (strict), which apply quarantines, never a silent truncation. The modes
+// named exist with the same meaning on MySQL 5.7-8.x and MariaDB 10.x-11.x.
+inline constexpr char kSessionSqlMode[] = "STRICT_ALL_TABLES,ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION";
+
 class MysqlConnection {
  public:
   using Row = std::vector<std::optional<std::string>>;  // NULL is nullopt

@@ -25,7 +25,7 @@ enum class StatusCode {
   kKafka,            // error reported by librdkafka or a broker
   kMysql,            // error reported by libmariadb or the MySQL server
   kMapping,          // a document or event cannot be mapped to rows
-  kHistoryLost,      // a resume point is no longer in the MongoDB oplog
+  kHistoryLost,      // a resume point is no longer in the MongoDB oplog, or an offset in a Kafka partition
   kCancelled,        // stopped on request (signal)
   kDiverged,         // verify: MySQL does not hold what the mapping makes of MongoDB
   kInternal,         // a bug: an invariant did not hold

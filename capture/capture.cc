@@ -124,7 +124,7 @@ int64_t CaptureOptions::topic_max_bytes(int64_t record_bytes) const {
   int64_t batch = kDefaultBatchSize;
   auto set = kafka.find("batch.size");
   if (set != kafka.end()) batch = std::strtoll(set->second.c_str(), nullptr, 10);
-  return std::max(record_bytes, batch) + kRecordBatchOverhead;
+  return std::max(record_bytes + kRecordBatchOverhead, batch);
 }
 
 // One run of the capture loop; lives for the duration of Capture::Run.
@@ -160,7 +160,7 @@ struct Capture::Loop {
     // The dead-letter topic takes the largest records; librdkafka refuses to send anything larger.
     int64_t largest = o.topic_max_bytes(o.dead_letter_max_bytes());
     auto given = pc.find("message.max.bytes");
-    if (given != pc.end()) largest = std::max(largest, std::strtoll(given->second.c_str(), nullptr, 10));
+    if (given != pc.end()) largest = std::max<int64_t>(largest, std::strtoll(given->second.c_str(), nullptr, 10));
     pc["message.max.bytes"] = std::to_string(largest);
     M2M_ASSIGN_OR_RETURN(producer, KafkaProducer::Make(pc));
     // Fences any earlier run with our transactional.id and aborts what it left open, before the
@@ -248,9 +248,13 @@ struct Capture::Loop {
       return Status::OK();
     }
     std::string too_small, raise;
+    int64_t holds = needed;  // the largest batch the topic takes as it is
     for (const char* key : {"max.message.bytes", "segment.bytes"}) {
       auto found = config->find(key);
-      if (found == config->end() || std::strtoll(found->second.c_str(), nullptr, 10) >= needed) continue;
+      if (found == config->end()) continue;
+      int64_t value = std::strtoll(found->second.c_str(), nullptr, 10);
+      if (value >= needed) continue;
+      holds = std::min(holds, value);
       too_small += std::string(too_small.empty() ? "" : " and ") + key + "=" + found->second;
       raise += std::string(raise.empty() ? "" : ",") + key + "=" +
                std::to_string(std::string(key) == "segment.bytes" ? segment : needed);
@@ -258,15 +262,19 @@ struct Capture::Loop {
     if (too_small.empty()) return Status::OK();
     std::string bootstrap = o.kafka.count("bootstrap.servers") ? o.kafka.at("bootstrap.servers") : "<broker>";
     bool dead_letter = topic == o.dead_letter_topic();
+    // A smaller limit is a way out for an event topic whose size fits batches of small events.
+    int64_t smaller = holds - kRecordBatchOverhead;
+    bool can_shrink = !dead_letter && smaller >= 1024 && o.topic_max_bytes(smaller) <= holds;
     return Status::Invalid(
         "topic " + topic + " has " + too_small + ", less than the " + std::to_string(needed) +
-        " bytes its largest record needs (" +
+        " bytes its largest record batch needs (" +
         (dead_letter ? "the dead-letter topic keeps whole events" : "--max-message-bytes " + std::to_string(o.max_message_bytes)) +
-        ", plus batch framing). The topic existed before capture, which leaves its settings alone; raise them with\n"
+        ", plus framing). The topic existed before capture, which leaves its settings alone; raise them with\n"
         "  kafka-configs.sh --bootstrap-server " + bootstrap + " --alter --entity-type topics --entity-name " + topic +
         " --add-config " + raise + "\n" +
-        (dead_letter ? "" : "or run capture with a smaller --max-message-bytes (larger events then go to " +
-                                o.dead_letter_topic() + "). ") +
+        (can_shrink ? "or run capture with --max-message-bytes " + std::to_string(smaller) +
+                          " or less (larger events then go whole to " + o.dead_letter_topic() + "). "
+                    : "") +
         "docs/checkpoints.md, \"Large documents\", has a loop for every topic of a prefix.");
   }
 

@@ -39,8 +39,9 @@ namespace m2m::capture {
 // fetch response by default.
 inline constexpr int64_t kDefaultMaxMessageBytes = int64_t{80} << 20;
 
-// Room for what a Kafka record batch adds to a record's key and value (headers, varints, CRC).
-inline constexpr int64_t kRecordBatchOverhead = int64_t{64} << 10;
+// Room for what a Kafka record batch of one record adds to its key and value (the batch header, 61
+// bytes, and the record's varints).
+inline constexpr int64_t kRecordBatchOverhead = 1024;
 
 enum class SnapshotMode {
   kInitial,  // copy the collections once, on the first start (no checkpoint yet), then stream
@@ -93,7 +94,8 @@ struct CaptureOptions {
   // max_message_bytes is still kept whole.
   int64_t dead_letter_max_bytes() const { return std::max(max_message_bytes, kDefaultMaxMessageBytes); }
   // The max.message.bytes (and least segment.bytes) a topic needs for records of `record_bytes`:
-  // a batch holds one such record or small records up to librdkafka's batch.size.
+  // a batch holds one such record, or small records up to librdkafka's batch.size (framing
+  // included). Kafka's default max.message.bytes, 1048588, holds records of 1047564 bytes.
   int64_t topic_max_bytes(int64_t record_bytes) const;
   std::string checkpoint_topic() const { return topic_prefix + ".__checkpoints"; }
   std::string dead_letter_topic() const { return topic_prefix + ".__dead_letter"; }

@@ -61,7 +61,7 @@ TEST(KafkaClientTest, TopicConfigGivesTheTopicsOwnSettingsAndTheBrokersDefaults)
   EXPECT_EQ(config->at("cleanup.policy"), "delete");  // not set on the topic: the broker's default
   EXPECT_TRUE((*admin)->DeleteTopic(topic).ok());
 
-  auto missing = (*admin)->TopicConfig(testing::UniqueName("t_missing"));
+  auto missing = (*admin)->TopicConfig(testing::UniqueName("t_missing"), 2s);
   ASSERT_FALSE(missing.ok());
   EXPECT_NE(missing.status().message().find("t_missing"), std::string::npos) << missing.status().message();
 }

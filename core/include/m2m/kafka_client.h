@@ -79,7 +79,8 @@ class KafkaAdmin {
   Status DeleteTopic(const std::string& name,
                      std::chrono::milliseconds timeout = std::chrono::seconds(30));
   // The topic's effective settings (its own overrides, else the broker's defaults), by name, e.g.
-  // max.message.bytes. Needs DescribeConfigs permission on the topic.
+  // max.message.bytes. Needs DescribeConfigs permission on the topic. A topic unknown to the broker
+  // is waited for until `timeout`, as in PartitionCount.
   Result<KafkaConfig> TopicConfig(const std::string& name,
                                   std::chrono::milliseconds timeout = std::chrono::seconds(30));
   // How many partitions the topic has. A topic unknown to the broker is waited for until `timeout`

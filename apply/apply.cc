@@ -158,12 +158,16 @@ struct Apply::Loop : RebalanceListener {
                                      " DEFAULT CHARACTER SET utf8mb4"));
     M2M_RETURN_NOT_OK(mysql->Execute("USE " + QuoteIdentifier(o.mysql.database)));
     for (const std::string& ddl : BookkeepingDdl()) M2M_RETURN_NOT_OK(mysql->Execute(ddl));
-    // Multi-row statements must fit in the server's packet, whatever --max-statement-bytes asks.
-    if (mysql->max_allowed_packet() > 2048) {
-      o.sql.max_statement_bytes = std::min<size_t>(o.sql.max_statement_bytes, mysql->max_allowed_packet() - 1024);
-    }
+    // Multi-row statements must fit in the server's packet, whatever SqlOptions asks.
+    o.sql.max_statement_bytes = std::min(o.sql.max_statement_bytes, PacketRoom());
     catalog_stale = true;
     return Status::OK();
+  }
+
+  // The longest text the server takes in one round trip, less a margin; no limit while unknown.
+  size_t PacketRoom() const {
+    uint64_t packet = mysql->max_allowed_packet();
+    return packet > 2048 ? static_cast<size_t>(packet - 1024) : SIZE_MAX;
   }
 
   // The server's schema of the database, and a fingerprint of it to notice changes by other members.
@@ -480,7 +484,7 @@ struct Apply::Loop : RebalanceListener {
   }
 
   Status ExecuteRows(const std::vector<std::string>& statements) {
-    size_t limit = std::min<size_t>(kMaxRoundTripBytes, o.sql.max_statement_bytes);
+    size_t limit = std::min(kMaxRoundTripBytes, PacketRoom());
     std::string round_trip;
     for (const std::string& s : statements) {
       if (!round_trip.empty() && round_trip.size() + s.size() + 1 > limit) {

@@ -35,9 +35,17 @@ bool IsInstantRefused(const Status& st) {
          (st.native_code() == 1845 || st.native_code() == 1846 || st.native_code() == 4092);
 }
 
-// Row statements are sent several per round trip, up to this many bytes (under MariaDB's default
-// max_allowed_packet of 16 MiB).
+// Row statements are sent several per round trip, up to this many bytes (and under the server's
+// max_allowed_packet).
 constexpr size_t kMaxRoundTripBytes = size_t{8} << 20;
+
+// ER_NET_PACKET_TOO_LARGE: a statement over the server's max_allowed_packet (MysqlConnection).
+constexpr long kPacketTooLarge = 1153;
+
+// librdkafka's receive.message.max.bytes for apply: above the largest record capture can publish
+// (its --max-message-bytes is at most librdkafka's message.max.bytes limit, 1,000,000,000), so a
+// record of any size capture allows is fetched. Memory is taken per response, as large as it is.
+constexpr char kReceiveMaxBytes[] = "1073741824";
 
 std::string PartitionName(const PartitionId& tp) { return tp.first + "[" + std::to_string(tp.second) + "]"; }
 
@@ -156,6 +164,8 @@ struct Apply::Loop : RebalanceListener {
                                      " DEFAULT CHARACTER SET utf8mb4"));
     M2M_RETURN_NOT_OK(mysql->Execute("USE " + QuoteIdentifier(o.mysql.database)));
     for (const std::string& ddl : BookkeepingDdl()) M2M_RETURN_NOT_OK(mysql->Execute(ddl));
+    // Multi-row statements must fit in the server's packet, whatever SqlOptions asks.
+    o.sql.max_statement_bytes = std::min(o.sql.max_statement_bytes, PacketRoom());
     catalog_stale = true;
     return Status::OK();
   }
@@ -169,6 +179,12 @@ struct Apply::Loop : RebalanceListener {
     if (config.options.limits.max_json_depth == mapper.config().options.limits.max_json_depth) return Status::OK();
     M2M_ASSIGN_OR_RETURN(mapper, Mapper::Make(std::move(config)));
     return Status::OK();
+  }
+
+  // The longest text the server takes in one round trip, less a margin; no limit while unknown.
+  size_t PacketRoom() const {
+    uint64_t packet = mysql->max_allowed_packet();
+    return packet > 2048 ? static_cast<size_t>(packet - 1024) : SIZE_MAX;
   }
 
   // The server's schema of the database, and a fingerprint of it to notice changes by other members.
@@ -548,15 +564,32 @@ struct Apply::Loop : RebalanceListener {
   }
 
   Status ExecuteRows(const std::vector<std::string>& statements) {
+    size_t limit = std::min(kMaxRoundTripBytes, PacketRoom());
     std::string round_trip;
     for (const std::string& s : statements) {
-      if (!round_trip.empty() && round_trip.size() + s.size() + 1 > kMaxRoundTripBytes) {
+      if (!round_trip.empty() && round_trip.size() + s.size() + 1 > limit) {
         M2M_RETURN_NOT_OK(mysql->Execute(round_trip));
         round_trip.clear();
       }
       round_trip += round_trip.empty() ? s : ";" + s;
     }
     return round_trip.empty() ? Status::OK() : mysql->Execute(round_trip);
+  }
+
+  // The documents of the batch, for an error about its statements (a batch that fails is redone one
+  // event at a time, so the error that quarantines an event names its one document).
+  std::string BatchDocuments() const {
+    constexpr size_t kNamed = 3;
+    std::vector<std::string> labels;
+    size_t count = 0;
+    for (const Batch::Segment& seg : pending.batch.segments()) {
+      for (const DocumentOp& d : seg.documents) {
+        if (count++ < kNamed) labels.push_back(d.label);
+      }
+    }
+    std::string out = fmt::format("{}", fmt::join(labels, ", "));
+    if (count > kNamed) out += fmt::format(" and {} more", count - kNamed);
+    return out;
   }
 
   Status WriteBatch() {
@@ -573,8 +606,10 @@ struct Apply::Loop : RebalanceListener {
     }
     M2M_RETURN_NOT_OK(mysql->Begin());
     M2M_RETURN_NOT_OK(CheckOffsetsUnchanged());
-    M2M_RETURN_NOT_OK(ExecuteRows(rows));
-    if (!pending.quarantine.empty()) M2M_RETURN_NOT_OK(mysql->Execute(InsertQuarantineSql(o.group, pending.quarantine)));
+    Status st = ExecuteRows(rows);
+    if (st.native_code() == kPacketTooLarge) st = st.WithContext(BatchDocuments());
+    M2M_RETURN_NOT_OK(st);
+    M2M_RETURN_NOT_OK(ExecuteRows(InsertQuarantineSql(o.group, pending.quarantine, o.sql.max_statement_bytes)));
     M2M_RETURN_NOT_OK(mysql->Execute(UpsertOffsetsSql(o.group, pending.next, pending.applied)));
     return mysql->Commit();
   }
@@ -739,6 +774,7 @@ struct Apply::Loop : RebalanceListener {
     // (retention overtook apply) must stop with the gap named, never jump elsewhere unnoticed: the
     // error makes Run rewind, and the rewind's StartOffsets names the gap.
     kc["auto.offset.reset"] = "error";
+    kc.emplace("receive.message.max.bytes", kReceiveMaxBytes);
     std::vector<std::string> subscription = o.topics;
     if (!o.topic_pattern.empty()) subscription = {"^" + o.topic_pattern};
     M2M_ASSIGN_OR_RETURN(consumer, KafkaConsumer::Make(kc, subscription, this));

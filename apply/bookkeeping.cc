@@ -45,6 +45,10 @@ std::vector<std::string> BookkeepingDdl() {
           "msg_key LONGBLOB NULL, raw_event LONGBLOB NULL, error TEXT NOT NULL, at DATETIME(3) NOT NULL, "
           "KEY (topic, `partition`, `offset`)) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 "
           "COMMENT='mongo2mysql apply: events that could not be applied'",
+      std::string("CREATE TABLE IF NOT EXISTS ") + kQuarantinePartsTable +
+          " (quarantine_id BIGINT NOT NULL, part INT NOT NULL, bytes LONGBLOB NOT NULL, "
+          "PRIMARY KEY (quarantine_id, part)) ENGINE=InnoDB "
+          "COMMENT='mongo2mysql apply: raw events of _m2m_quarantine too large for one statement, in order'",
   };
 }
 
@@ -72,17 +76,46 @@ std::string UpsertOffsetsSql(const std::string& group, const std::map<PartitionI
                "last_event_ms=COALESCE(VALUES(last_event_ms), last_event_ms), updated_at=VALUES(updated_at)";
 }
 
-std::string InsertQuarantineSql(const std::string& group, const std::vector<QuarantinedEvent>& events) {
-  if (events.empty()) return "";
-  std::string sql = std::string("INSERT INTO ") + kQuarantineTable +
-                    " (group_id, topic, `partition`, `offset`, msg_key, raw_event, error, at) VALUES ";
-  for (size_t i = 0; i < events.size(); ++i) {
-    const QuarantinedEvent& e = events[i];
-    sql += (i ? ",(" : "(") + QuoteString(group) + "," + QuoteString(e.topic) + "," + std::to_string(e.partition) +
-           "," + std::to_string(e.offset) + "," + Nullable(e.key) + "," + Nullable(e.value) + "," +
-           QuoteString(e.error) + ",UTC_TIMESTAMP(3))";
+std::vector<std::string> InsertQuarantineSql(const std::string& group, const std::vector<QuarantinedEvent>& events,
+                                             size_t max_statement_bytes) {
+  const std::string head = std::string("INSERT INTO ") + kQuarantineTable +
+                           " (group_id, topic, `partition`, `offset`, msg_key, raw_event, error, at) VALUES ";
+  auto row = [&](const QuarantinedEvent& e, const std::string& raw_event, const std::string& error) {
+    return "(" + QuoteString(group) + "," + QuoteString(e.topic) + "," + std::to_string(e.partition) + "," +
+           std::to_string(e.offset) + "," + Nullable(e.key) + "," + raw_event + "," + QuoteString(error) +
+           ",UTC_TIMESTAMP(3))";
+  };
+  std::vector<std::string> out;
+  std::string rows;
+  auto flush = [&] {
+    if (!rows.empty()) out.push_back(head + rows);
+    rows.clear();
+  };
+  for (const QuarantinedEvent& e : events) {
+    std::string whole = row(e, Nullable(e.value), e.error);
+    if (head.size() + whole.size() <= max_statement_bytes) {
+      if (!rows.empty() && head.size() + rows.size() + 1 + whole.size() > max_statement_bytes) flush();
+      rows += (rows.empty() ? "" : ",") + whole;
+      continue;
+    }
+    // Too large for one statement: the row without it, then the raw event in parts, each
+    // referring to the row by the id its INSERT generated (LAST_INSERT_ID() keeps it, as the
+    // parts table generates none).
+    flush();
+    out.push_back(head + row(e, "NULL",
+                             e.error + " (raw_event: " + std::to_string(e.value->size()) + " bytes, in " +
+                                 kQuarantinePartsTable + ")"));
+    const std::string parts_head =
+        std::string("INSERT INTO ") + kQuarantinePartsTable + " (quarantine_id, part, bytes) VALUES (LAST_INSERT_ID(),";
+    constexpr size_t kPartStatementOverhead = 64;
+    size_t part_bytes = std::max<size_t>((max_statement_bytes - parts_head.size() - kPartStatementOverhead) / 2, 1);
+    for (size_t offset = 0, part = 0; offset < e.value->size(); offset += part_bytes, ++part) {
+      out.push_back(parts_head + std::to_string(part) + "," +
+                    HexLiteral(std::string_view(*e.value).substr(offset, part_bytes)) + ")");
+    }
   }
-  return sql;
+  flush();
+  return out;
 }
 
 Result<int64_t> StartOffset(const std::string& group, const PartitionId& partition, std::optional<int64_t> stored,

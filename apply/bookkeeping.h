@@ -9,6 +9,9 @@
 //                    Kafka timestamp of the last event applied) are for `mongo2mysql status`.
 //   _m2m_quarantine  (id, group_id, topic, partition, offset, msg_key, raw_event, error, at): events
 //                    that could not be applied, written in the transaction that moves past them.
+//   _m2m_quarantine_parts (quarantine_id, part, bytes): the raw event of a quarantine row whose
+//                    raw_event is NULL because it was too large for one statement (max_allowed_packet),
+//                    in parts 0, 1, ... to be joined in order.
 //
 // Thread safety: pure functions.
 #pragma once
@@ -26,6 +29,7 @@ namespace m2m::apply {
 
 inline constexpr char kOffsetsTable[] = "_m2m_offsets";
 inline constexpr char kQuarantineTable[] = "_m2m_quarantine";
+inline constexpr char kQuarantinePartsTable[] = "_m2m_quarantine_parts";
 
 // CREATE TABLE IF NOT EXISTS for both tables, then the columns an older _m2m_offsets lacks (the
 // database must be selected).
@@ -71,8 +75,12 @@ struct QuarantinedEvent {
   std::string error;
 };
 
-// INSERT of the events into the quarantine table (nothing when empty).
-std::string InsertQuarantineSql(const std::string& group, const std::vector<QuarantinedEvent>& events);
+// The INSERTs of the events into the quarantine table, none longer than `max_statement_bytes`
+// (for a key and an error that fit): an event whose raw bytes do not fit in one statement gets its
+// row with raw_event NULL and the bytes in kQuarantinePartsTable. Run them in order in one
+// transaction. None when `events` is empty.
+std::vector<std::string> InsertQuarantineSql(const std::string& group, const std::vector<QuarantinedEvent>& events,
+                                             size_t max_statement_bytes);
 
 // True when `status` says the event itself cannot be applied, so the same statements would fail
 // again on every retry: a mapping error, or a MySQL error about the data or the table it needs (value

@@ -24,10 +24,35 @@ TEST(BookkeepingTest, OffsetsAreLockedOnlyForTheBatchPartitions) {
 
 TEST(BookkeepingTest, QuarantineKeepsRawBytesAndNulls) {
   QuarantinedEvent e{"t", 2, 40, std::nullopt, std::string("\x00{x", 3), "cannot decode"};
-  EXPECT_EQ(InsertQuarantineSql("g", {e}),
-            "INSERT INTO _m2m_quarantine (group_id, topic, `partition`, `offset`, msg_key, raw_event, error, at) "
-            "VALUES ('g','t',2,40,NULL,X'007B78','cannot decode',UTC_TIMESTAMP(3))");
-  EXPECT_EQ(InsertQuarantineSql("g", {}), "");
+  EXPECT_EQ(InsertQuarantineSql("g", {e}, 1 << 20),
+            std::vector<std::string>{
+                "INSERT INTO _m2m_quarantine (group_id, topic, `partition`, `offset`, msg_key, raw_event, error, at) "
+                "VALUES ('g','t',2,40,NULL,X'007B78','cannot decode',UTC_TIMESTAMP(3))"});
+  EXPECT_TRUE(InsertQuarantineSql("g", {}, 1 << 20).empty());
+}
+
+TEST(BookkeepingTest, ARawEventTooLargeForOneStatementGoesInPartsAndNoStatementIsOverTheLimit) {
+  std::string raw(1000, 'a');
+  raw[999] = 'z';
+  QuarantinedEvent small{"t", 0, 1, std::string("k"), std::string("v"), "e1"};
+  QuarantinedEvent big{"t", 0, 2, std::string("k"), raw, "row too large"};
+  auto sql = InsertQuarantineSql("g", {small, big, small}, 700);
+  for (const std::string& s : sql) EXPECT_LE(s.size(), 700u) << s;
+  ASSERT_EQ(sql.size(), 7u);  // the small one, the big one's row, its 4 parts, the last small one
+  EXPECT_NE(sql[0].find("X'76','e1'"), std::string::npos) << sql[0];
+  EXPECT_NE(sql[1].find("X'6B',NULL,'row too large (raw_event: 1000 bytes, in _m2m_quarantine_parts)'"),
+            std::string::npos) << sql[1];
+  std::string joined;
+  for (size_t i = 2; i < 6; ++i) {
+    std::string head = "INSERT INTO _m2m_quarantine_parts (quarantine_id, part, bytes) VALUES (LAST_INSERT_ID()," +
+                       std::to_string(i - 2) + ",X'";
+    ASSERT_EQ(sql[i].rfind(head, 0), 0u) << sql[i];
+    joined += sql[i].substr(head.size(), sql[i].size() - head.size() - 2);
+  }
+  std::string hex;
+  for (int i = 0; i < 999; ++i) hex += "61";
+  EXPECT_EQ(joined, hex + "7A");
+  EXPECT_NE(sql[6].find("X'76','e1'"), std::string::npos);
 }
 
 TEST(BookkeepingTest, OnlyErrorsAboutTheEventQuarantineIt) {

@@ -10,6 +10,7 @@
 #include <mutex>
 #include <thread>
 
+#include "dead_letter.h"
 #include "m2m/event_codec.h"
 
 namespace m2m::capture {
@@ -54,6 +55,24 @@ struct Checkpoint {
   bool snapshot_pending = false;
 };
 
+// Why libbson cannot write `doc` as Extended JSON (a string or field name that is not UTF-8, which
+// MongoDB stores without checking), or nullopt when it can.
+std::optional<std::string> NotUtf8(const bson_t* doc) {
+  size_t offset = 0;
+  if (bson_validate(doc, static_cast<bson_validate_flags_t>(BSON_VALIDATE_UTF8 | BSON_VALIDATE_UTF8_ALLOW_NULL),
+                    &offset)) {
+    return std::nullopt;
+  }
+  return "a string or field name is not UTF-8 (at byte " + std::to_string(offset) +
+         " of the BSON); JSON cannot carry it";
+}
+
+// A segment must hold the largest record batch; Kafka's own default is 1 GiB.
+constexpr int64_t kSegmentBytes = int64_t{1} << 30;
+
+// librdkafka's default batch.size.
+constexpr int64_t kDefaultBatchSize = 1000000;
+
 // One chunk read by a snapshot worker, or why it could not be.
 struct ChunkResult {
   size_t index;
@@ -92,8 +111,20 @@ Status CaptureOptions::Validate() const {
   if (topic_partitions <= 0) return Status::Invalid("capture.topic_partitions must be positive");
   if (max_batch_events <= 0) return Status::Invalid("capture.max_batch_events must be positive");
   if (max_batch_time.count() <= 0) return Status::Invalid("capture.max_batch_time must be positive");
-  if (max_message_bytes < 1024) return Status::Invalid("capture.max_message_bytes must be at least 1024");
+  constexpr int64_t kLibrdkafkaMax = 1000000000;  // the largest message.max.bytes librdkafka takes
+  if (max_message_bytes < 1024 || max_message_bytes > kLibrdkafkaMax - kRecordBatchOverhead) {
+    return Status::Invalid("capture.max_message_bytes must be between 1024 and " +
+                           std::to_string(kLibrdkafkaMax - kRecordBatchOverhead) + ", got " +
+                           std::to_string(max_message_bytes));
+  }
   return Status::OK();
+}
+
+int64_t CaptureOptions::topic_max_bytes(int64_t record_bytes) const {
+  int64_t batch = kDefaultBatchSize;
+  auto set = kafka.find("batch.size");
+  if (set != kafka.end()) batch = std::strtoll(set->second.c_str(), nullptr, 10);
+  return std::max(record_bytes + kRecordBatchOverhead, batch);
 }
 
 // One run of the capture loop; lives for the duration of Capture::Run.
@@ -126,13 +157,17 @@ struct Capture::Loop {
     KafkaConfig pc = o.kafka;
     pc["transactional.id"] = o.transactional_id();
     pc.emplace("linger.ms", "5");
-    pc.emplace("message.max.bytes", std::to_string(std::max<int64_t>(o.max_message_bytes + 4096, 1000000)));
+    // The dead-letter topic takes the largest records; librdkafka refuses to send anything larger.
+    int64_t largest = o.topic_max_bytes(o.dead_letter_max_bytes());
+    auto given = pc.find("message.max.bytes");
+    if (given != pc.end()) largest = std::max<int64_t>(largest, std::strtoll(given->second.c_str(), nullptr, 10));
+    pc["message.max.bytes"] = std::to_string(largest);
     M2M_ASSIGN_OR_RETURN(producer, KafkaProducer::Make(pc));
     // Fences any earlier run with our transactional.id and aborts what it left open, before the
     // checkpoint is read, so the read sees a settled topic.
     M2M_RETURN_NOT_OK(producer->InitTransactions().WithContext("starting capture " + o.name));
     M2M_RETURN_NOT_OK(admin->CreateTopic(o.checkpoint_topic(), 1, {{"cleanup.policy", "compact"}}));
-    M2M_RETURN_NOT_OK(admin->CreateTopic(o.dead_letter_topic(), 1));
+    M2M_RETURN_NOT_OK(PrepareTopic(o.dead_letter_topic(), 1, o.dead_letter_max_bytes()));
     checkpoint_key = "stream/" + o.name;
     return LoadCheckpoint();
   }
@@ -195,34 +230,71 @@ struct Capture::Loop {
     return Status::OK();
   }
 
+  // Creates `topic` with room for records of `record_bytes`, or checks that the existing topic has it:
+  // a record the broker refuses would fail every transaction that holds it, so capture would redo
+  // the batch forever. Capture does not change a topic it did not create (its settings are the
+  // operator's); the error gives the command that does.
+  Status PrepareTopic(const std::string& topic, int partitions, int64_t record_bytes) {
+    int64_t needed = o.topic_max_bytes(record_bytes);
+    int64_t segment = std::max(needed, kSegmentBytes);
+    M2M_RETURN_NOT_OK(admin->CreateTopic(
+        topic, partitions, {{"max.message.bytes", std::to_string(needed)}, {"segment.bytes", std::to_string(segment)}}));
+    auto config = admin->TopicConfig(topic);
+    if (!config.ok()) {
+      // Without DescribeConfigs permission the check is skipped; the broker still enforces the limit.
+      if (!IsAuthorizationFailure(config.status())) return config.status();
+      spdlog::warn("capture {}: cannot check the size settings of topic {}: {}", o.name, topic,
+                   config.status().message());
+      return Status::OK();
+    }
+    std::string too_small, raise;
+    int64_t holds = needed;  // the largest batch the topic takes as it is
+    for (const char* key : {"max.message.bytes", "segment.bytes"}) {
+      auto found = config->find(key);
+      if (found == config->end()) continue;
+      int64_t value = std::strtoll(found->second.c_str(), nullptr, 10);
+      if (value >= needed) continue;
+      holds = std::min(holds, value);
+      too_small += std::string(too_small.empty() ? "" : " and ") + key + "=" + found->second;
+      raise += std::string(raise.empty() ? "" : ",") + key + "=" +
+               std::to_string(std::string(key) == "segment.bytes" ? segment : needed);
+    }
+    if (too_small.empty()) return Status::OK();
+    std::string bootstrap = o.kafka.count("bootstrap.servers") ? o.kafka.at("bootstrap.servers") : "<broker>";
+    bool dead_letter = topic == o.dead_letter_topic();
+    // A smaller limit is a way out for an event topic whose size fits batches of small events.
+    int64_t smaller = holds - kRecordBatchOverhead;
+    bool can_shrink = !dead_letter && smaller >= 1024 && o.topic_max_bytes(smaller) <= holds;
+    return Status::Invalid(
+        "topic " + topic + " has " + too_small + ", less than the " + std::to_string(needed) +
+        " bytes its largest record batch needs (" +
+        (dead_letter ? "the dead-letter topic keeps whole events" : "--max-message-bytes " + std::to_string(o.max_message_bytes)) +
+        ", plus framing). The topic existed before capture, which leaves its settings alone; raise them with\n"
+        "  kafka-configs.sh --bootstrap-server " + bootstrap + " --alter --entity-type topics --entity-name " + topic +
+        " --add-config " + raise + "\n" +
+        (can_shrink ? "or run capture with --max-message-bytes " + std::to_string(smaller) +
+                          " or less (larger events then go whole to " + o.dead_letter_topic() + "). "
+                    : "") +
+        "docs/checkpoints.md, \"Large documents\", has a loop for every topic of a prefix.");
+  }
+
   Result<int> EnsureTopic(const std::string& topic) {
     auto known = topic_partitions.find(topic);
     if (known != topic_partitions.end()) return known->second;
-    M2M_RETURN_NOT_OK(admin->CreateTopic(topic, o.topic_partitions));
+    M2M_RETURN_NOT_OK(PrepareTopic(topic, o.topic_partitions, o.max_message_bytes));
     M2M_ASSIGN_OR_RETURN(int partitions, admin->PartitionCount(topic));
     topic_partitions[topic] = partitions;
     return partitions;
   }
 
+  // Publishes the whole event to the dead-letter topic (dead_letter.h), in the open transaction.
   Status DeadLetter(const bson_t* raw, const std::string& reason, const std::string& intended_topic) {
-    std::string event_json = BsonDocument(raw).ToCanonicalJson();
-    json record = {{"reason", reason}, {"topic", intended_topic}, {"capture", o.name}, {"at_ms", NowMs()}};
-    // The dead-letter record must itself fit in a message; a huge event keeps its head and its size.
-    size_t room = static_cast<size_t>(o.max_message_bytes / 2);
-    record["event_bytes"] = event_json.size();
-    record["truncated"] = event_json.size() > room;
-    record["event"] = event_json.size() > room ? event_json.substr(0, room) : event_json;
-    bson_iter_t it;
-    if (bson_iter_init_find(&it, raw, "_id") && BSON_ITER_HOLDS_DOCUMENT(&it)) {
-      const uint8_t* data;
-      uint32_t len;
-      bson_iter_document(&it, &len, &data);
-      auto token = BsonDocument::FromBytes(data, len);
-      if (token.ok()) record["resume_token"] = token->ToCanonicalJson();
-    }
+    M2M_ASSIGN_OR_RETURN(std::string record,
+                         DeadLetterRecord(raw, {reason, intended_topic, o.name, NowMs()},
+                                          static_cast<size_t>(o.dead_letter_max_bytes())));
     spdlog::warn("capture {}: event sent to {}: {}", o.name, o.dead_letter_topic(), reason);
     stats.dead_letters++;
-    return producer->Produce(o.dead_letter_topic(), std::nullopt, record.dump());
+    return producer->Produce(o.dead_letter_topic(), std::nullopt, record);
   }
 
   // Converts and publishes one complete raw event inside the open transaction.
@@ -252,19 +324,21 @@ struct Capture::Loop {
       return Status::OK();
     }
     std::string topic = TopicFor(o.topic_prefix, event.db, event.collection);
+    std::string where = "document " + event.document_key.ToRelaxedJson() + " in " + event.db + "." + event.collection;
+    if (auto bad = NotUtf8(raw)) return DeadLetter(raw, *bad + " (" + where + ")", topic);
     EncodeOptions eo;
     eo.server_name = o.topic_prefix;
     eo.processed_at_ms = NowMs();
     std::string value = EncodeValue(event, eo);
-    if (static_cast<int64_t>(value.size()) > o.max_message_bytes) {
+    std::string key = EncodeKey(event);
+    if (static_cast<int64_t>(key.size() + value.size()) > o.max_message_bytes) {
       return DeadLetter(raw,
-                        "encoded event is " + std::to_string(value.size()) + " bytes, over capture.max_message_bytes " +
-                            std::to_string(o.max_message_bytes) + " (document " + event.document_key.ToRelaxedJson() +
-                            " in " + event.db + "." + event.collection + ")",
+                        "encoded event is " + std::to_string(key.size() + value.size()) +
+                            " bytes, over capture.max_message_bytes " + std::to_string(o.max_message_bytes) + " (" +
+                            where + ")",
                         topic);
     }
     M2M_ASSIGN_OR_RETURN(int partitions, EnsureTopic(topic));
-    std::string key = EncodeKey(event);
     if (event.document_key.empty()) {
       // A drop or rename concerns every document, wherever its partition: each partition gets a copy,
       // in order with the events of the documents it holds (docs/events.md).
@@ -541,14 +615,24 @@ struct Capture::Loop {
         M2M_RETURN_NOT_OK(DeadLetter(doc.get(), event.status().message(), topic));
         continue;
       }
-      eo.processed_at_ms = NowMs();
-      std::string value = EncodeValue(*event, eo);
-      if (static_cast<int64_t>(value.size()) > o.max_message_bytes) {
-        M2M_RETURN_NOT_OK(DeadLetter(doc.get(), "snapshot document of " + std::to_string(value.size()) +
-                                                    " bytes is over capture.max_message_bytes", topic));
+      std::string where = "document " + event->document_key.ToRelaxedJson() + " in " + plan.ns.db + "." +
+                          plan.ns.collection;
+      if (auto bad = NotUtf8(doc.get())) {
+        M2M_RETURN_NOT_OK(DeadLetter(doc.get(), "snapshot read: " + *bad + " (" + where + ")", topic));
         continue;
       }
-      M2M_RETURN_NOT_OK(producer->Produce(topic, EncodeKey(*event), value));
+      eo.processed_at_ms = NowMs();
+      std::string value = EncodeValue(*event, eo);
+      std::string key = EncodeKey(*event);
+      if (static_cast<int64_t>(key.size() + value.size()) > o.max_message_bytes) {
+        M2M_RETURN_NOT_OK(DeadLetter(doc.get(),
+                                     "snapshot read of " + std::to_string(key.size() + value.size()) +
+                                         " bytes is over capture.max_message_bytes " +
+                                         std::to_string(o.max_message_bytes) + " (" + where + ")",
+                                     topic));
+        continue;
+      }
+      M2M_RETURN_NOT_OK(producer->Produce(topic, key, value));
     }
     CollectionSnapshot next = plan;
     next.done[index] = true;

@@ -11,6 +11,7 @@
 // may set the flag it returns).
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -27,6 +28,20 @@
 #include "m2m/status.h"
 
 namespace m2m::capture {
+
+// The largest event capture publishes by default, in bytes of its encoded form (docs/events.md):
+// room for the largest change event MongoDB sends. A BSON document holds at most 16 MiB, and an
+// update event three of them (the post-image or looked-up document, the pre-image, the update
+// description; MongoDB 7.0+ splits such an event and capture joins it). Encoded, binary data grows
+// by 4/3 (base64), so binary-heavy documents make 3 x 16 MiB x 4/3 = 64 MiB; the rest is room for
+// type wrappers and escapes. It stays under Kafka's socket.request.max.bytes (100 MiB), which
+// bounds a produce request, and librdkafka's receive.message.max.bytes (100 MB), which bounds a
+// fetch response by default.
+inline constexpr int64_t kDefaultMaxMessageBytes = int64_t{80} << 20;
+
+// Room for what a Kafka record batch of one record adds to its key and value (the batch header, 61
+// bytes, and the record's varints).
+inline constexpr int64_t kRecordBatchOverhead = 1024;
 
 enum class SnapshotMode {
   kInitial,  // copy the collections once, on the first start (no checkpoint yet), then stream
@@ -66,11 +81,22 @@ struct CaptureOptions {
   // While no events arrive, the server's postBatchResumeToken still moves; it is checkpointed at most
   // this often, so a restart after a long idle time resumes near the present. Default: 5 s
   std::chrono::milliseconds idle_checkpoint_interval = std::chrono::seconds(5);
-  // An encoded event larger than this goes to the dead-letter topic instead (keep it at or below the
-  // topics' max.message.bytes). Default: 1000000
-  int64_t max_message_bytes = 1000000;
+  // The largest record (key and encoded event) capture publishes to an event topic; a larger event
+  // goes to the dead-letter topic, whole. Capture creates its topics with room for it (and checks
+  // existing ones: topic_max_bytes). At most 1,000,000,000 less kRecordBatchOverhead (librdkafka's
+  // limit); above 100 MiB the brokers' socket.request.max.bytes must be raised too.
+  // Default: kDefaultMaxMessageBytes (80 MiB)
+  int64_t max_message_bytes = kDefaultMaxMessageBytes;
 
   Status Validate() const;
+  // The largest dead-letter record: never less than the default limit, whose room holds any
+  // event MongoDB sends as base64 BSON (dead_letter.h), so an event too large for a small
+  // max_message_bytes is still kept whole.
+  int64_t dead_letter_max_bytes() const { return std::max(max_message_bytes, kDefaultMaxMessageBytes); }
+  // The max.message.bytes (and least segment.bytes) a topic needs for records of `record_bytes`:
+  // a batch holds one such record, or small records up to librdkafka's batch.size (framing
+  // included). Kafka's default max.message.bytes, 1048588, holds records of 1047564 bytes.
+  int64_t topic_max_bytes(int64_t record_bytes) const;
   std::string checkpoint_topic() const { return topic_prefix + ".__checkpoints"; }
   std::string dead_letter_topic() const { return topic_prefix + ".__dead_letter"; }
   std::string transactional_id() const { return "mongo2mysql-capture-" + name; }

@@ -34,7 +34,8 @@ void AddCaptureCommand(CLI::App& app, Action& action) {
       "the document's _id, in the format of docs/events.md. Events and the resume point are committed\n"
       "in one Kafka transaction, so after a crash capture continues exactly after the last committed\n"
       "batch: nothing lost, nothing published twice for read_committed consumers. Events that cannot\n"
-      "be converted or are too large go to <topic-prefix>.__dead_letter with the reason.\n"
+      "be converted or are larger than --max-message-bytes go whole to <topic-prefix>.__dead_letter\n"
+      "with the reason.\n"
       "MongoDB unreachable after the start (an election, a restart) is waited out: capture logs\n"
       "each try and goes on from its last checkpoint or unfinished chunk (docs/checkpoints.md).\n"
       "Stop with Ctrl-C or SIGTERM; the current batch is abandoned and redone on the next start.\n\n"
@@ -99,7 +100,11 @@ void AddCaptureCommand(CLI::App& app, Action& action) {
   cmd->add_option("--snapshot-parallelism", o->snapshot.parallelism, "Snapshot chunks read at the same time")
       ->capture_default_str();
   cmd->add_option("--max-message-bytes", o->max_message_bytes,
-                  "Larger encoded events go to the dead-letter topic")->capture_default_str();
+                  "Largest record (key and encoded event) published to an event topic; a larger event goes "
+                  "whole to the dead-letter topic. The default (80 MiB) holds any event MongoDB sends of "
+                  "binary or text documents, pre-images included. Topics capture creates get "
+                  "max.message.bytes to match; an existing topic with less is an error giving the command "
+                  "that raises it (docs/checkpoints.md, \"Large documents\")")->capture_default_str();
   cmd->add_option("--max-batch-events", o->max_batch_events, "Events per Kafka transaction, at most")
       ->capture_default_str();
   auto batch_ms = std::make_shared<int>(200);

@@ -1,5 +1,6 @@
 """Runs the product's processes (build/mongo2mysql capture, apply) for tests and reads what they
 published, the way a user's consumer would (read_committed)."""
+import getpass
 import itertools
 import json
 import os
@@ -85,6 +86,37 @@ def start_mongo_standin(tmp_path, env=None, port=None):
     stack.wait_for(lambda: process.assert_running() or "listening on" in process.log(), timeout=120,
                    what="the MongoDB stand-in to listen")
     process.uri = f"mongodb://{stack.HOST}:{port}"
+    return process
+
+
+def start_mariadb(tmp_path, *options):
+    """A MariaDB server of the caller's own, for server settings the shared one must keep (e.g.
+    --max-allowed-packet=4M): a new data directory in tmp_path, a free port, the stack's user and
+    password. Returns the Process; its address is .mysql (keyword arguments of pymysql.connect)."""
+    data = tmp_path / "mariadb"
+    subprocess.run(["mariadb-install-db", "--no-defaults", f"--datadir={data}", f"--user={getpass.getuser()}",
+                    "--auth-root-authentication-method=socket", "--skip-test-db"],
+                   check=True, capture_output=True, timeout=300)
+    with socket.socket() as s:
+        s.bind((stack.HOST, 0))
+        port = s.getsockname()[1]
+    sock = tmp_path / "mariadb.sock"
+    process = Process([f"--datadir={data}", f"--user={getpass.getuser()}", f"--bind-address={stack.HOST}",
+                       f"--port={port}", f"--socket={sock}", f"--pid-file={tmp_path / 'mariadb.pid'}",
+                       "--innodb-buffer-pool-size=64M", "--character-set-server=utf8mb4",
+                       "--collation-server=utf8mb4_bin", *options],
+                      tmp_path / "mariadb.log", program=["mariadbd", "--no-defaults"])
+
+    def admin(sql):
+        return subprocess.run(["mariadb", "--no-defaults", f"--socket={sock}", "-uroot", "-e", sql],
+                              capture_output=True, text=True, timeout=60)
+    stack.wait_for(lambda: process.assert_running() or admin("SELECT 1").returncode == 0, timeout=120,
+                   what="the private MariaDB to answer")
+    user, password = stack.MYSQL["user"], stack.MYSQL["password"]
+    result = admin(f"CREATE USER '{user}'@'{stack.HOST}' IDENTIFIED BY '{password}'; "
+                   f"GRANT ALL PRIVILEGES ON *.* TO '{user}'@'{stack.HOST}'")
+    assert result.returncode == 0, result.stderr
+    process.mysql = dict(stack.MYSQL, port=port)
     return process
 
 

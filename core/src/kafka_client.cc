@@ -94,6 +94,36 @@ struct KafkaAdmin::Impl {
     rd_kafka_event_destroy(ev);
     return st;
   }
+
+  // One DescribeConfigs request for a topic's settings.
+  Result<KafkaConfig> DescribeTopic(const std::string& name, std::chrono::milliseconds timeout) {
+    std::string what = "reading the settings of topic " + name;
+    rd_kafka_ConfigResource_t* resource = rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, name.c_str());
+    rd_kafka_DescribeConfigs(rk.get(), &resource, 1, nullptr, queue);
+    rd_kafka_ConfigResource_destroy(resource);
+    rd_kafka_event_t* ev = rd_kafka_queue_poll(queue, static_cast<int>(timeout.count()));
+    if (ev == nullptr) return KafkaStatus(RD_KAFKA_RESP_ERR__TIMED_OUT, what, true);
+    std::unique_ptr<rd_kafka_event_t, void (*)(rd_kafka_event_t*)> guard(ev, rd_kafka_event_destroy);
+    if (rd_kafka_event_error(ev)) {
+      return Status(StatusCode::kKafka, what + ": " + rd_kafka_event_error_string(ev), true, rd_kafka_event_error(ev));
+    }
+    size_t n = 0;
+    const rd_kafka_ConfigResource_t** resources =
+        rd_kafka_DescribeConfigs_result_resources(rd_kafka_event_DescribeConfigs_result(ev), &n);
+    if (n != 1) return Status(StatusCode::kKafka, what + ": the broker answered for " + std::to_string(n) + " resources");
+    if (rd_kafka_resp_err_t err = rd_kafka_ConfigResource_error(resources[0])) {
+      const char* msg = rd_kafka_ConfigResource_error_string(resources[0]);
+      return Status(StatusCode::kKafka, what + ": " + (msg ? msg : rd_kafka_err2str(err)), false, err);
+    }
+    size_t count = 0;
+    const rd_kafka_ConfigEntry_t** entries = rd_kafka_ConfigResource_configs(resources[0], &count);
+    KafkaConfig out;
+    for (size_t i = 0; i < count; ++i) {
+      const char* value = rd_kafka_ConfigEntry_value(entries[i]);
+      if (value != nullptr) out[rd_kafka_ConfigEntry_name(entries[i])] = value;
+    }
+    return out;
+  }
 };
 
 KafkaAdmin::KafkaAdmin(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -120,6 +150,17 @@ Status KafkaAdmin::CreateTopic(const std::string& name, int partitions, const Ka
   rd_kafka_NewTopic_destroy(topic);
   return impl_->WaitTopicResult(RD_KAFKA_EVENT_CREATETOPICS_RESULT, timeout,
                                 "creating topic " + name, /*exists_ok=*/true);
+}
+
+Result<KafkaConfig> KafkaAdmin::TopicConfig(const std::string& name, std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (true) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    auto config = impl_->DescribeTopic(name, std::max(left, std::chrono::milliseconds(1)));
+    // As in PartitionCount: a topic just created may be unknown to the broker for a moment.
+    if (config.ok() || !IsUnknownTopic(config.status()) || std::chrono::steady_clock::now() >= deadline) return config;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
 }
 
 Status KafkaAdmin::DeleteTopic(const std::string& name, std::chrono::milliseconds timeout) {
@@ -448,6 +489,12 @@ Result<int> KafkaAdmin::PartitionCount(const std::string& name, std::chrono::mil
 bool IsUnknownTopic(const Status& status) {
   return status.code() == StatusCode::kKafka && (status.native_code() == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
                                                  status.native_code() == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC);
+}
+
+bool IsAuthorizationFailure(const Status& status) {
+  return status.code() == StatusCode::kKafka &&
+         (status.native_code() == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED ||
+          status.native_code() == RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED);
 }
 
 // ---------------------------------------------------------------------------------------------------

@@ -49,6 +49,23 @@ TEST(KafkaClientTest, ProducesAndConsumesKeyedMessagesInOrder) {
   EXPECT_TRUE((*admin)->DeleteTopic(topic).ok());
 }
 
+TEST(KafkaClientTest, TopicConfigGivesTheTopicsOwnSettingsAndTheBrokersDefaults) {
+  KafkaConfig base = testing::StackKafkaConfig();
+  std::string topic = testing::UniqueName("t_conf");
+  auto admin = KafkaAdmin::Make(base);
+  ASSERT_TRUE(admin.ok()) << admin.status().ToString();
+  M2M_ASSERT_OK((*admin)->CreateTopic(topic, 1, {{"max.message.bytes", "5000000"}}));
+  auto config = (*admin)->TopicConfig(topic);
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  EXPECT_EQ(config->at("max.message.bytes"), "5000000");
+  EXPECT_EQ(config->at("cleanup.policy"), "delete");  // not set on the topic: the broker's default
+  EXPECT_TRUE((*admin)->DeleteTopic(topic).ok());
+
+  auto missing = (*admin)->TopicConfig(testing::UniqueName("t_missing"), 2s);
+  ASSERT_FALSE(missing.ok());
+  EXPECT_NE(missing.status().message().find("t_missing"), std::string::npos) << missing.status().message();
+}
+
 TEST(KafkaClientTest, UnknownPropertyIsAnErrorNamingTheKey) {
   KafkaConfig c = testing::StackKafkaConfig();
   c["no.such.property"] = "1";

@@ -75,6 +75,10 @@ Result<std::unique_ptr<MysqlConnection>> MysqlConnection::Connect(const MysqlOpt
   // UTC everywhere: DATETIME values written by apply are UTC instants.
   auto conn = std::unique_ptr<MysqlConnection>(new MysqlConnection(options, std::move(handle)));
   M2M_RETURN_NOT_OK(conn->Execute(std::string("SET time_zone = '+00:00', sql_mode = '") + kSessionSqlMode + "'"));
+  M2M_ASSIGN_OR_RETURN(auto packet, conn->Query("SELECT @@max_allowed_packet"));
+  if (packet.size() == 1 && packet[0].size() == 1 && packet[0][0]) {
+    conn->max_allowed_packet_ = std::stoull(*packet[0][0]);
+  }
   return conn;
 }
 
@@ -88,7 +92,23 @@ Status MysqlConnection::LastError(std::string_view what) const {
   return Status(StatusCode::kMysql, std::move(message), IsRetriable(err), err);
 }
 
+// A statement travels as one command packet: its text and a command byte. A server that reads one
+// larger than its max_allowed_packet answers ER_NET_PACKET_TOO_LARGE and closes the connection,
+// which the client sees as a lost connection (retriable) while the statement would fail again every
+// time; refusing it here gives the real cause and keeps the connection.
+Status MysqlConnection::CheckSize(std::string_view sql) const {
+  if (max_allowed_packet_ == 0 || sql.size() + 1 < max_allowed_packet_) return Status::OK();
+  return Status(StatusCode::kMysql,
+                "a statement of " + std::to_string(sql.size()) + " bytes does not fit in the server's "
+                    "max_allowed_packet of " + std::to_string(max_allowed_packet_) +
+                    " bytes; raise it to more than " + std::to_string(sql.size() + 1) +
+                    " (SET GLOBAL max_allowed_packet = 1073741824, and max_allowed_packet in the server's "
+                    "configuration file; at most 1 GiB)",
+                /*retriable=*/false, ER_NET_PACKET_TOO_LARGE);
+}
+
 Status MysqlConnection::Execute(std::string_view sql) {
+  M2M_RETURN_NOT_OK(CheckSize(sql));
   MYSQL* m = &handle_->mysql;
   if (mysql_real_query(m, sql.data(), sql.size()) != 0) return LastError("statement failed");
   affected_rows_ = 0;
@@ -110,6 +130,7 @@ Status MysqlConnection::Execute(std::string_view sql) {
 }
 
 Result<std::vector<MysqlConnection::Row>> MysqlConnection::Query(std::string_view sql) {
+  M2M_RETURN_NOT_OK(CheckSize(sql));
   MYSQL* m = &handle_->mysql;
   if (mysql_real_query(m, sql.data(), sql.size()) != 0) return LastError("query failed");
   MYSQL_RES* res = mysql_store_result(m);

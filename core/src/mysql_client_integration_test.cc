@@ -74,6 +74,25 @@ TEST_F(MysqlClientTest, EverySessionHasTheSqlModeTheGeneratedSqlNeeds) {
   EXPECT_EQ((*rows)[0][0], hostile);
 }
 
+TEST_F(MysqlClientTest, AStatementOverMaxAllowedPacketIsRefusedBeforeSendingAndTheConnectionStays) {
+  auto rows = conn_->Query("SELECT @@max_allowed_packet");
+  ASSERT_TRUE(rows.ok()) << rows.status().ToString();
+  ASSERT_EQ(conn_->max_allowed_packet(), std::stoull(*(*rows)[0][0]));
+  // Its text and the command byte make exactly max_allowed_packet bytes: one too many.
+  std::string sql = "SELECT 1 -- ";
+  sql.resize(conn_->max_allowed_packet() - 1, 'x');
+  Status st = conn_->Execute(sql);
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(st.native_code(), 1153);  // ER_NET_PACKET_TOO_LARGE
+  EXPECT_FALSE(st.retriable());
+  EXPECT_NE(st.message().find("max_allowed_packet of " + std::to_string(conn_->max_allowed_packet())),
+            std::string::npos) << st.message();
+  EXPECT_FALSE(conn_->Query(sql).ok());
+  auto still = conn_->Query("SELECT 2");
+  ASSERT_TRUE(still.ok()) << still.status().ToString();
+  EXPECT_EQ((*still)[0][0], "2");
+}
+
 TEST(MysqlConnectTest, UnreachableServerIsRetriableAndNamesTheAddress) {
   MysqlOptions o = testing::StackMysqlOptions();
   o.port = 1;  // nothing listens on port 1

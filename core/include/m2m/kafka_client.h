@@ -78,6 +78,11 @@ class KafkaAdmin {
                      std::chrono::milliseconds timeout = std::chrono::seconds(30));
   Status DeleteTopic(const std::string& name,
                      std::chrono::milliseconds timeout = std::chrono::seconds(30));
+  // The topic's effective settings (its own overrides, else the broker's defaults), by name, e.g.
+  // max.message.bytes. Needs DescribeConfigs permission on the topic. A topic unknown to the broker
+  // is waited for until `timeout`, as in PartitionCount.
+  Result<KafkaConfig> TopicConfig(const std::string& name,
+                                  std::chrono::milliseconds timeout = std::chrono::seconds(30));
   // How many partitions the topic has. A topic unknown to the broker is waited for until `timeout`
   // (a topic just created may be missing from a broker's metadata for a moment), then an error.
   Result<int> PartitionCount(const std::string& name,
@@ -194,6 +199,9 @@ class KafkaInspector {
 // True for a consumer's report that a subscribed topic does not exist (yet): informational, the
 // consumer keeps running and picks the topic up once it is created.
 bool IsUnknownTopic(const Status& status);
+
+// True for the broker's refusal of a request on a topic or the cluster for want of permission (ACLs).
+bool IsAuthorizationFailure(const Status& status);
 
 // Reads every partition of a topic from the beginning to its current end: how capture loads its
 // checkpoints from a compacted topic. With isolation.level=read_committed (the default here) the end

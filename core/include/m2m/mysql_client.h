@@ -53,9 +53,11 @@ class MysqlConnection {
   MysqlConnection(const MysqlConnection&) = delete;
   MysqlConnection& operator=(const MysqlConnection&) = delete;
 
-  // Runs one or more statements that return no rows.
+  // Runs one or more statements that return no rows. Text the server would refuse for its size
+  // (max_allowed_packet() or more) is not sent: the error (ER_NET_PACKET_TOO_LARGE, not retriable)
+  // names both sizes, and the connection stays usable.
   Status Execute(std::string_view sql);
-  // Runs one statement and returns all its rows as text.
+  // Runs one statement and returns all its rows as text. The same size check as Execute.
   Result<std::vector<Row>> Query(std::string_view sql);
   // Rows changed by the last Execute.
   uint64_t affected_rows() const { return affected_rows_; }
@@ -68,15 +70,20 @@ class MysqlConnection {
   std::string QuoteString(std::string_view value) const;
 
   const MysqlOptions& options() const { return options_; }
+  // The session's max_allowed_packet, read on connect: the largest statement the server accepts,
+  // in bytes, less one.
+  uint64_t max_allowed_packet() const { return max_allowed_packet_; }
 
  private:
   struct Handle;
   MysqlConnection(MysqlOptions options, std::unique_ptr<Handle> handle);
   Status LastError(std::string_view what) const;
+  Status CheckSize(std::string_view sql) const;
 
   MysqlOptions options_;
   std::unique_ptr<Handle> handle_;
   uint64_t affected_rows_ = 0;
+  uint64_t max_allowed_packet_ = 0;  // 0 until read: no check
 };
 
 }  // namespace m2m

@@ -323,7 +323,7 @@ def test_spark_writes_a_document_near_mongodbs_size_limit(mysql_db, tmp_path):
                        "text": text}),
         insert("big", {"_id": 2, "small": True}),
     ])
-    stream.run(engines.spark, database, "spark", extra=["--kafka-option", "kafka.max.partition.fetch.bytes=67108864"])
+    stream.run(engines.spark, database, "spark")
     assert query(database, "SELECT LEFT(error, 300) FROM _m2m_spark_quarantine") == []
     rows = query(database, "SELECT _id, MD5(`blob`), CHAR_LENGTH(`text`), MD5(`text`), small FROM big ORDER BY _id")
     assert rows == [("1", hashlib.md5(blob).hexdigest(), str(len(text)), hashlib.md5(text.encode()).hexdigest(), None),

@@ -16,7 +16,8 @@ REPORTED = {}
 # Spark's KAFKA_DATA_LOSS sub-classes (kafka-error-conditions.json of spark-sql-kafka) in words.
 _WORDS = {
     "COULD_NOT_READ_OFFSET_RANGE": "{topicPartition}: offsets {startOffset} to {endOffset} (exclusive) are gone",
-    "START_OFFSET_RESET": "{topicPartition}: the job's next offset is {offset}, the partition now starts at {fetchedOffset}",
+    "START_OFFSET_RESET": "{topicPartition}: the job's next offset is {offset}, the partition now starts at "
+                          "{fetchedOffset}",
     "PARTITION_OFFSET_CHANGED": "{topicPartition}: the job had read up to offset {prevOffset}, the partition now ends "
                                 "at {newOffset}",
     "ADDED_PARTITION_DOES_NOT_START_FROM_OFFSET_ZERO": "{topicPartition} is new and starts at offset {startOffset}",

@@ -140,7 +140,8 @@ def test_spark_quarantines_the_events_mysql_refuses_and_applies_the_rest(mysql_d
     mapped = lambda db: {t: v for t, v in checksums(db).items() if t.startswith("w_") or t == "w"}  # noqa: E731
     assert mapped(spark_db) == mapped(native_db)
     native_quarantine = query(native_db, "SELECT topic, `offset` FROM _m2m_quarantine")
-    assert sorted((t, int(o)) for t, o in native_quarantine) == sorted((t, o) for t, _, o, _ in (sent[1], sent[5], sent[7]))
+    assert sorted((t, int(o)) for t, o in native_quarantine) == sorted(
+        (t, o) for t, _, o, _ in (sent[1], sent[5], sent[7]))
 
     # Spark replays a batch whose commit it did not record: the progress row says it is in MySQL.
     commits = tmp_path / "spark" / "checkpoint" / "commits"
@@ -220,7 +221,8 @@ def sample_analytics_like(rnd):
             tiers[key] = {"tier": rnd.choice(["Bronze", "Silver", "Gold", "Platinum"]),
                           "benefits": rnd.sample(benefits, rnd.randrange(3)), "active": rnd.random() < 0.5, "id": key}
         events.append(insert("customers", {
-            "_id": _oid(rnd), "username": f"user{i}", "name": f"Name {i}", "accounts": rnd.sample(range(10 ** 6), i % 3),
+            "_id": _oid(rnd), "username": f"user{i}", "name": f"Name {i}",
+            "accounts": rnd.sample(range(10 ** 6), i % 3),
             "birthdate": {"$date": {"$numberLong": str(rnd.randrange(10 ** 12))}}, "tier_and_details": tiers}))
         events.append(insert("accounts", {"_id": _oid(rnd), "account_id": 100000 + i, "limit": 10000,
                                           "products": rnd.sample(products, i % 4)}))
@@ -252,7 +254,8 @@ def test_spark_maps_empty_and_nested_shapes_into_a_database_it_creates(native_db
     engine being changed meanwhile stores such maps as one JSON column, the Spark job as columns.)"""
     stream = Stream(tmp_path)
     stream.send(sample_analytics_like(random.Random(5)) + [insert("edge", d) for d in EDGE_DOCUMENTS]
-                + [{"op": "replace", "collection": "edge", "document": json.dumps({"_id": 1, "a": [{}], "b": {"c": {}}})}])
+                + [{"op": "replace", "collection": "edge",
+                    "document": json.dumps({"_id": 1, "a": [{}], "b": {"c": {}}})}])
     stream.run(engines.native, native_db, "native")
     spark_db = stack.unique("t")
     try:
@@ -306,7 +309,8 @@ def test_spark_stops_on_records_lost_in_kafka_unless_allowed(mysql_db, tmp_path)
     assert query(database, "SELECT COUNT(*) FROM w") == [("10",)]
 
     stream.run(engines.spark, database, "spark", extra=["--allow-data-loss"])
-    assert [int(i) for (i,) in query(database, "SELECT _id FROM w ORDER BY _id")] == list(range(10)) + list(range(15, 20))
+    applied = [int(i) for (i,) in query(database, "SELECT _id FROM w ORDER BY _id")]
+    assert applied == list(range(10)) + list(range(15, 20))
 
 
 # ---- Documents near 16 MB ------------------------------------------------------------------------

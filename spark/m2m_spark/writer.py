@@ -258,6 +258,7 @@ class BatchWriter:
         return conn
 
     def __call__(self, batch_df, batch_id):
+        lost.REPORTED.pop(self.job, None)
         self.conn = self.connect()
         try:
             self.write(batch_df, batch_id)

@@ -287,7 +287,8 @@ def test_spark_maps_empty_and_nested_shapes_into_a_database_it_creates(native_db
 
 def test_spark_stops_on_records_lost_in_kafka_unless_allowed(mysql_db, tmp_path):
     """Records deleted from the topic before the job read them stop it with an error naming the
-    topic, partition and offsets and the way out; with --allow-data-loss it skips them."""
+    topic, partition and offsets and the way out; with --allow-data-loss it skips them. A topic
+    deleted and made again stops it too."""
     from m2m_spark.lost import KafkaDataLost
 
     database = mysql_db[0]
@@ -311,6 +312,16 @@ def test_spark_stops_on_records_lost_in_kafka_unless_allowed(mysql_db, tmp_path)
     stream.run(engines.spark, database, "spark", extra=["--allow-data-loss"])
     applied = [int(i) for (i,) in query(database, "SELECT _id FROM w ORDER BY _id")]
     assert applied == list(range(10)) + list(range(15, 20))
+
+    stream.admin.delete_topics([topic])[topic].result(60)
+    stream.topics.remove(topic)
+    stack.wait_for(lambda: topic not in stream.admin.list_topics(timeout=30).topics, what="the topic deleted")
+    stream.send([insert("w", {"_id": i}) for i in range(100, 103)])
+    with pytest.raises(KafkaDataLost) as lost:
+        stream.run(engines.spark, database, "spark")
+    message = str(lost.value)
+    assert f"topic {topic} partition 0: the job had read up to offset 20, the partition now ends at 3" in message
+    assert len(query(database, "SELECT _id FROM w")) == 15
 
 
 # ---- Documents near 16 MB ------------------------------------------------------------------------

@@ -24,9 +24,28 @@ _WRAPPERS = ("$oid", "$numberInt", "$numberLong", "$numberDouble", "$numberDecim
 _WRAPPER_SET = "array(" + ",".join(f"'{w}'" for w in _WRAPPERS) + ")"
 
 
+# from_json's options, for every JSON text the job parses: without them Jackson's limit of 20 million
+# characters per string turns an event holding a document near 16 MB (its `after` is one string)
+# into NULL.
+JSON_OPTIONS = {"maxStringLen": str(2 ** 31 - 1)}
+_JSON_OPTIONS_SQL = "map(" + ",".join(f"'{k}', '{v}'" for k, v in JSON_OPTIONS.items()) + ")"
+
+
+def parse(expr, schema):
+    """SQL: the JSON text `expr` read as `schema` (e.g. map<string,string>) by from_json."""
+    return f"from_json({expr}, '{schema}', {_JSON_OPTIONS_SQL})"
+
+
+def _first_key(raw):
+    """The first key of a JSON object, '' for an empty one. `get`, not `[0]`: under ANSI SQL (Spark
+    4's default) an index past the end fails the job, and nothing guarantees that a guard beside it
+    (`kind LIKE 'OBJECT%' AND ...`) is evaluated first."""
+    return f"coalesce(get(json_object_keys({raw}), 0), '')"
+
+
 def _is_wrapper_doc(raw, kind):
     """A sub-document, as opposed to a scalar spelled as an object."""
-    return f"({kind} LIKE 'OBJECT%' AND NOT array_contains({_WRAPPER_SET}, json_object_keys({raw})[0]))"
+    return f"({kind} LIKE 'OBJECT%' AND NOT array_contains({_WRAPPER_SET}, {_first_key(raw)}))"
 
 
 def _sql_str_array(items):
@@ -39,9 +58,9 @@ def classify(df, raw, kind, out):
     are in columns `raw` and `kind`. `nat` names the natural type; DOUBLE and DECIMAL texts are
     finished on the driver (the shortest round trip and the DECIMAL(65,30) fit need exact decimal
     arithmetic, which Spark SQL lacks past 38 digits)."""
-    staged = df.selectExpr("*", f"json_object_keys({raw})[0] AS _wk").selectExpr(
-        "*", f"from_json({raw}, 'map<string,string>')[_wk] AS _wv").selectExpr(
-        "*", "from_json(_wv, 'map<string,string>') AS _inner", f"from_json({raw}, 'map<string,string>') AS _outer")
+    staged = df.selectExpr("*", f"{_first_key(raw)} AS _wk").selectExpr(
+        "*", f"{parse(raw, 'map<string,string>')}[_wk] AS _wv").selectExpr(
+        "*", f"{parse('_wv', 'map<string,string>')} AS _inner", f"{parse(raw, 'map<string,string>')} AS _outer")
     return staged.selectExpr("*", _classify(raw, kind) + f" AS {out}").drop("_wk", "_wv", "_inner", "_outer")
 
 
@@ -109,9 +128,9 @@ def cells(events: DataFrame, cfg: MappingConfig) -> list:
     out = []
     for _ in range(64):  # flatten_depth <= 32 and arrays nest: a bound, not a tuning knob
         e = nodes.selectExpr(
-            "*", "posexplode(arrays_zip(map_keys(from_json(json, 'map<string,string>')), "
-            "map_values(from_json(json, 'map<string,string>')), "
-            "map_values(from_json(json, 'map<string,variant>')))) AS (pos, entry)").selectExpr(
+            "*", f"posexplode(arrays_zip(map_keys({parse('json', 'map<string,string>')}), "
+            f"map_values({parse('json', 'map<string,string>')}), "
+            f"map_values({parse('json', 'map<string,variant>')}))) AS (pos, entry)").selectExpr(
             "ord", "collection", "delta", "seq", "levels", "idx", "path", "depth", "root", "top", "pos",
             "entry['0'] AS key", "entry['1'] AS raw", "schema_of_variant(entry['2']) AS kind",
             # A delta's top-level keys are dotted paths (updatedFields).
@@ -122,9 +141,9 @@ def cells(events: DataFrame, cfg: MappingConfig) -> list:
             "*", f"NOT explicit AND {_is_wrapper_doc('raw', 'kind')} AS is_doc",
             "NOT explicit AND kind LIKE 'ARRAY%' AS is_array")
         e = e.selectExpr(
-            "*", "is_array AND exists(arrays_zip(from_json(raw, 'array<string>'), from_json(raw, 'array<variant>')), "
+            "*", f"is_array AND exists(arrays_zip({parse('raw', 'array<string>')}, {parse('raw', 'array<variant>')}), "
             "z -> " + _is_wrapper_doc("z['0']", "schema_of_variant(z['1'])") + ") AS any_doc",
-            "IF(is_array, size(from_json(raw, 'array<string>')), 0) AS n")
+            f"IF(is_array, size({parse('raw', 'array<string>')}), 0) AS n")
         scalar_table = "true" if o.scalar_arrays == "table" else "false"
         e = e.selectExpr("*", f"is_array AND (any_doc OR (n > 0 AND {scalar_table})) AS child",
                          f"is_doc AND d < {o.flatten_depth} AS descend").localCheckpoint(eager=False)
@@ -138,7 +157,7 @@ def cells(events: DataFrame, cfg: MappingConfig) -> list:
         elements = e.where("child").selectExpr(
             "ord", "collection", "delta", "concat(seq, array(pos)) AS seq",
             "concat(levels, array(p)) AS levels", "idx",
-            "posexplode(arrays_zip(from_json(raw, 'array<string>'), from_json(raw, 'array<variant>'))) AS (epos, el)"
+            f"posexplode(arrays_zip({parse('raw', 'array<string>')}, {parse('raw', 'array<variant>')})) AS (epos, el)"
         ).selectExpr("*", "el['0'] AS raw", "schema_of_variant(el['1']) AS kind").selectExpr(
             "*", f"{_is_wrapper_doc('raw', 'kind')} AS is_doc",
             "concat(seq, array(epos)) AS eseq", "concat(idx, array(epos)) AS eidx")

@@ -104,11 +104,29 @@ class Table:
             self._by_source = (len(self.columns), index)
         return index.get(source)
 
+    # The table comment parsed, for the source it was parsed from (a rename changes a copy's source).
+    _parsed: tuple = field(default=(None, None), init=False, repr=False, compare=False)
+
+    def _source_json(self):
+        if self._parsed[0] != self.source:
+            try:
+                value = json.loads(self.source)
+            except ValueError:  # a comment that is no table source: a table someone else made
+                value = None
+            self._parsed = (self.source, value)
+        return self._parsed[1]
+
     def levels(self):
-        return json.loads(self.source)[1:]
+        s = self._source_json()
+        if not isinstance(s, list):
+            return []
+        return [[c if isinstance(c, str) else "" for c in level] if isinstance(level, list) else [] for level in s[1:]]
 
     def collection(self):
-        s = json.loads(self.source)
+        """The collection whose documents the table holds. None for a table the mapping did not
+        create (its comment is no table source): such a table is left alone, and kept in the catalog
+        only so that its name is never taken (core/src/table_schema.cc, CatalogFromInformationSchema)."""
+        s = self._source_json()
         return s[0] if isinstance(s, list) and s and isinstance(s[0], str) else None
 
     def copy(self):
@@ -121,6 +139,13 @@ class Catalog:
 
     def find(self, name):
         return self.tables.get(name.lower())
+
+    def copy(self):
+        """A catalog the mapping can change without changing this one: the fold never changes a
+        Table in place, it puts changed copies in `tables`."""
+        out = Catalog()
+        out.tables = dict(self.tables)
+        return out
 
     def find_source(self, source):
         return next((t for t in self.tables.values() if t.source == source), None)
@@ -548,12 +573,16 @@ def map_event(cfg, catalog, ev, cells):
 
 
 class Segment:
-    """Events up to a collection operation: documents coalesced per key, DDL in order."""
+    """Events up to a collection operation: documents coalesced per key, DDL in order.
 
-    def __init__(self):
+    coalesce=False keeps one document operation per event instead, in event order, each with its
+    event in `owners` (the writer's isolation of an event MySQL refuses, docs/spark.md)."""
+
+    def __init__(self, coalesce=True):
         self.changes, self.docs, self.index, self.tables, self.collection_op = [], [], {}, {}, None
+        self.coalesce, self.owners = coalesce, []
 
-    def add(self, op, changes, catalog):
+    def add(self, op, changes, catalog, owner=None):
         for ch in changes:
             if ch.kind == "modify":
                 self._convert_pending(ch)
@@ -564,6 +593,10 @@ class Segment:
             t = catalog.find(name)
             if t:
                 self.tables[t.name] = t.copy()
+        if not self.coalesce:
+            self.docs.append(op)
+            self.owners.append(owner)
+            return
         key = (op.table, tuple(st.literal(v, v.type) for _, v in op.key))
         if key not in self.index:
             self.index[key] = len(self.docs)

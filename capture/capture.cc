@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "dead_letter.h"
+#include "m2m/backoff.h"
 #include "m2m/event_codec.h"
 
 namespace m2m::capture {
@@ -75,7 +76,7 @@ constexpr int64_t kDefaultBatchSize = 1000000;
 
 // One chunk read by a snapshot worker, or why it could not be.
 struct ChunkResult {
-  size_t index;
+  size_t position;  // in the list of chunks to copy
   Result<std::vector<BsonDocument>> docs;
 };
 
@@ -362,7 +363,8 @@ struct Capture::Loop {
   }
 
   // Adds the checkpoint (and any other progress records) to the open transaction and commits all.
-  Status CommitBatch(const Checkpoint& next, const std::map<std::string, std::string>& progress = {}) {
+  // A progress value of nullopt is a tombstone: the record is deleted.
+  Status CommitBatch(const Checkpoint& next, const std::map<std::string, std::optional<std::string>>& progress = {}) {
     for (const auto& [key, value] : progress) M2M_RETURN_NOT_OK(producer->Produce(o.checkpoint_topic(), key, value));
     M2M_RETURN_NOT_OK(producer->Produce(o.checkpoint_topic(), checkpoint_key, CheckpointValue(next)));
     M2M_RETURN_NOT_OK(producer->CommitTransaction());
@@ -370,7 +372,10 @@ struct Capture::Loop {
     batch_events = 0;
     committed = next;
     // What is committed is what a retry within this run starts from, as a restart would.
-    for (const auto& [key, value] : progress) records[key] = value;
+    for (const auto& [key, value] : progress) {
+      if (value) records[key] = *value;
+      else records.erase(key);
+    }
     last_checkpoint_at = Clock::now();
     stats.transactions++;
     return Status::OK();
@@ -386,29 +391,16 @@ struct Capture::Loop {
     return Status::OK();
   }
 
-  // The pause before the next attempt after a retriable error: 0.5 s, doubling up to 30 s, cut short
-  // by a stop request. A MongoDB election or restart is waited out, however long it takes.
-  struct RetryPause {
-    std::chrono::milliseconds next{500};
-    void Wait(const std::atomic<bool>& stop) {
-      constexpr std::chrono::milliseconds kStopPoll{100};
-      for (auto waited = std::chrono::milliseconds(0); waited < next && !stop.load(); waited += kStopPoll) {
-        std::this_thread::sleep_for(kStopPoll);
-      }
-      next = std::min(next * 2, std::chrono::milliseconds(30000));
-    }
-  };
-
   // Gives up the open transaction; the stream is reopened from the last committed checkpoint, so
   // nothing of the aborted batch is lost or published twice. While MongoDB cannot be reached, the
   // reopening is retried after `pause`, which the caller keeps while batches fail one after another.
-  Status AbortAndRewind(const Status& cause, RetryPause& pause) {
+  Status AbortAndRewind(const Status& cause, Backoff& pause) {
     spdlog::warn("capture {}: {}; rewinding to the last checkpoint", o.name, cause.ToString());
     M2M_RETURN_NOT_OK(AbortOpenTransaction(cause));
     while (true) {
       Status st = OpenReader(committed);
       if (st.ok() || !st.retriable() || stop.load()) return st;
-      spdlog::warn("capture {}: {}; trying again in {} ms", o.name, st.ToString(), pause.next.count());
+      spdlog::warn("capture {}: {}; trying again in {} ms", o.name, st.ToString(), pause.next().count());
       pause.Wait(stop);
     }
   }
@@ -473,12 +465,22 @@ struct Capture::Loop {
   std::string SnapshotKey(const Namespace& ns) const {
     return "snapshot/" + o.name + "/" + ns.db + "." + ns.collection;
   }
+  // Page `page` of the chunks of a collection's snapshot plan (CollectionSnapshot::PlanPages).
+  std::string PlanPageKey(const Namespace& ns, size_t page) const {
+    return "snapshot-plan/" + o.name + "/" + ns.db + "." + ns.collection + "/" + std::to_string(page);
+  }
+  // Tombstones for the plan pages of `ns` held in the checkpoint topic.
+  std::map<std::string, std::optional<std::string>> PlanPageTombstones(const Namespace& ns) const {
+    std::map<std::string, std::optional<std::string>> out;
+    for (size_t p = 0; records.count(PlanPageKey(ns, p)); ++p) out[PlanPageKey(ns, p)] = std::nullopt;
+    return out;
+  }
 
   // A re-snapshot starts every collection over; tombstones erase the old plans.
   void DropSnapshotRecords() {
-    std::string prefix = "snapshot/" + o.name + "/";
+    std::string progress = "snapshot/" + o.name + "/", pages = "snapshot-plan/" + o.name + "/";
     for (auto it = records.begin(); it != records.end();) {
-      if (it->first.rfind(prefix, 0) == 0) {
+      if (it->first.rfind(progress, 0) == 0 || it->first.rfind(pages, 0) == 0) {
         dropped_snapshot_keys.push_back(it->first);
         it = records.erase(it);
       } else {
@@ -504,11 +506,25 @@ struct Capture::Loop {
       CollectionSnapshot plan;
       auto found = records.find(SnapshotKey(ns));
       if (found != records.end()) {
-        M2M_ASSIGN_OR_RETURN(plan, CollectionSnapshot::FromJson(found->second));
+        auto page = [&](size_t p) -> std::optional<std::string> {
+          auto it = records.find(PlanPageKey(ns, p));
+          if (it == records.end()) return std::nullopt;
+          return it->second;
+        };
+        M2M_ASSIGN_OR_RETURN(plan, CollectionSnapshot::FromJson(found->second, page));
       } else {
         M2M_ASSIGN_OR_RETURN(plan, PlanSnapshot(*mongo, ns, o.snapshot.chunk_size));
         spdlog::info("capture {}: snapshot of {}.{}: {} documents in {} chunks", o.name, ns.db, ns.collection,
                      plan.documents, plan.chunks.size());
+      }
+      if (!plan.complete() && !records.count(PlanPageKey(ns, 0))) {
+        // The plan, written once, before its first chunk (or in place of a version 1 record's).
+        std::map<std::string, std::optional<std::string>> write;
+        std::vector<std::string> pages = plan.PlanPages();
+        for (size_t p = 0; p < pages.size(); ++p) write[PlanPageKey(ns, p)] = std::move(pages[p]);
+        write[SnapshotKey(ns)] = plan.ProgressJson();
+        M2M_RETURN_NOT_OK(BeginIfNeeded());
+        M2M_RETURN_NOT_OK(CommitBatch(committed, write));
       }
       M2M_RETURN_NOT_OK(CopyCollection(plan));
     }
@@ -524,6 +540,13 @@ struct Capture::Loop {
 
   // Reads the unfinished chunks of `plan` with parallel workers and publishes each in a transaction
   // of its own, together with the plan's updated progress.
+  //
+  // Threads: this (the publishing) thread owns `plan` and updates its progress after each commit.
+  // The workers never touch `plan`: they read chunk bounds from `chunks` and `ns`, copies made before
+  // any worker starts, immutable while workers run and joined by `finish` before they go out of
+  // scope. `mu` guards `ready`, `next_task`, `is_published`, `unpublished` and `abandon`, shared by the
+  // workers and this thread. Workers stay within `window` chunks of the first unpublished one, so
+  // the chunks done beyond the progress record's frontier stay few (snapshot.h).
   Status CopyCollection(CollectionSnapshot& plan) {
     std::vector<size_t> todo;
     for (size_t i = 0; i < plan.chunks.size(); ++i) {
@@ -533,14 +556,19 @@ struct Capture::Loop {
     if (todo.empty()) {
       if (!records.count(key)) {  // an empty collection: record that it is done
         M2M_RETURN_NOT_OK(BeginIfNeeded());
-        M2M_RETURN_NOT_OK(CommitBatch(committed, {{key, plan.ToJson()}}));
+        M2M_RETURN_NOT_OK(CommitBatch(committed, {{key, plan.ProgressJson()}}));
       }
       return Status::OK();
     }
+    const Namespace ns = plan.ns;
+    const std::vector<SnapshotChunk> chunks = plan.chunks;
     std::mutex mu;
     std::condition_variable cv;
     std::deque<ChunkResult> ready;
-    size_t next_task = 0;
+    size_t next_task = 0;  // positions in `todo`
+    std::vector<bool> is_published(todo.size());
+    size_t unpublished = 0;  // the first position not published
+    const size_t window = 2 * static_cast<size_t>(o.snapshot.parallelism);
     bool abandon = false;
     auto worker = [&] {
       auto client = MongoClient::Connect(o.mongo);
@@ -549,12 +577,15 @@ struct Capture::Loop {
         {
           std::unique_lock lock(mu);
           // Bounded: at most `parallelism` read chunks wait in memory for the publisher.
-          cv.wait(lock, [&] { return abandon || ready.size() < static_cast<size_t>(o.snapshot.parallelism); });
+          cv.wait(lock, [&] {
+            return abandon || next_task >= todo.size() ||
+                   (ready.size() < static_cast<size_t>(o.snapshot.parallelism) && next_task < unpublished + window);
+          });
           if (abandon || next_task >= todo.size()) return;
-          task = todo[next_task++];
+          task = next_task++;
         }
-        Result<std::vector<BsonDocument>> docs =
-            client.ok() ? ReadChunk(**client, plan.ns, plan.chunks[task]) : Result<std::vector<BsonDocument>>(client.status());
+        Result<std::vector<BsonDocument>> docs = client.ok() ? ReadChunk(**client, ns, chunks[todo[task]])
+                                                             : Result<std::vector<BsonDocument>>(client.status());
         std::lock_guard lock(mu);
         ready.push_back({task, std::move(docs)});
         cv.notify_all();
@@ -586,8 +617,14 @@ struct Capture::Loop {
       }
       cv.notify_all();
       if (!result.docs.ok()) return finish(result.docs.status());
-      Status st = PublishChunk(plan, result.index, *result.docs, key);
+      Status st = PublishChunk(plan, todo[result.position], *result.docs, key);
       if (!st.ok()) return finish(st);
+      {
+        std::lock_guard lock(mu);
+        is_published[result.position] = true;
+        while (unpublished < todo.size() && is_published[unpublished]) ++unpublished;
+      }
+      cv.notify_all();
       if (Clock::now() - last_report >= std::chrono::seconds(5) || published + 1 == todo.size()) {
         double secs = std::chrono::duration<double>(Clock::now() - started).count();
         double rate = (plan.copied - copied_at_start) / std::max(secs, 0.001);
@@ -634,12 +671,19 @@ struct Capture::Loop {
       }
       M2M_RETURN_NOT_OK(producer->Produce(topic, key, value));
     }
-    CollectionSnapshot next = plan;
-    next.done[index] = true;
-    next.copied += static_cast<int64_t>(docs.size());
-    M2M_RETURN_NOT_OK(CommitBatch(committed, {{key, next.ToJson()}}));
-    plan = std::move(next);
-    stats.snapshot_documents += static_cast<int64_t>(docs.size());
+    // `plan` holds what is committed: the chunk counts as done only once its transaction is.
+    int64_t copied = static_cast<int64_t>(docs.size());
+    plan.done[index] = true;
+    plan.copied += copied;
+    auto progress = plan.complete() ? PlanPageTombstones(plan.ns) : std::map<std::string, std::optional<std::string>>{};
+    progress[key] = plan.ProgressJson();
+    Status st = CommitBatch(committed, progress);
+    if (!st.ok()) {
+      plan.done[index] = false;
+      plan.copied -= copied;
+      return st;
+    }
+    stats.snapshot_documents += copied;
     return Status::OK();
   }
 
@@ -702,11 +746,11 @@ struct Capture::Loop {
     spdlog::info("capture {}: streaming", o.name);
     auto last_report = Clock::now();
     int64_t reported_events = 0;
-    RetryPause pause;
+    Backoff pause;
     bool failing = false;  // the last batch failed too: pause before going again
     while (!stop.load()) {
       Status st = RunBatch();
-      if (st.ok() && failing) pause = RetryPause();
+      if (st.ok() && failing) pause.Reset();
       if (!st.ok()) {
         if (!st.retriable()) return st;
         if (failing) pause.Wait(stop);
@@ -725,12 +769,12 @@ struct Capture::Loop {
   // A retriable error (MongoDB unreachable, its primary stepping down) abandons the chunk in flight;
   // the copy goes on at the first unfinished chunk, as after a restart, so nothing is copied twice.
   Status SnapshotWithRetries() {
-    RetryPause pause;
+    Backoff pause;
     while (true) {
       Status st = RunSnapshot();
       if (st.ok() || !st.retriable() || stop.load()) return st;
       spdlog::warn("capture {}: snapshot: {}; going on at the first unfinished chunk in {} ms", o.name, st.ToString(),
-                   pause.next.count());
+                   pause.next().count());
       M2M_RETURN_NOT_OK(AbortOpenTransaction(st));
       pause.Wait(stop);
     }

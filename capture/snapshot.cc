@@ -2,6 +2,8 @@
 
 #include <mongoc/mongoc.h>
 
+#include <algorithm>
+
 #include <nlohmann/json.hpp>
 
 #include "mongo_error.h"
@@ -72,6 +74,25 @@ std::optional<std::string> BoundJson(const std::optional<BsonDocument>& bound) {
   return bound->ToCanonicalJson();
 }
 
+json ChunkJson(const SnapshotChunk& c) {
+  json j = {{"type", c.type_class}, {"lo", nullptr}, {"hi", nullptr}};
+  if (auto lo = BoundJson(c.lo)) j["lo"] = *lo;
+  if (auto hi = BoundJson(c.hi)) j["hi"] = *hi;
+  return j;
+}
+
+Result<SnapshotChunk> ChunkFromJson(const json& c) {
+  SnapshotChunk chunk;
+  chunk.type_class = c.value("type", "");
+  for (auto [field, bound] : {std::pair{"lo", &chunk.lo}, std::pair{"hi", &chunk.hi}}) {
+    if (c.contains(field) && c[field].is_string()) {
+      M2M_ASSIGN_OR_RETURN(BsonDocument b, BsonDocument::FromJson(c[field].get<std::string>()));
+      *bound = std::move(b);
+    }
+  }
+  return chunk;
+}
+
 }  // namespace
 
 Status SnapshotOptions::Validate() const {
@@ -80,50 +101,103 @@ Status SnapshotOptions::Validate() const {
   return Status::OK();
 }
 
-bool CollectionSnapshot::complete() const {
-  for (bool d : done) {
-    if (!d) return false;
-  }
-  return true;
-}
+bool CollectionSnapshot::complete() const { return chunks_done() == static_cast<int64_t>(done.size()); }
 
-std::string CollectionSnapshot::ToJson() const {
-  json chunk_list = json::array();
-  for (const auto& c : chunks) {
-    json j = {{"type", c.type_class}, {"lo", nullptr}, {"hi", nullptr}};
-    if (auto lo = BoundJson(c.lo)) j["lo"] = *lo;
-    if (auto hi = BoundJson(c.hi)) j["hi"] = *hi;
-    chunk_list.push_back(std::move(j));
+int64_t CollectionSnapshot::chunks_done() const { return std::count(done.begin(), done.end(), true); }
+
+std::string CollectionSnapshot::ProgressJson() const {
+  size_t frontier = 0;
+  while (frontier < done.size() && done[frontier]) ++frontier;
+  json after = json::array();
+  for (size_t i = frontier; i < done.size(); ++i) {
+    if (done[i]) after.push_back(i);
   }
-  json d = json::array();
-  for (bool b : done) d.push_back(b);
-  return json{{"v", 1},         {"db", ns.db},           {"collection", ns.collection}, {"chunks", chunk_list},
-              {"done", d},      {"documents", documents}, {"copied", copied}}
+  return json{{"v", 2},
+              {"db", ns.db},
+              {"collection", ns.collection},
+              {"chunks", done.size()},
+              {"frontier", frontier},
+              {"done_after", std::move(after)},
+              {"documents", documents},
+              {"copied", copied}}
       .dump();
 }
 
-Result<CollectionSnapshot> CollectionSnapshot::FromJson(const std::string& text) {
-  json j = json::parse(text, nullptr, false);
-  if (j.is_discarded() || !j.is_object() || !j.contains("chunks") || !j.contains("done")) {
-    return Status::Invalid("snapshot progress record is not valid: " + text.substr(0, 200));
+std::vector<std::string> CollectionSnapshot::PlanPages() const {
+  std::vector<std::string> pages;
+  json page_chunks = json::array();
+  size_t first = 0, bytes = 0;
+  auto close_page = [&](size_t next_first) {
+    pages.push_back(json{{"v", 2}, {"db", ns.db}, {"collection", ns.collection}, {"first", first},
+                         {"chunks", std::move(page_chunks)}}
+                        .dump());
+    page_chunks = json::array();
+    first = next_first;
+    bytes = 0;
+  };
+  for (size_t i = 0; i < chunks.size(); ++i) {
+    json c = ChunkJson(chunks[i]);
+    size_t size = c.dump().size();
+    if (bytes > 0 && bytes + size > kPlanPageBytes) close_page(i);
+    bytes += size + 1;
+    page_chunks.push_back(std::move(c));
   }
+  if (!page_chunks.empty()) close_page(chunks.size());
+  return pages;
+}
+
+Result<CollectionSnapshot> CollectionSnapshot::FromJson(
+    const std::string& text, const std::function<std::optional<std::string>(size_t)>& page) {
+  json j = json::parse(text, nullptr, false);
+  auto invalid = [&](const std::string& why) {
+    return Status::Invalid("snapshot progress record is not valid (" + why + "): " + text.substr(0, 200));
+  };
+  if (j.is_discarded() || !j.is_object() || !j.contains("chunks")) return invalid("not a JSON object with chunks");
   CollectionSnapshot s;
   s.ns = {j.value("db", ""), j.value("collection", "")};
   s.documents = j.value("documents", int64_t{0});
   s.copied = j.value("copied", int64_t{0});
-  for (const auto& c : j["chunks"]) {
-    SnapshotChunk chunk;
-    chunk.type_class = c.value("type", "");
-    for (auto [field, bound] : {std::pair{"lo", &chunk.lo}, std::pair{"hi", &chunk.hi}}) {
-      if (c.contains(field) && c[field].is_string()) {
-        M2M_ASSIGN_OR_RETURN(BsonDocument b, BsonDocument::FromJson(c[field].get<std::string>()));
-        *bound = std::move(b);
-      }
+  int version = j.value("v", 1);
+  if (version == 1) {  // the whole plan and a flag per chunk, as written before version 2
+    if (!j["chunks"].is_array() || !j.contains("done") || !j["done"].is_array()) return invalid("version 1");
+    for (const auto& c : j["chunks"]) {
+      M2M_ASSIGN_OR_RETURN(SnapshotChunk chunk, ChunkFromJson(c));
+      s.chunks.push_back(std::move(chunk));
     }
-    s.chunks.push_back(std::move(chunk));
+    for (const auto& d : j["done"]) s.done.push_back(d.get<bool>());
+    if (s.done.size() != s.chunks.size()) return invalid("a flag per chunk expected");
+    return s;
   }
-  for (const auto& d : j["done"]) s.done.push_back(d.get<bool>());
-  if (s.done.size() != s.chunks.size()) return Status::Invalid("snapshot progress record of " + Name(s.ns) + " is inconsistent");
+  if (version != 2) return invalid("unknown version " + std::to_string(version));
+  if (!j["chunks"].is_number_unsigned() || !j.value("frontier", json()).is_number_unsigned() ||
+      !j.value("done_after", json()).is_array()) {
+    return invalid("version 2");
+  }
+  size_t count = j["chunks"].get<size_t>();
+  size_t frontier = j["frontier"].get<size_t>();
+  if (frontier > count) return invalid("frontier beyond the chunks");
+  s.done.assign(count, false);
+  std::fill(s.done.begin(), s.done.begin() + static_cast<std::ptrdiff_t>(frontier), true);
+  for (const auto& i : j["done_after"]) {
+    if (!i.is_number_unsigned() || i.get<size_t>() >= count) return invalid("done_after names no chunk");
+    s.done[i.get<size_t>()] = true;
+  }
+  if (!page || s.complete()) return s;
+  for (size_t p = 0; s.chunks.size() < count; ++p) {
+    std::optional<std::string> page_text = page(p);
+    std::string where = "the snapshot plan of " + Name(s.ns) + ", page " + std::to_string(p);
+    if (!page_text) return Status::Invalid(where + ", is missing from the checkpoint topic");
+    json pj = json::parse(*page_text, nullptr, false);
+    if (pj.is_discarded() || !pj.is_object() || pj.value("first", json()) != json(s.chunks.size()) ||
+        !pj.value("chunks", json()).is_array() || pj["chunks"].empty()) {
+      return Status::Invalid(where + ", is not valid: " + page_text->substr(0, 200));
+    }
+    for (const auto& c : pj["chunks"]) {
+      M2M_ASSIGN_OR_RETURN(SnapshotChunk chunk, ChunkFromJson(c));
+      s.chunks.push_back(std::move(chunk));
+    }
+  }
+  if (s.chunks.size() != count) return invalid("its plan has " + std::to_string(s.chunks.size()) + " chunks");
   return s;
 }
 

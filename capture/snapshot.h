@@ -12,6 +12,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -41,17 +42,29 @@ struct SnapshotChunk {
   std::optional<BsonDocument> hi;    // {"v": <_id>}
 };
 
-// The plan and progress of one collection's snapshot; kept in the checkpoint topic.
+// The plan and progress of one collection's snapshot; kept in the checkpoint topic in two parts,
+// so that what is rewritten after every chunk stays small however many chunks there are:
+// - the plan's chunks, in pages of about kPlanPageBytes (PlanPages), written once when planned;
+// - the progress record (ProgressJson): counts, and the chunks done as a frontier (every chunk before
+//   it) plus the few done beyond it (at most the chunks in flight, about twice the parallelism).
+// Version 1 records, which held the whole plan and a flag per chunk, are still read.
 struct CollectionSnapshot {
+  static constexpr size_t kPlanPageBytes = 256 * 1024;
+
   Namespace ns;
-  std::vector<SnapshotChunk> chunks;
-  std::vector<bool> done;            // per chunk
-  int64_t documents = 0;             // counted when planned
-  int64_t copied = 0;                // documents of the finished chunks
+  std::vector<SnapshotChunk> chunks;  // empty when only the progress was read (FromJson)
+  std::vector<bool> done;             // per chunk
+  int64_t documents = 0;              // counted when planned
+  int64_t copied = 0;                 // documents of the finished chunks
 
   bool complete() const;
-  std::string ToJson() const;
-  static Result<CollectionSnapshot> FromJson(const std::string& json);
+  int64_t chunks_done() const;
+  std::string ProgressJson() const;
+  std::vector<std::string> PlanPages() const;
+  // From a progress record; `page(i)` gives plan page i (nullopt when it is missing). Without
+  // `page`, or once the snapshot is complete, the chunks are not read: `done` still says how many.
+  static Result<CollectionSnapshot> FromJson(
+      const std::string& progress, const std::function<std::optional<std::string>(size_t)>& page = nullptr);
 };
 
 // The collections a stream of this scope covers, system collections and databases left out.

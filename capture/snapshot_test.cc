@@ -73,3 +73,98 @@ TEST(ChunkPlannerTest, NothingAddedPlansNothing) {
 
 }  // namespace
 }  // namespace m2m::capture
+
+namespace m2m::capture {
+namespace {
+
+// A plan of `n` chunks of ObjectId _ids, as a large collection gets.
+CollectionSnapshot LargePlan(size_t n) {
+  CollectionSnapshot plan;
+  plan.ns = {"shop", "orders"};
+  std::optional<BsonDocument> lo;
+  for (size_t i = 0; i < n; ++i) {
+    char oid[25];
+    snprintf(oid, sizeof oid, "65%022zx", i + 1);
+    std::optional<BsonDocument> hi;
+    if (i + 1 < n) hi = BsonDocument::FromJson(std::string("{\"v\": {\"$oid\": \"") + oid + "\"}}").value();
+    plan.chunks.push_back({"objectId", lo, hi});
+    lo = hi;
+  }
+  plan.done.assign(n, false);
+  plan.documents = static_cast<int64_t>(n) * 5000;
+  return plan;
+}
+
+std::vector<std::string> Describe(const CollectionSnapshot& plan) {
+  std::vector<std::string> out;
+  for (const auto& c : plan.chunks) out.push_back(c.type_class + " " + Bound(c.lo) + " " + Bound(c.hi));
+  return out;
+}
+
+TEST(CollectionSnapshotTest, TheProgressOf100000ChunksStaysSmallAndThePlanComesBackFromItsPages) {
+  CollectionSnapshot plan = LargePlan(100000);
+  for (size_t i = 0; i < 99000; ++i) plan.done[i] = true;  // a frontier ...
+  for (size_t i : {99001, 99003, 99007}) plan.done[i] = true;  // ... and the chunks done beyond it
+  plan.copied = 99003 * 5000;
+
+  std::string progress = plan.ProgressJson();
+  EXPECT_LT(progress.size(), 512u) << progress;
+  std::vector<std::string> pages = plan.PlanPages();
+  ASSERT_GT(pages.size(), 1u);
+  for (const auto& page : pages) EXPECT_LE(page.size(), CollectionSnapshot::kPlanPageBytes + 1024);
+
+  auto page = [&](size_t p) -> std::optional<std::string> {
+    if (p >= pages.size()) return std::nullopt;
+    return pages[p];
+  };
+  auto back = CollectionSnapshot::FromJson(progress, page);
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(back->ns.db, "shop");
+  EXPECT_EQ(back->ns.collection, "orders");
+  EXPECT_EQ(back->done, plan.done);
+  EXPECT_EQ(back->documents, plan.documents);
+  EXPECT_EQ(back->copied, plan.copied);
+  EXPECT_EQ(Describe(*back), Describe(plan));
+
+  // Without its pages (as `status` reads it) the record still says how far the copy is.
+  auto counts = CollectionSnapshot::FromJson(progress);
+  ASSERT_TRUE(counts.ok());
+  EXPECT_EQ(counts->done.size(), 100000u);
+  EXPECT_EQ(counts->chunks_done(), 99003);
+}
+
+TEST(CollectionSnapshotTest, AMissingPlanPageIsAnErrorNamingIt) {
+  CollectionSnapshot plan = LargePlan(20000);
+  std::vector<std::string> pages = plan.PlanPages();
+  ASSERT_GT(pages.size(), 2u);
+  auto without_page_1 = [&](size_t p) -> std::optional<std::string> {
+    if (p == 1 || p >= pages.size()) return std::nullopt;
+    return pages[p];
+  };
+  auto back = CollectionSnapshot::FromJson(plan.ProgressJson(), without_page_1);
+  ASSERT_FALSE(back.ok());
+  EXPECT_NE(back.status().message().find("shop.orders, page 1, is missing"), std::string::npos)
+      << back.status().ToString();
+}
+
+TEST(CollectionSnapshotTest, ACompleteSnapshotNeedsNoPlanPages) {
+  CollectionSnapshot plan = LargePlan(3);
+  plan.done.assign(3, true);
+  auto back = CollectionSnapshot::FromJson(plan.ProgressJson(), [](size_t) { return std::nullopt; });
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_TRUE(back->complete());
+}
+
+TEST(CollectionSnapshotTest, AVersion1RecordWithTheWholePlanIsStillRead) {
+  std::string v1 =
+      R"({"v":1,"db":"shop","collection":"orders","chunks":[{"type":"number","lo":null,"hi":"{ \"v\" : 3 }"},)"
+      R"({"type":"number","lo":"{ \"v\" : 3 }","hi":null}],"done":[true,false],"documents":4,"copied":2})";
+  auto back = CollectionSnapshot::FromJson(v1, [](size_t) { return std::nullopt; });
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(Describe(*back), (std::vector<std::string>{"number open { \"v\" : 3 }", "number { \"v\" : 3 } open"}));
+  EXPECT_EQ(back->done, (std::vector<bool>{true, false}));
+  EXPECT_EQ(back->copied, 2);
+}
+
+}  // namespace
+}  // namespace m2m::capture

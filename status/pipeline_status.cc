@@ -252,8 +252,8 @@ Result<PipelineStatus> ReadPipelineStatus(const StatusOptions& o) {
     s.capture = key.substr(snapshot.size(), key.find('/', snapshot.size()) - snapshot.size());
     s.documents = plan->documents;
     s.copied = plan->copied;
-    s.chunks = static_cast<int64_t>(plan->chunks.size());
-    s.chunks_done = std::count(plan->done.begin(), plan->done.end(), true);
+    s.chunks = static_cast<int64_t>(plan->done.size());
+    s.chunks_done = plan->chunks_done();
     c.snapshot = s;
   }
 

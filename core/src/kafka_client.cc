@@ -20,11 +20,26 @@ Status KafkaStatus(rd_kafka_error_t* error, std::string_view what) {
   std::string message(what);
   message += ": ";
   message += rd_kafka_error_string(error);
-  if (rd_kafka_error_is_fatal(error)) message += " (fatal: restart from the last checkpoint)";
-  Status st(StatusCode::kKafka, std::move(message),
-            rd_kafka_error_is_retriable(error) && !rd_kafka_error_is_fatal(error), rd_kafka_error_code(error));
+  bool fatal = rd_kafka_error_is_fatal(error);
+  // An abortable error voids only the open transaction: after AbortTransaction the producer goes on,
+  // so its work can be redone from the last commit, like that of a retriable one.
+  bool abortable = rd_kafka_error_txn_requires_abort(error);
+  if (fatal) message += " (fatal: restart from the last checkpoint)";
+  else if (abortable) message += " (the transaction must be aborted)";
+  Status st(StatusCode::kKafka, std::move(message), (rd_kafka_error_is_retriable(error) || abortable) && !fatal,
+            rd_kafka_error_code(error));
   rd_kafka_error_destroy(error);
   return st;
+}
+
+// Whether the broker (or librdkafka) refused a record for its size or content, which no retry changes.
+bool RefusedForWhatItIs(const Status& delivery) {
+  switch (static_cast<rd_kafka_resp_err_t>(delivery.native_code())) {
+    case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
+    case RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE:
+    case RD_KAFKA_RESP_ERR_INVALID_RECORD: return true;
+    default: return false;
+  }
 }
 
 // Builds an rd_kafka_conf_t; an unknown or invalid property is an error naming the key.
@@ -219,6 +234,15 @@ Status KafkaProducer::ProduceTo(const std::string& topic, int32_t partition, std
         RD_KAFKA_V_KEY(key_ptr, key_len), RD_KAFKA_V_VALUE(value_ptr, value_len), RD_KAFKA_V_END);
     if (err == RD_KAFKA_RESP_ERR_NO_ERROR) break;
     // A full local queue is back-pressure, not failure: serve delivery reports and try again.
+    if (err == RD_KAFKA_RESP_ERR__STATE) {
+      // A transactional producer refuses records after an error voided the open transaction; unless
+      // that error was fatal, aborting the transaction makes it take records again.
+      char reason[256];
+      bool fatal = rd_kafka_fatal_error(impl_->rk.get(), reason, sizeof reason) != RD_KAFKA_RESP_ERR_NO_ERROR;
+      return KafkaStatus(err, "producing to " + topic + (fatal ? std::string(" (fatal: ") + reason + ")"
+                                                               : std::string(" (the transaction must be aborted)")),
+                         !fatal);
+    }
     if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) return KafkaStatus(err, "producing to " + topic);
     rd_kafka_poll(impl_->rk.get(), 100);
   }
@@ -244,13 +268,16 @@ Status KafkaProducer::BeginTransaction() {
 }
 
 Status KafkaProducer::CommitTransaction(std::chrono::milliseconds timeout) {
-  M2M_RETURN_NOT_OK(KafkaStatus(rd_kafka_commit_transaction(impl_->rk.get(), static_cast<int>(timeout.count())),
-                                "committing a Kafka transaction"));
+  Status st = KafkaStatus(rd_kafka_commit_transaction(impl_->rk.get(), static_cast<int>(timeout.count())),
+                          "committing a Kafka transaction");
   // The commit flushed every message; a delivery error recorded meanwhile means the broker refused
-  // part of the transaction, which librdkafka reports through the commit as well.
-  Status st = std::move(impl_->first_delivery_error);
+  // part of the transaction, which librdkafka reports through the commit as well (as abortable).
+  Status delivery = std::move(impl_->first_delivery_error);
   impl_->first_delivery_error = Status::OK();
-  return st;
+  // A record refused for what it is fails every retry of the transaction that holds it: its own
+  // error, naming the topic and not retriable, is the one to report.
+  if (!st.ok() && !delivery.ok() && RefusedForWhatItIs(delivery)) return delivery;
+  return st.ok() ? delivery : st;
 }
 
 Status KafkaProducer::AbortTransaction(std::chrono::milliseconds timeout) {

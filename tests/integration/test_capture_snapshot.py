@@ -145,3 +145,25 @@ def test_mongodb_going_away_mid_snapshot_and_mid_stream_is_waited_out_without_lo
     updates = Counter(k["id"] for k, v in messages if v["op"] == "u")
     assert len(updates) == 200 and max(updates.values()) == 1, "a change was lost or published twice"
     assert pipeline.fold(messages) == expected
+
+
+def test_a_parallel_snapshot_of_several_collections_copies_every_document_exactly_once(mongo_db, tmp_path):
+    # Four readers over many small chunks of several collections: the workers read chunk bounds while
+    # the publisher commits the progress of the chunks before (issue 16: they once read a plan the
+    # publisher was replacing).
+    collections = {f"c{k}": 600 + 150 * k for k in range(4)}
+    for name, n in collections.items():
+        mongo_db[name].insert_many([{"_id": i, "n": i, "c": name} for i in range(n)])
+    prefix = stack.unique("snappar")
+    cap = pipeline.start_capture(tmp_path, mongo_db.name, prefix=prefix, name="par",
+                                 extra=["--snapshot-chunk-size", "20", "--snapshot-parallelism", "4"])
+    try:
+        pipeline.wait_for_checkpoint(prefix, cap, timeout=600)
+    finally:
+        assert cap.stop() == 0, cap.log()[-3000:]
+    assert "snapshot complete" in cap.log()
+    for name, n in collections.items():
+        messages = pipeline.read_all(f"{prefix}.{mongo_db.name}.{name}")
+        reads = Counter(k["id"] for k, v in messages if v["op"] == "r")
+        assert len(reads) == n and max(reads.values()) == 1, f"{name}: a document was copied twice or not at all"
+        assert pipeline.fold(messages) == pipeline.mongo_state(mongo_db[name])

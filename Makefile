@@ -96,7 +96,7 @@ fuzz: install
 		mkdir -p build-fuzz/corpus/$$t; \
 		echo "== $$t: $(FUZZ_SECONDS) s"; \
 		UBSAN_OPTIONS=print_stacktrace=1 build-fuzz/fuzz/$$t -max_total_time=$(FUZZ_SECONDS) -timeout=25 \
-			-print_final_stats=1 -artifact_prefix=build-fuzz/$$t- build-fuzz/corpus/$$t fuzz/corpus/$$t \
+			-dict=fuzz/extended_json.dict -print_final_stats=1 -artifact_prefix=build-fuzz/$$t- build-fuzz/corpus/$$t fuzz/corpus/$$t \
 			2> build-fuzz/$$t.log || { tail -n 60 build-fuzz/$$t.log; exit 1; }; \
 		grep -E '^stat::number_of_executed_units|^Done' build-fuzz/$$t.log; \
 	done

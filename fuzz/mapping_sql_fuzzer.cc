@@ -20,6 +20,7 @@
 #include <string_view>
 
 #include "fuzz_check.h"
+#include "m2m/identifiers.h"
 #include "m2m/mapping.h"
 #include "m2m/sql_writer.h"
 

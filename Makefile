@@ -83,7 +83,7 @@ sanitize-asan sanitize-tsan: sanitize-%: install
 	@cd build-$* && $(SANITIZER_ENV) ctest -L unit --output-on-failure -j $(JOBS) --timeout 900
 
 # libFuzzer targets (fuzz/, docs/testing.md), built with clang, ASan and UBSan; each runs FUZZ_SECONDS from
-# its seed corpus fuzz/corpus/<target>. New inputs go to build-fuzz/corpus/<target>; a crash stops here
+# its seed corpus fuzz/corpus/<target>, with the tokens of fuzz/extended_json.dict. New inputs go to build-fuzz/corpus/<target>; a crash stops here
 # and is saved as build-fuzz/<target>-crash-<sha1> (rerun it: build-fuzz/fuzz/<target> <file>).
 FUZZ_SECONDS ?= 60
 FUZZ_TARGETS := event_decoder_fuzzer extended_json_fuzzer mapping_sql_fuzzer

@@ -8,6 +8,8 @@
 #   make up | down | status   the local stack: MariaDB, Kafka, MongoDB stand-in (and Spark's readiness)
 #   make bench      benchmarks under bench/, one table (BENCH_ARGS=--short for a quick check)
 #   make clean      remove build/ (the stack's data stays in .stack/; `make down` then rm -rf .stack)
+#   make sanitize   C++ unit tests under ASan+UBSan (build-asan/) and under TSan (build-tsan/); docs/testing.md
+#   make fuzz       the libFuzzer targets under fuzz/ (build-fuzz/, needs clang), FUZZ_SECONDS each (default 60)
 
 SHELL := /bin/bash
 BUILD ?= build
@@ -16,7 +18,7 @@ PYTHON := $(or $(M2M_VENV),$(CURDIR)/.stack/venv)/bin/python
 # pytest selection, e.g. make test PYTEST_ARGS='-k spark'
 PYTEST_ARGS ?=
 
-.PHONY: all install build test unit ctest pytest demo up down status bench clean
+.PHONY: all install build test unit ctest pytest demo up down status bench clean sanitize sanitize-asan sanitize-tsan fuzz
 
 all: build
 
@@ -67,3 +69,34 @@ SPARK_ARGS ?= --help
 .PHONY: spark
 spark: up
 	@M2M_MYSQL_PASSWORD=$${M2M_MYSQL_PASSWORD:-mongo2mysql} PYTHONPATH=$(CURDIR)/spark $(PYTHON) -m m2m_spark.job $(SPARK_ARGS)
+
+# Sanitizer builds (docs/testing.md): the C++ unit tests under AddressSanitizer + UndefinedBehaviorSanitizer,
+# then under ThreadSanitizer, each in a build directory of its own. Not part of `make test`.
+CCACHE_LAUNCHER := $(if $(shell command -v ccache),-DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_C_COMPILER_LAUNCHER=ccache)
+SANITIZER_ENV := UBSAN_OPTIONS=print_stacktrace=1 TSAN_OPTIONS=second_deadlock_stack=1
+sanitize: sanitize-asan sanitize-tsan
+
+sanitize-asan sanitize-tsan: sanitize-%: install
+	@cmake -S . -B build-$* -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+		-DM2M_SANITIZE=$(if $(filter asan,$*),address,thread) $(CCACHE_LAUNCHER) > /dev/null
+	@cmake --build build-$* -j $(JOBS)
+	@cd build-$* && $(SANITIZER_ENV) ctest -L unit --output-on-failure -j $(JOBS) --timeout 900
+
+# libFuzzer targets (fuzz/, docs/testing.md), built with clang, ASan and UBSan; each runs FUZZ_SECONDS from
+# its seed corpus fuzz/corpus/<target>, with the tokens of fuzz/extended_json.dict. New inputs go to build-fuzz/corpus/<target>; a crash stops here
+# and is saved as build-fuzz/<target>-crash-<sha1> (rerun it: build-fuzz/fuzz/<target> <file>).
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := event_decoder_fuzzer extended_json_fuzzer mapping_sql_fuzzer
+fuzz: install
+	@command -v clang++ > /dev/null || { echo "make fuzz needs clang (libFuzzer): apt-get install clang"; exit 1; }
+	@cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++ \
+		-DM2M_FUZZ=ON -DM2M_SANITIZE=address $(CCACHE_LAUNCHER) > /dev/null
+	@cmake --build build-fuzz -j $(JOBS) --target $(FUZZ_TARGETS)
+	@for t in $(FUZZ_TARGETS); do \
+		mkdir -p build-fuzz/corpus/$$t; \
+		echo "== $$t: $(FUZZ_SECONDS) s"; \
+		UBSAN_OPTIONS=print_stacktrace=1 build-fuzz/fuzz/$$t -max_total_time=$(FUZZ_SECONDS) -timeout=25 \
+			-dict=fuzz/extended_json.dict -print_final_stats=1 -artifact_prefix=build-fuzz/$$t- build-fuzz/corpus/$$t fuzz/corpus/$$t \
+			2> build-fuzz/$$t.log || { tail -n 60 build-fuzz/$$t.log; exit 1; }; \
+		grep -E '^stat::number_of_executed_units|^Done' build-fuzz/$$t.log; \
+	done

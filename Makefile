@@ -25,8 +25,13 @@ all: build
 install:
 	@bash stack/install.sh
 
+# ccache (installed by stack/install.sh) keeps compiled objects outside the checkout, keyed by paths
+# relative to it, so a fresh clone (CI) compiles only what changed.
+CCACHE_LAUNCHER := $(if $(shell command -v ccache),-DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_C_COMPILER_LAUNCHER=ccache)
+export CCACHE_BASEDIR := $(CURDIR)
+
 build: install
-	@cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo > /dev/null
+	@cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CCACHE_LAUNCHER) > /dev/null
 	@cmake --build $(BUILD) -j $(JOBS)
 
 up: install
@@ -72,7 +77,6 @@ spark: up
 
 # Sanitizer builds (docs/testing.md): the C++ unit tests under AddressSanitizer + UndefinedBehaviorSanitizer,
 # then under ThreadSanitizer, each in a build directory of its own. Not part of `make test`.
-CCACHE_LAUNCHER := $(if $(shell command -v ccache),-DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_C_COMPILER_LAUNCHER=ccache)
 SANITIZER_ENV := UBSAN_OPTIONS=print_stacktrace=1 TSAN_OPTIONS=second_deadlock_stack=1
 sanitize: sanitize-asan sanitize-tsan
 

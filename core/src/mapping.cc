@@ -315,10 +315,12 @@ Status EventMapper::Put(Level& lvl, Row& row, const std::string& source, const P
     }
     ColumnSchema col;
     col.source = source;
-    col.name = !explicit_name.empty()
-                   ? explicit_name
-                   : MakeIdentifier("", name_path, o_.separator, source,
-                                    [&](std::string_view n) { return t.FindColumn(n) != nullptr; });
+    // A fixed name (a structural column's `_value`, `_idx1`, or the YAML's) that a field column took
+    // first gets the hash of its source too, like any colliding name: never a duplicate column.
+    const bool fixed_name = !explicit_name.empty() && t.FindColumn(explicit_name) == nullptr;
+    col.name = fixed_name ? explicit_name
+                          : MakeIdentifier("", explicit_name.empty() ? name_path : Path{explicit_name}, o_.separator,
+                                           source, [&](std::string_view n) { return t.FindColumn(n) != nullptr; });
     if (lvl.levels.empty() && !key) {
       std::string dotted = JoinDots(name_path);
       if (const ColumnMapping* m = ExplicitColumn(dotted); m && m->type) {

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "m2m/mapping.h"
 #include "m2m/target_limits.h"
@@ -239,6 +240,17 @@ TEST_F(LimitsTest, ARenameReplayedAfterACrashFinishesIt) {
     EXPECT_EQ(sql[0], R"(ALTER TABLE `orders2_items` COMMENT='[\"orders2\",[\"items\"]]')");
     EXPECT_EQ(sql[1], R"(ALTER TABLE `orders2` COMMENT='[\"orders2\"]')");
   }
+}
+
+TEST_F(LimitsTest, FieldsNamedLikeStructuralColumnsNeverDuplicateOne) {
+  // An element field `_value` takes the clean name first; the scalar elements' `_value` comes later.
+  Sql({Insert(R"({"_id": 1, "mixed": [{"_value": "field", "_idx1": 7, "_id": "own"}, "scalar"]})")});
+  const TableSchema* t = catalog_.Find("orders_mixed");
+  ASSERT_NE(t, nullptr);
+  std::set<std::string> names;
+  for (const ColumnSchema& c : t->columns) EXPECT_TRUE(names.insert(AsciiLower(c.name)).second) << c.name;
+  EXPECT_EQ(t->FindSource("#value")->name, "_value_" + Fnv1a32Hex("#value"));
+  EXPECT_EQ(t->FindSource(R"(["_value"])")->name, "_value");
 }
 
 TEST(TargetLimitsTest, JsonDepthCountsNestingOutsideStrings) {

@@ -33,6 +33,14 @@ class Source:
         self.classes = classes
         self.db = mongo[stack.unique("corpus")]
         self.prefix = stack.unique("corpus")
+        try:
+            self._load(workdir, capture_extra)
+        except BaseException:
+            self.drop()
+            raise
+
+    def _load(self, workdir, capture_extra):
+        classes = self.classes
         for c in classes:
             self._insert(c, c.documents[0::2])
         capture = pipeline.start_capture(workdir, self.db.name, prefix=self.prefix, name="corpus",
@@ -55,7 +63,6 @@ class Source:
         finally:
             status = capture.stop()
         assert status == 0, capture.log()[-3000:]
-        self.capture_log = capture.log()
         self.topics = [t for t in (self.topic(c.name) for c in classes) if pipeline.topic_end_offsets(t) > 0]
         dead = f"{self.prefix}.__dead_letter"
         self.dead_letters = report.dead_letters(pipeline.read_all(dead) if pipeline.topic_end_offsets(dead) else [])
@@ -115,7 +122,11 @@ def apply_and_report(source, engine_name, mysql_db, workdir):
                                         workdir / c.name)
             run.workdir.mkdir(parents=True, exist_ok=True)
             try:
-                engines.ENGINES[engine_name](run)
+                query = engines.ENGINES[engine_name](run)
+                # engines.spark waits 600 s for its query and returns it even if it still runs.
+                if getattr(query, "isActive", False):
+                    query.stop()
+                    engine_error = "the Spark query had not finished after 600 s (stopped)"
             except Exception as e:  # the report says what landed even when the engine stops
                 engine_error = f"{type(e).__name__}: {e}"
         else:

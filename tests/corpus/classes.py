@@ -219,7 +219,8 @@ def arrays(seed):
     rng = _rng(seed, "arrays")
     docs, checks = [], []
     for i in range(8):
-        shipments = [{"carrier": rng.choice(["DHL", "UPS", "Posten", "CTT"]), "tracking": f"TR{rng.randint(10**9, 10**10)}",
+        shipments = [{"carrier": rng.choice(["DHL", "UPS", "Posten", "CTT"]),
+                      "tracking": f"TR{rng.randint(10**9, 10**10)}",
                       "packages": [{"weight_kg": round(rng.uniform(0.1, 30), 3),
                                     "items": [{"sku": f"SKU-{rng.randint(1, 999):04}", "qty": rng.randint(1, 5)}
                                               for _ in range(rng.randint(1, 4))]}
@@ -303,7 +304,8 @@ def wide(seed):
         specs = {f"spec_{k:03}": f"{rng.choice(nouns)} {rng.randint(0, 999)}" for k in range(500)}
         docs.append({"_id": f"specs-500-{i}", "specs": specs})
         if i == 0:
-            checks.append(Check("specs-500-0", ("specs", "spec_499"), specs["spec_499"], "the 500th sub-document field"))
+            checks.append(Check("specs-500-0", ("specs", "spec_499"), specs["spec_499"],
+                                "the 500th sub-document field"))
     # Row size: strings too long for VARCHAR, many strings at VARCHAR's edge in 4-byte characters.
     for i in range(3):
         docs.append({"_id": f"long-text-{i}", **{f"text_{k:02}": "".join(rng.choice("abcdefghij ") for _ in range(2000))
@@ -330,7 +332,8 @@ def names(seed):
     for i in range(12):
         first, last, email = _person(rng)
         docs.append({"_id": f"import-{i:02}", "First Name": first, "Last Name": last, "E-mail Address": email,
-                     "Phone #": f"+47 {rng.randint(40000000, 99999999)}", "Zip/Postal Code": f"{rng.randint(1000, 9999)}",
+                     "Phone #": f"+47 {rng.randint(40000000, 99999999)}",
+                     "Zip/Postal Code": f"{rng.randint(1000, 9999)}",
                      **{h: rng.choice(["x", rng.randint(0, 100), None]) for h in rng.sample(headers[5:], 5)}})
     checks.append(Check("import-00", ("E-mail Address",), docs[0]["E-mail Address"], "a spreadsheet header"))
     docs.append({"_id": "four-byte", "emoji😀": "smile", "𝔘𝔫𝔦𝔠𝔬𝔡𝔢": "fraktur", "🙂": 1, "名前": "Tanaka",
@@ -340,7 +343,8 @@ def names(seed):
                Check("four-byte", ("nested", "😀", "𝔘"), "deep", "4-byte names nested")]
     docs.append({"_id": "control", "a\x01b": 1, "tab\there": 2, "new\nline": 3, "cr\rret": 4, "del\x7f": 5,
                  "bell\x07": 6, "esc\x1b[31m": 7})
-    checks += [Check("control", ("a\x01b",), 1, "a name with \\x01"), Check("control", ("new\nline",), 3, "a name with \\n")]
+    checks += [Check("control", ("a\x01b",), 1, "a name with \\x01"),
+               Check("control", ("new\nline",), 3, "a name with \\n")]
     long_a, long_e = "x" * 300, "😀" * 300
     docs.append({"_id": "long-300", long_a: 1, ("long_name_" * 30)[:300]: 2, long_e: 3,
                  "y" * 300: {"z" * 300: {"w" * 300: {"v" * 300: "four long names deep"}}}})
@@ -387,7 +391,8 @@ def names(seed):
     docs.append({"_id": "digits", "123": 1, "0": 2, "-1": 3, "1e5": 4, "m": {"0": "zero", "1": "one"}})
     checks += [Check("digits", ("0",), 2, 'the name "0"'), Check("digits", ("m", "1"), "one", 'a nested "1"')]
     docs.append({"_id": "normalization", "é": "nfc", "e\u0301": "nfd", "ﬁ": "ligature", "fi": "plain"})
-    checks += [Check("normalization", ("é",), "nfc", "é composed"), Check("normalization", ("e\u0301",), "nfd", "é decomposed")]
+    checks += [Check("normalization", ("é",), "nfc", "é composed"),
+               Check("normalization", ("e\u0301",), "nfd", "é decomposed")]
     docs.append({"_id": "invisible", "a\u200bb": 1, "\ufeffbom": 2, "\u202eevil": 3, " ": 4, "  lead": 5,
                  "trail  ": 6, "\u00a0nbsp": 7})
     checks.append(Check("invisible", (" ",), 4, "a single space as a name"))
@@ -548,9 +553,11 @@ def types(seed):
                  "tiny": 5e-324, "huge": 1.7976931348623157e308, "tenth": 0.1, "e20": 1e20, "e_minus5": 1e-5,
                  "whole": 1.0, "third": 1 / 3})
     docs.append({"_id": "decimals", "nan": Decimal128("NaN"), "inf": Decimal128("Infinity"),
-                 "ninf": Decimal128("-Infinity"), "neg_zero": Decimal128("-0"), "max": Decimal128("9.999999999999999999999999999999999E+6144"),
+                 "ninf": Decimal128("-Infinity"), "neg_zero": Decimal128("-0"),
+                 "max": Decimal128("9.999999999999999999999999999999999E+6144"),
                  "min_pos": Decimal128("1E-6176"), "digits34": Decimal128("1234567890.123456789012345678901234"),
-                 "money": Decimal128("12.50"), "e40": Decimal128("1E+40"), "frac31": Decimal128("0.1234567890123456789012345678901")})
+                 "money": Decimal128("12.50"), "e40": Decimal128("1E+40"),
+                 "frac31": Decimal128("0.1234567890123456789012345678901")})
     docs.append({"_id": "dates", "epoch": DatetimeMS(0), "before_1970": DatetimeMS(-1),
                  "year_1": DatetimeMS(-62135596800000), "year_999": DatetimeMS(-30641760000000),
                  "year_1000": DatetimeMS(-30610224000000), "year_9999_end": DatetimeMS(253402300799999),
@@ -594,7 +601,8 @@ def ids(seed):
     oid = ObjectId(rng.randbytes(12))
     values = [
         ("int32 1", 1), ("string 1", "1"), ("int32 -1", -1), ("int32 0", 0), ("int64 2^40", Int64(2 ** 40)),
-        ("int64 min", Int64(-2 ** 63)), ("double 1.5", 1.5), ("string 1.5", "1.5"), ("decimal 1.25", Decimal128("1.25")),
+        ("int64 min", Int64(-2 ** 63)), ("double 1.5", 1.5), ("string 1.5", "1.5"),
+        ("decimal 1.25", Decimal128("1.25")),
         ("double NaN", float("nan")), ("string NaN", "NaN"), ("double 1e20", 1e20),
         ("objectid", oid), ("objectid hex", str(oid)), ("objectid 2", ObjectId(rng.randbytes(12))),
         ("document a,b", {"a": 1, "b": "x"}), ("document b,a", {"b": "x", "a": 1}),
@@ -645,8 +653,8 @@ def orders(seed):
     def item(k):
         qty = rng.choice([rng.randint(1, 5), rng.randint(1, 5), "2", 2.5, Int64(3)])
         price = rng.choice([_money(rng), _money(rng), round(rng.uniform(1, 99), 2)])
-        it = {"line": k, "sku": f"SKU-{rng.randint(1, 99999):05}", "name": rng.choice(["Café em grão 1kg", "USB-C cable",
-                                                                                      "Stroopwafels", "Tee 🐍"]),
+        it = {"line": k, "sku": f"SKU-{rng.randint(1, 99999):05}",
+              "name": rng.choice(["Café em grão 1kg", "USB-C cable", "Stroopwafels", "Tee 🐍"]),
               "qty": qty, "unit_price": price, "options": rng.choice(option_sets)()}
         if rng.random() < 0.3:
             it["discounts"] = [{"code": f"SAVE{rng.randint(5, 30)}", "amount": _money(rng, 1, 10)}]
@@ -663,7 +671,8 @@ def orders(seed):
             items.insert(1, None)
         history = [{"status": s, "at": placed + datetime.timedelta(hours=h)}
                    for h, s in enumerate(statuses[:rng.randint(1, 4)])]
-        doc = {"_id": _oid(rng), "number": f"SO-{placed.year}-{i:06}", "placed": placed, "status": history[-1]["status"],
+        doc = {"_id": _oid(rng), "number": f"SO-{placed.year}-{i:06}", "placed": placed,
+               "status": history[-1]["status"],
                "customer": {"id": _oid(rng), "name": f"{first} {last}", "email": email,
                             "segment": rng.choice(["retail", "b2b", None])},
                "shipping": {"address": _address(rng), "method": rng.choice(["standard", "express", "pickup"]),
@@ -742,8 +751,9 @@ def events(seed):
             attrs[name] = rng.choice([rng.randint(0, 1000), f"v{rng.randint(0, 99)}", rng.random() < 0.5,
                                       round(rng.uniform(0, 500), 2), [rng.randint(0, 9) for _ in range(3)],
                                       {"nested": rng.randint(0, 9)}, None])
-        doc = {"_id": _oid(rng), "type": rng.choice(kinds), "ts": _date(rng, 2024, 2025), "user_id": f"user-{rng.randint(0, 39):04}",
-               "session": _uuid(rng), "context": {"ip": f"10.{rng.randint(0, 255)}.{rng.randint(0, 255)}.{rng.randint(1, 254)}",
+        doc = {"_id": _oid(rng), "type": rng.choice(kinds), "ts": _date(rng, 2024, 2025),
+               "user_id": f"user-{rng.randint(0, 39):04}", "session": _uuid(rng),
+               "context": {"ip": f"10.{rng.randint(0, 255)}.{rng.randint(0, 255)}.{rng.randint(1, 254)}",
                                                   "ua": "Mozilla/5.0", "locale": rng.choice(["en-US", "pt_BR"]),
                                                   "page": {"url": f"https://shop.example/p/{i}", "referrer": None}},
                "attrs": attrs}

@@ -197,11 +197,12 @@ def quarantined(conn, database, table):
                     (database, table))
         if cur.fetchone()[0] == 0:
             return {}
-        key = "msg_key" if table == "_m2m_quarantine" else "NULL"
-        cur.execute(f"SELECT topic, `offset`, {key}, error FROM `{database}`.`{table}` ORDER BY topic, `offset`")
+        key_column = "msg_key" if table == "_m2m_quarantine" else "NULL"
+        cur.execute(f"SELECT topic, `offset`, {key_column}, error FROM `{database}`.`{table}` ORDER BY topic, `offset`")
         out = defaultdict(list)
         for topic, offset, msg_key, error in cur.fetchall():
-            out[text(topic).rsplit(".", 1)[-1]].append((offset, None if msg_key is None else text(msg_key), text(error)))
+            key = None if msg_key is None else text(msg_key)
+            out[text(topic).rsplit(".", 1)[-1]].append((offset, key, text(error)))
         return out
 
 
@@ -228,6 +229,20 @@ def verify_differences(lines):
 
 def _first(items, n=2, width=700):
     return [("    " + item[:width] + (" …" if len(item) > width else "")) for item in items[:n]]
+
+
+def _causes(message):
+    """The lines of an engine's failure that say why: the native engine's final `mongo2mysql:` line,
+    then exception lines (a Spark query's failure carries Python and JVM stacks around them)."""
+    lines = [line.strip() for line in message.splitlines()]
+    final = [line for line in lines if line.startswith("mongo2mysql:")]
+    exceptions = [line for line in lines if re.search(r"(Error|Exception|Invalid)\b.*[:(\[]", line)
+                  and not line.startswith(("at ", "File ", "raise ", "err.", "packet.", "Caused by: org.apache.spark"))]
+    out = []
+    for line in final + exceptions:
+        if line not in out:
+            out.append(line)
+    return out or [message[-1500:]]
 
 
 def _kinds(errors):
@@ -264,9 +279,7 @@ def build(conn, database, mongo_db, corpus_classes, quarantine_table, dead, runs
                      f"{len(d)} dead-lettered, {len(v)} verify differences, {len(failures)} of {len(c.checks)} "
                      f"checks failed{'; the engine failed' if engine_error else ''}")
         if engine_error:
-            tail = engine_error[-1500:]
-            lines += ["  engine failed (the end of its message):",
-                      "    " + ("… " if tail != engine_error else "") + tail.replace("\n", "\n    ")]
+            lines += ["  engine failed:", *_first(_causes(engine_error), 4, 600)]
         if verify_failed:
             lines += ["  verify failed:", *_first(verify_lines[-1:], 1, 1500)]
         if q:
@@ -284,7 +297,7 @@ def build(conn, database, mongo_db, corpus_classes, quarantine_table, dead, runs
             lines.append(f"  verify ({', '.join(f'{n} {k}' for k, n in sorted(kinds.items()))}), first 2:")
             lines += _first(v)
             lines.append("  verify differences by kind:")
-            lines += [f"    {n} x {kind}" for kind, n in _kinds(v)[:6]]
+            lines += [f"    {n} x {kind}" for kind, n in _kinds(v)[:10]]
         if failures:
             lines.append("  checks failed:")
             lines += _first(failures, len(failures), 500)

@@ -8,10 +8,7 @@
 
 #include "barrier.h"
 #include "bookkeeping.h"
-#include "document_lookup.h"
 #include "m2m/backoff.h"
-#include "m2m/event_codec.h"
-#include "m2m/identifiers.h"
 
 namespace m2m::apply {
 namespace {
@@ -23,34 +20,10 @@ int64_t NowMs() {
       .count();
 }
 
-bool IsCollectionLevel(EventKind kind) {
-  return kind == EventKind::kDrop || kind == EventKind::kRename || kind == EventKind::kDropDatabase ||
-         kind == EventKind::kInvalidate;
-}
-
-// MySQL refuses ALGORITHM=INSTANT: before 8.0.12 / on some row formats (1845, 1846), or after 64
-// instant changes to a table on 8.0.29+ (4092).
-bool IsInstantRefused(const Status& st) {
-  return st.code() == StatusCode::kMysql &&
-         (st.native_code() == 1845 || st.native_code() == 1846 || st.native_code() == 4092);
-}
-
-// Row statements are sent several per round trip, up to this many bytes (and under the server's
-// max_allowed_packet).
-constexpr size_t kMaxRoundTripBytes = size_t{8} << 20;
-
-// ER_NET_PACKET_TOO_LARGE: a statement over the server's max_allowed_packet (MysqlConnection).
-constexpr long kPacketTooLarge = 1153;
-
 // librdkafka's receive.message.max.bytes for apply: above the largest record capture can publish
 // (its --max-message-bytes is at most librdkafka's message.max.bytes limit, 1,000,000,000), so a
 // record of any size capture allows is fetched. Memory is taken per response, as large as it is.
 constexpr char kReceiveMaxBytes[] = "1073741824";
-
-std::string PartitionName(const PartitionId& tp) { return tp.first + "[" + std::to_string(tp.second) + "]"; }
-
-// Errors name the document, whose _id may be long: logs get the head, the quarantine table all of it.
-std::string Head(const std::string& s) { return s.size() <= 400 ? s : s.substr(0, 400) + "..."; }
 
 }  // namespace
 
@@ -65,10 +38,7 @@ Status ApplyOptions::Validate() const {
   for (const std::string& t : topics) {
     if (t.empty()) return Status::Invalid("empty topic name in the topic list");
   }
-  if (group.empty()) return Status::Invalid("apply.group is empty");
-  M2M_RETURN_NOT_OK(mysql.Validate());
-  if (mysql.database.empty()) return Status::Invalid("mysql.database is required: apply writes its tables there");
-  M2M_RETURN_NOT_OK(mapping.Validate());
+  M2M_RETURN_NOT_OK(ApplierOptions::Validate());
   if (!mapping.spark_transforms.empty()) {
     std::string names;
     for (const std::string& t : mapping.spark_transforms) names += (names.empty() ? "" : ", ") + t;
@@ -76,25 +46,24 @@ Status ApplyOptions::Validate() const {
                            "\"Transforms\"); apply would leave their tables unwritten: run mongo2mysql spark, "
                            "or remove the transforms");
   }
-  if (mongo) M2M_RETURN_NOT_OK(mongo->Validate());
   if (max_batch_events <= 0) return Status::Invalid("apply.max_batch_events must be positive");
+  if (max_batch_bytes == 0) return Status::Invalid("apply.max_batch_bytes must be positive");
   if (max_batch_time.count() <= 0) return Status::Invalid("apply.max_batch_time must be positive");
-  M2M_RETURN_NOT_OK(sql.Validate());
   if (retry_for.count() < 0) return Status::Invalid("apply.retry_for must not be negative");
   return Status::OK();
 }
 
+
 // One run of the apply loop; lives for the duration of Apply::Run. All of it runs on the Run thread,
 // the rebalance callbacks included (they are called from inside KafkaConsumer::Poll).
 struct Apply::Loop : RebalanceListener {
-  ApplyOptions o;  // a copy: instant_add_column may be switched off at run time
+  const ApplyOptions& o;
   ApplyStats& stats;
   std::atomic<bool>& stop;
-  Mapper mapper;
+  std::unique_ptr<Applier> applier;
 
   // A partition this member owns.
   struct Owned {
-    std::optional<int64_t> stored;  // next_offset in _m2m_offsets as last read or written; none yet
     int64_t position = 0;           // the next offset expected from Kafka
     std::optional<int64_t> end;     // the last end the consumer reported
     // The offset after the last message Kafka delivered (applied, batched or held by the gate), and
@@ -114,127 +83,22 @@ struct Apply::Loop : RebalanceListener {
   // to its stored offset: at start, after any failed attempt, and after an assignment whose offsets
   // could not be read.
   bool rewind_needed = true;
-
-  // Where the document of an update that needs it is fetched from.
-  struct Lookup {
-    std::string db, collection;
-    BsonDocument key;
-  };
-
-  // The batch being built: nothing of it is in MySQL until Flush commits.
-  struct Pending {
-    Batch batch;
-    std::map<PartitionId, int64_t> next;  // per partition: the offset after its last consumed message
-    std::map<PartitionId, AppliedEvents> applied;  // per partition: how many, and the last one's time
-    std::vector<QuarantinedEvent> quarantine;
-    std::map<std::string, Lookup> lookups;  // by DocumentOp::label
-    int events = 0;
-    Clock::time_point started;
-    std::optional<KafkaMessage> last;  // the latest message: quarantined if a one-event batch fails
-  } pending;
-  // While positive, batches hold one event: the batch that failed is redone event by event to find
-  // the event to quarantine.
-  int isolate_remaining = 0;
+  Clock::time_point batch_started;  // when the batch in flight got its first event
   bool reported_unknown_topic = false;  // warned once that a subscribed topic does not exist yet
   // Barriers held until the partitions before them have caught up (barrier.h), and the messages
   // queued behind them.
   BarrierGate gate;
-  int64_t rewinds = 0;  // Rewind calls so far
   std::unique_ptr<KafkaInspector> inspector;  // reads partition ends for the gate; made when first needed
-
-  std::unique_ptr<MysqlConnection> mysql;
-  Catalog catalog;
-  bool catalog_stale = true;  // the catalog may be ahead of the server: re-read before mapping
-  size_t schema_fingerprint = 0;  // of the server's schema when the catalog was read or last changed
-  std::unique_ptr<DocumentLookup> lookup;
   std::unique_ptr<KafkaConsumer> consumer;  // last: destroyed first, while the listener still exists
 
-  Loop(const ApplyOptions& options, ApplyStats& s, std::atomic<bool>& st, Mapper m)
-      : o(options), stats(s), stop(st), mapper(std::move(m)) {}
-
-  // ---- MySQL -----------------------------------------------------------------------------------
-
-  Status Connect() {
-    mysql.reset();
-    MysqlOptions server = o.mysql;
-    server.database.clear();
-    M2M_ASSIGN_OR_RETURN(mysql, MysqlConnection::Connect(server));
-    M2M_RETURN_NOT_OK(UseServerLimits());
-    M2M_RETURN_NOT_OK(mysql->Execute("CREATE DATABASE IF NOT EXISTS " + QuoteIdentifier(o.mysql.database) +
-                                     " DEFAULT CHARACTER SET utf8mb4"));
-    M2M_RETURN_NOT_OK(mysql->Execute("USE " + QuoteIdentifier(o.mysql.database)));
-    for (const std::string& ddl : BookkeepingDdl()) M2M_RETURN_NOT_OK(mysql->Execute(ddl));
-    // Multi-row statements must fit in the server's packet, whatever SqlOptions asks.
-    o.sql.max_statement_bytes = std::min(o.sql.max_statement_bytes, PacketRoom());
-    catalog_stale = true;
-    return Status::OK();
-  }
-
-  // JSON columns take what this server takes (MariaDB 31 levels, MySQL 100): the mapping follows.
-  Status UseServerLimits() {
-    M2M_ASSIGN_OR_RETURN(auto rows, mysql->Query("SELECT VERSION()"));
-    MappingConfig config = mapper.config();
-    config.options.limits.max_json_depth =
-        TargetLimits::ForServer(rows.empty() ? "" : rows[0][0].value_or("")).max_json_depth;
-    if (config.options.limits.max_json_depth == mapper.config().options.limits.max_json_depth) return Status::OK();
-    M2M_ASSIGN_OR_RETURN(mapper, Mapper::Make(std::move(config)));
-    return Status::OK();
-  }
-
-  // The longest text the server takes in one round trip, less a margin; no limit while unknown.
-  size_t PacketRoom() const {
-    uint64_t packet = mysql->max_allowed_packet();
-    return packet > 2048 ? static_cast<size_t>(packet - 1024) : SIZE_MAX;
-  }
-
-  // The server's schema of the database, and a fingerprint of it to notice changes by other members.
-  Result<std::vector<MysqlConnection::Row>> ReadSchema(size_t* fingerprint) {
-    M2M_ASSIGN_OR_RETURN(auto rows, mysql->Query(InformationSchemaQuery(o.mysql.database)));
-    std::string all;
-    for (const auto& row : rows) {
-      for (const auto& cell : row) all += cell.value_or("\x01") + '\x00';
-    }
-    *fingerprint = std::hash<std::string>{}(all);
-    return rows;
-  }
-
-  Status ReloadCatalogIfStale() {
-    if (!catalog_stale) return Status::OK();
-    M2M_ASSIGN_OR_RETURN(auto rows, ReadSchema(&schema_fingerprint));
-    M2M_ASSIGN_OR_RETURN(catalog, CatalogFromInformationSchema(rows));
-    catalog_stale = false;
-    return Status::OK();
-  }
-
-  // Runs the batch's DDL under a lock all members of every group writing this database share. The
-  // batch was mapped against the schema this member last read; if another member changed it since,
-  // the DDL could undo that change (narrow a column it widened), so the batch is remapped instead.
-  Status RunSchemaChanges(const std::vector<SchemaChange>& changes) {
-    if (changes.empty()) return Status::OK();
-    std::string lock = mysql->QuoteString("mongo2mysql-ddl:" + o.mysql.database);
-    M2M_ASSIGN_OR_RETURN(auto got, mysql->Query("SELECT GET_LOCK(" + lock + ", 120)"));
-    if (got.empty() || got[0].at(0).value_or("0") != "1") {
-      return Status(StatusCode::kMysql, "timed out waiting for the DDL lock of " + o.mysql.database, true);
-    }
-    size_t now = 0;
-    auto schema = ReadSchema(&now);
-    Status st = schema.status();
-    if (st.ok() && now != schema_fingerprint) {
-      st = Status(StatusCode::kMysql, "another member changed the schema of " + o.mysql.database + "; remapping",
-                  /*retriable=*/true);
-    }
-    for (size_t i = 0; st.ok() && i < changes.size(); ++i) st = RunSchemaChange(changes[i]);
-    if (st.ok()) st = ReadSchema(&schema_fingerprint).status();
-    (void)mysql->Query("SELECT RELEASE_LOCK(" + lock + ")");
-    return st;
-  }
-
-  Result<std::map<PartitionId, int64_t>> ReadStored(const std::vector<PartitionId>& partitions, bool for_update) {
-    std::map<PartitionId, int64_t> out;
-    if (partitions.empty()) return out;
-    M2M_ASSIGN_OR_RETURN(auto rows, mysql->Query(SelectOffsetsSql(o.group, partitions, for_update)));
-    for (const auto& r : rows) out[{r.at(0).value(), std::stoi(r.at(1).value())}] = std::stoll(r.at(2).value());
-    return out;
+  Loop(const ApplyOptions& options, ApplyStats& s, std::atomic<bool>& st, std::unique_ptr<Applier> a)
+      : o(options), stats(s), stop(st), applier(std::move(a)) {
+    // For monitoring tools only (kafka-consumer-groups --describe shows the lag); failures do not matter.
+    applier->OnCommit([this](const std::map<PartitionId, int64_t>& next) {
+      std::vector<TopicPartition> positions;
+      for (const auto& [tp, offset] : next) positions.push_back({tp.first, tp.second, offset});
+      (void)consumer->CommitAsync(positions);
+    });
   }
 
   // ---- Where partitions start -----------------------------------------------------------------
@@ -245,19 +109,22 @@ struct Apply::Loop : RebalanceListener {
     int64_t offset = kOffsetBeginning;
   };
 
-  // The start of each of `partitions`: its stored offset, checked against the offsets Kafka still
-  // holds (StartOffset in bookkeeping.h).
+  // The start of each of `partitions`: its stored offset (the Applier owns them from now on), checked
+  // against the offsets Kafka still holds (StartOffset in bookkeeping.h).
   Result<std::map<PartitionId, Start>> StartOffsets(const std::vector<PartitionId>& partitions) {
-    M2M_ASSIGN_OR_RETURN(auto stored, ReadStored(partitions, false));
+    applier->Disown();
+    M2M_ASSIGN_OR_RETURN(auto stored, applier->Own(partitions));
     std::vector<PartitionId> applied;  // a partition never applied starts at the beginning, whatever it is
-    for (const auto& [tp, next] : stored) applied.push_back(tp);
+    for (const auto& [tp, next] : stored) {
+      if (next) applied.push_back(tp);
+    }
     M2M_ASSIGN_OR_RETURN(auto ranges, ReadRanges(applied, /*skip_unknown_topics=*/true));
     std::map<PartitionId, Start> out;
     for (const PartitionId& tp : partitions) {
       Start& start = out[tp];
-      auto it = stored.find(tp);
-      if (it == stored.end()) continue;
-      start.stored = start.offset = it->second;
+      start.stored = stored.at(tp);
+      if (!start.stored) continue;
+      start.offset = *start.stored;
       // A topic deleted under its owner: the next rebalance takes its partitions away, and any fetch
       // meanwhile is guarded by auto.offset.reset=error.
       auto range = ranges.find(tp);
@@ -304,7 +171,6 @@ struct Apply::Loop : RebalanceListener {
     for (TopicPartition& tp : partitions) {
       Owned& own = owned[{tp.topic, tp.partition}];
       const Start& start = starts->at({tp.topic, tp.partition});
-      own.stored = start.stored;
       own.position = own.received = std::max<int64_t>(start.offset, 0);
       own.started = true;
       tp.offset = start.offset;
@@ -319,42 +185,17 @@ struct Apply::Loop : RebalanceListener {
   void OnRevoke(const std::vector<TopicPartition>& partitions) override {
     // Eager rebalancing takes every partition back; the batch in flight is abandoned (nothing of it
     // is in MySQL) and whoever gets its partitions redoes it from the stored offsets.
-    if (pending.events > 0) {
-      spdlog::info("apply {}: partitions revoked; abandoning a batch of {} events", o.group, pending.events);
+    if (applier->pending_events() > 0) {
+      spdlog::info("apply {}: partitions revoked; abandoning a batch of {} events", o.group,
+                   applier->pending_events());
     }
-    Abandon();
+    applier->Disown();
     owned.clear();
     gate.Reset();
     CountWaiting();
   }
 
-  // ---- Building a batch ------------------------------------------------------------------------
-
-  void Abandon() {
-    if (pending.events > 0 || !pending.batch.empty()) catalog_stale = true;  // Map ran ahead of the server
-    pending = Pending{};
-  }
-
-  void Advance(const PartitionId& tp, Owned& own, KafkaMessage message) {
-    own.position = message.offset + 1;
-    pending.next[tp] = message.offset + 1;
-    AppliedEvents& applied = pending.applied[tp];
-    applied.events++;
-    applied.last_event_ms = message.timestamp_ms;
-    if (pending.events++ == 0) pending.started = Clock::now();
-    if (isolate_remaining > 0) --isolate_remaining;
-    pending.last = std::move(message);
-  }
-
-  static QuarantinedEvent Describe(const KafkaMessage& m, std::string error) {
-    return {m.topic, m.partition, m.offset, m.key, m.value, std::move(error)};
-  }
-
-  void Quarantine(const PartitionId& tp, Owned& own, KafkaMessage m, std::string error) {
-    spdlog::warn("apply {}: quarantining {}@{}: {}", o.group, PartitionName(tp), m.offset, Head(error));
-    pending.quarantine.push_back(Describe(m, std::move(error)));
-    Advance(tp, own, std::move(m));
-  }
+  // ---- Consuming -------------------------------------------------------------------------------
 
   // Where a message comes from: Kafka, or the gate (queued behind a barrier, or a barrier let go).
   enum class From { kKafka, kQueue, kReleased };
@@ -368,48 +209,24 @@ struct Apply::Loop : RebalanceListener {
       gate.Queue(std::move(m));
       return Status::OK();
     }
-    Owned& own = found->second;
-    auto decoded = DecodeEvent(m.key, m.value);
-    if (!decoded.ok()) {
-      Quarantine(tp, own, std::move(m), "cannot decode the event: " + decoded.status().message());
-      return Status::OK();
-    }
-    if (!*decoded) {  // a tombstone: nothing to apply
-      Advance(tp, own, std::move(m));
-      return Status::OK();
-    }
-    ChangeEvent& ev = **decoded;
-    bool collection_event = IsCollectionLevel(ev.kind);
-    M2M_RETURN_NOT_OK(ReloadCatalogIfStale());
-    OrderKey key = KeyOf(ev, collection_event, m);
-    if (from != From::kReleased && IsBarrier(ev, collection_event)) {
+    M2M_ASSIGN_OR_RETURN(PreparedRecord record, applier->Prepare(std::move(m)));
+    if (from != From::kReleased && record.barrier) {
       std::vector<PartitionId> ids;
       for (const auto& [id, own] : owned) ids.push_back(id);
-      std::vector<PartitionId> undecided = gate.Undecided(key, ids);
+      std::vector<PartitionId> undecided = gate.Undecided(record.key, ids);
       if (!undecided.empty()) {
         M2M_ASSIGN_OR_RETURN(auto ends, ReadEnds(undecided));
-        gate.Hold(std::move(m), key, std::move(ends));
+        gate.Hold(std::move(record.message), record.key, std::move(ends));
         return Status::OK();
       }
     }
-    if (collection_event) {
-      int64_t rewound = rewinds;
-      M2M_RETURN_NOT_OK(Flush());
-      // The batch before it was redone event by event: this message comes again after those.
-      if (rewinds != rewound) return Status::OK();
-      M2M_RETURN_NOT_OK(ApplyCollectionEvent(tp, own, std::move(m), ev));
-    } else {
-      M2M_RETURN_NOT_OK(ConsumeDocumentEvent(tp, own, std::move(m), ev));
-    }
-    gate.Admitted(key);
+    const int64_t offset = record.message.offset;
+    const std::optional<OrderKey> key = record.event ? std::optional<OrderKey>(record.key) : std::nullopt;
+    if (applier->pending_events() == 0) batch_started = Clock::now();
+    M2M_RETURN_NOT_OK(applier->Add(std::move(record)));
+    found->second.position = offset + 1;
+    if (key) gate.Admitted(*key);
     return Status::OK();
-  }
-
-  // An event whose effect depends on other collections' tables (barrier.h): a drop or rename, or
-  // the first event of a collection without tables (a rename's target, or one created again).
-  bool IsBarrier(const ChangeEvent& ev, bool collection_event) const {
-    if (ev.kind == EventKind::kInvalidate) return false;
-    return collection_event || catalog.CollectionTables(ev.collection).empty();
   }
 
   // The offsets Kafka holds of each of `partitions`, from the broker; with `skip_unknown_topics`,
@@ -450,229 +267,13 @@ struct Apply::Loop : RebalanceListener {
     return out;
   }
 
-  Status ConsumeDocumentEvent(const PartitionId& tp, Owned& own, KafkaMessage m, const ChangeEvent& ev) {
-    auto mapped = mapper.Map(ev, catalog);
-    if (!mapped.ok()) {
-      Quarantine(tp, own, std::move(m), mapped.status().message());
-      return Status::OK();
-    }
-    if (mapped->document && mapped->document->kind == DocumentOpKind::kNeedsFullDocument) {
-      const DocumentOp& op = *mapped->document;
-      if (!lookup) {
-        std::string error = op.label + ": the update cannot be applied column by column (" + op.reason +
-                            ") and apply has no --mongo-uri to fetch the document; run capture with "
-                            "--full-document updateLookup (its default) or give apply --mongo-uri";
-        mapped->document.reset();  // keep the schema changes the catalog already holds
-        pending.batch.Add(std::move(*mapped), catalog);
-        Quarantine(tp, own, std::move(m), std::move(error));
-        return Status::OK();
-      }
-      pending.lookups[op.label] = Lookup{ev.db, ev.collection, ev.document_key};
-    }
-    pending.batch.Add(std::move(*mapped), catalog);
-    Advance(tp, own, std::move(m));
-    return Status::OK();
-  }
-
-  // A drop or rename: after the batch before it has committed, its DDL (RENAME TABLE / DROP TABLE IF
-  // EXISTS, or nothing when kept) runs alone, then a transaction moves the offset past it. Replayed
-  // after a crash in between, the catalog read back from the server no longer has the old tables,
-  // so the mapper produces no statement the second time: the DDL is idempotent.
-  Status ApplyCollectionEvent(const PartitionId& tp, Owned& own, KafkaMessage m, const ChangeEvent& ev) {
-    M2M_RETURN_NOT_OK(ReloadCatalogIfStale());
-    auto mapped = mapper.Map(ev, catalog);
-    if (!mapped.ok()) {
-      Quarantine(tp, own, std::move(m), mapped.status().message());
-      return Flush();
-    }
-    if (mapped->collection) {
-      spdlog::info("apply {}: {} ({}@{})", o.group, DescribeCollectionOp(*mapped->collection), PartitionName(tp),
-                   m.offset);
-      Batch alone;
-      alone.Add(std::move(*mapped), catalog);
-      catalog_stale = true;  // until the DDL below has run
-      for (const Batch::Segment& seg : alone.segments()) {
-        M2M_ASSIGN_OR_RETURN(SegmentSql sql, RenderSegment(seg, o.sql));
-        for (const std::string& s : sql.collection) {
-          M2M_RETURN_NOT_OK(mysql->Execute(s));
-          stats.ddl_statements++;
-        }
-      }
-      M2M_RETURN_NOT_OK(ReadSchema(&schema_fingerprint).status());
-      catalog_stale = false;
-    }
-    Advance(tp, own, std::move(m));
-    return Flush();
-  }
-
-  // ---- Writing a batch -------------------------------------------------------------------------
-
-  // Fetches the documents that updates in the batch need and adds them as upserts (or deletes when
-  // the document is gone).
-  Status ResolveLookups() {
-    std::vector<std::string> labels;
-    for (const DocumentOp* op : pending.batch.NeedsFullDocument()) labels.push_back(op->label);
-    for (const std::string& label : labels) {
-      const Lookup& l = pending.lookups.at(label);
-      M2M_ASSIGN_OR_RETURN(auto doc, lookup->Find(l.db, l.collection, l.key));
-      ChangeEvent ev;
-      ev.kind = doc ? EventKind::kReplace : EventKind::kDelete;
-      ev.db = l.db;
-      ev.collection = l.collection;
-      ev.document_key = l.key;
-      ev.after = std::move(doc);
-      M2M_ASSIGN_OR_RETURN(MappedEvent mapped, mapper.Map(ev, catalog));
-      pending.batch.Add(std::move(mapped), catalog);
-    }
-    return Status::OK();
-  }
-
-  Status RunSchemaChange(const SchemaChange& change) {
-    for (const std::string& s : RenderSchemaChange(change, o.sql)) {
-      Status st = mysql->Execute(s);
-      if (IsInstantRefused(st) && o.sql.instant_add_column) {
-        spdlog::warn("apply {}: the server refuses ALGORITHM=INSTANT ({}); adding columns without it from now on",
-                     o.group, st.message());
-        o.sql.instant_add_column = false;
-        return RunSchemaChange(change);
-      }
-      M2M_RETURN_NOT_OK(st);
-      stats.ddl_statements++;
-    }
-    return Status::OK();
-  }
-
-  // Fails (retriable) unless the group's offsets of the batch's partitions are still what this
-  // member last read or wrote: another member may have applied them meanwhile.
-  Status CheckOffsetsUnchanged() {
-    std::vector<PartitionId> ids;
-    for (const auto& [tp, next] : pending.next) ids.push_back(tp);
-    M2M_ASSIGN_OR_RETURN(auto stored, ReadStored(ids, /*for_update=*/true));
-    for (const PartitionId& tp : ids) {
-      auto it = stored.find(tp);
-      std::optional<int64_t> now = it == stored.end() ? std::nullopt : std::optional<int64_t>(it->second);
-      auto own = owned.find(tp);
-      if (own == owned.end() || own->second.stored != now) {
-        return Status(StatusCode::kMysql,
-                      "the stored offset of " + PartitionName(tp) + " moved to " +
-                          (now ? std::to_string(*now) : std::string("none")) +
-                          ": another member of group " + o.group + " applied it; rereading",
-                      /*retriable=*/true);
-      }
-    }
-    return Status::OK();
-  }
-
-  Status ExecuteRows(const std::vector<std::string>& statements) {
-    size_t limit = std::min(kMaxRoundTripBytes, PacketRoom());
-    std::string round_trip;
-    for (const std::string& s : statements) {
-      if (!round_trip.empty() && round_trip.size() + s.size() + 1 > limit) {
-        M2M_RETURN_NOT_OK(mysql->Execute(round_trip));
-        round_trip.clear();
-      }
-      round_trip += round_trip.empty() ? s : ";" + s;
-    }
-    return round_trip.empty() ? Status::OK() : mysql->Execute(round_trip);
-  }
-
-  // The documents of the batch, for an error about its statements (a batch that fails is redone one
-  // event at a time, so the error that quarantines an event names its one document).
-  std::string BatchDocuments() const {
-    constexpr size_t kNamed = 3;
-    std::vector<std::string> labels;
-    size_t count = 0;
-    for (const Batch::Segment& seg : pending.batch.segments()) {
-      for (const DocumentOp& d : seg.documents) {
-        if (count++ < kNamed) labels.push_back(d.label);
-      }
-    }
-    std::string out = fmt::format("{}", fmt::join(labels, ", "));
-    if (count > kNamed) out += fmt::format(" and {} more", count - kNamed);
-    return out;
-  }
-
-  Status WriteBatch() {
-    if (lookup) M2M_RETURN_NOT_OK(ResolveLookups());
-    std::vector<std::string> rows;
-    for (const Batch::Segment& seg : pending.batch.segments()) {
-      // DDL commits implicitly: it runs before the transaction. A crash after it leaves a schema the
-      // catalog reads back at restart, so the mapper does not emit it again.
-      catalog_stale = true;
-      M2M_RETURN_NOT_OK(RunSchemaChanges(seg.schema_changes));
-      catalog_stale = false;
-      M2M_ASSIGN_OR_RETURN(SegmentSql sql, RenderSegment(seg, o.sql));
-      for (std::string& s : sql.rows) rows.push_back(std::move(s));
-    }
-    M2M_RETURN_NOT_OK(mysql->Begin());
-    M2M_RETURN_NOT_OK(CheckOffsetsUnchanged());
-    Status st = ExecuteRows(rows);
-    if (st.native_code() == kPacketTooLarge) st = st.WithContext(BatchDocuments());
-    M2M_RETURN_NOT_OK(st);
-    M2M_RETURN_NOT_OK(ExecuteRows(InsertQuarantineSql(o.group, pending.quarantine, o.sql.max_statement_bytes)));
-    M2M_RETURN_NOT_OK(mysql->Execute(UpsertOffsetsSql(o.group, pending.next, pending.applied)));
-    return mysql->Commit();
-  }
-
-  void Committed() {
-    std::vector<TopicPartition> positions;
-    for (const auto& [tp, next] : pending.next) {
-      owned[tp].stored = next;
-      positions.push_back({tp.first, tp.second, next});
-    }
-    // For monitoring tools only (kafka-consumer-groups --describe shows the lag); failures do not matter.
-    (void)consumer->CommitAsync(positions);
-    stats.events += pending.events;
-    stats.batches++;
-    stats.quarantined += static_cast<int64_t>(pending.quarantine.size());
-    for (const auto& [tp, applied] : pending.applied) stats.events_by_topic.Add(tp.first, applied.events);
-    if (pending.last) stats.last_event_ms = pending.last->timestamp_ms;
-    pending = Pending{};
-  }
-
-  Status Flush() {
-    if (pending.events == 0) return Status::OK();
-    Status st = WriteBatch();
-    if (st.ok()) {
-      Committed();
-      return Status::OK();
-    }
-    if (mysql) (void)mysql->Rollback();
-    if (!IsEventError(st)) return st;  // Run rewinds (retriable) or stops
-    if (pending.events > 1) {
-      spdlog::warn("apply {}: a batch of {} events failed ({}); redoing it one event at a time", o.group,
-                   pending.events, st.ToString());
-      isolate_remaining = pending.events;
-      return Rewind();
-    }
-    // One event the server refuses: quarantine it in a transaction of its own.
-    QuarantinedEvent bad = Describe(*pending.last, st.message());
-    spdlog::warn("apply {}: quarantining {}@{}: {}", o.group, PartitionName({bad.topic, bad.partition}), bad.offset,
-                 Head(bad.error));
-    Pending only;
-    only.next = std::move(pending.next);
-    only.applied = std::move(pending.applied);
-    only.events = pending.events;
-    only.last = std::move(pending.last);
-    only.quarantine.push_back(std::move(bad));
-    Abandon();
-    pending = std::move(only);
-    M2M_RETURN_NOT_OK(Connect());  // some refusals (a packet too large) close the connection
-    st = WriteBatch();
-    if (!st.ok()) return st;
-    Committed();
-    return Status::OK();
-  }
-
   // Forgets the batch in flight and starts every owned partition again from its stored offset, with
   // a fresh connection and the schema read back from the server. Until it has succeeded, nothing is
   // consumed (rewind_needed).
   Status Rewind() {
-    Abandon();
     gate.Reset();
-    ++rewinds;
     rewind_needed = true;
-    M2M_RETURN_NOT_OK(Connect());
+    M2M_RETURN_NOT_OK(applier->Connect());
     std::vector<PartitionId> ids;
     for (const auto& [tp, own] : owned) ids.push_back(tp);
     M2M_ASSIGN_OR_RETURN(auto starts, StartOffsets(ids));
@@ -686,7 +287,6 @@ struct Apply::Loop : RebalanceListener {
         started += (started.empty() ? "" : ", ") + PartitionName(tp) + "@" +
                    (start.offset >= 0 ? std::to_string(start.offset) : std::string("start"));
       }
-      own.stored = start.stored;
       own.position = own.received = std::max<int64_t>(start.offset, 0);
       own.end.reset();
       own.started = true;
@@ -700,7 +300,7 @@ struct Apply::Loop : RebalanceListener {
   // ---- The loop --------------------------------------------------------------------------------
 
   bool CaughtUp() const {
-    return assigned_once && !rewind_needed && pending.events == 0 && AllConsumed();
+    return assigned_once && !rewind_needed && applier->pending_events() == 0 && AllConsumed();
   }
 
   // Every message up to the ends the consumer reported is in the batch or committed.
@@ -708,12 +308,16 @@ struct Apply::Loop : RebalanceListener {
     return gate.empty() && std::all_of(owned.begin(), owned.end(), [](const auto& kv) { return kv.second.at_end(); });
   }
 
+  bool BatchFull() const {
+    return applier->pending_events() >= o.max_batch_events || applier->pending_bytes() >= o.max_batch_bytes;
+  }
+
   // Consumes one batch and commits it.
   Status Step() {
-    int limit = isolate_remaining > 0 ? 1 : o.max_batch_events;
-    while (!stop.load() && !rewind_needed && pending.events < limit) {
-      auto waited = Clock::now() - pending.started;
-      if (pending.events > 0 && waited >= o.max_batch_time) break;
+    while (!stop.load() && !rewind_needed && !BatchFull()) {
+      const bool batching = applier->pending_events() > 0;
+      auto waited = Clock::now() - batch_started;
+      if (batching && waited >= o.max_batch_time) break;
       if (o.until_caught_up && CaughtUp()) break;
       if (!gate.empty()) {
         gate.Release(ConsumedPositions());
@@ -722,9 +326,8 @@ struct Apply::Loop : RebalanceListener {
           continue;
         }
       }
-      auto wait = pending.events > 0
-                      ? std::chrono::duration_cast<std::chrono::milliseconds>(o.max_batch_time - waited)
-                      : std::chrono::milliseconds(200);
+      auto wait = batching ? std::chrono::duration_cast<std::chrono::milliseconds>(o.max_batch_time - waited)
+                           : std::chrono::milliseconds(200);
       auto polled = consumer->Poll(std::max(wait, std::chrono::milliseconds(1)));
       if (IsUnknownTopic(polled.status())) {
         // Capture creates a collection's topic with its first event; a subscription may come first.
@@ -735,7 +338,7 @@ struct Apply::Loop : RebalanceListener {
       }
       M2M_ASSIGN_OR_RETURN(auto m, std::move(polled));
       if (!m) {
-        if (pending.events == 0) break;  // idle: let Run report progress
+        if (!batching) break;  // idle: let Run report progress
         continue;
       }
       if (m->end_of_partition) {
@@ -756,14 +359,10 @@ struct Apply::Loop : RebalanceListener {
       }
       M2M_RETURN_NOT_OK(Consume(std::move(*m)));
     }
-    return Flush();
+    return applier->Commit();
   }
 
-  // The clients that need no server yet; MySQL is connected by the first Rewind.
   Status Setup() {
-    if (o.mongo) {
-      M2M_ASSIGN_OR_RETURN(lookup, DocumentLookup::Connect(*o.mongo));
-    }
     KafkaConfig kc = o.kafka;
     kc["group.id"] = o.group;
     kc["isolation.level"] = "read_committed";
@@ -808,7 +407,7 @@ struct Apply::Loop : RebalanceListener {
       const bool rewinding = rewind_needed;
       Status st = rewinding ? Rewind() : Step();
       if (!st.ok()) {
-        Abandon();
+        applier->Abandon();
         rewind_needed = true;
         if (!st.retriable()) return st;
         auto now = Clock::now();
@@ -853,7 +452,7 @@ struct Apply::Loop : RebalanceListener {
         reported_events = events;
       }
     }
-    return Flush();
+    return applier->Commit();
   }
 };
 
@@ -865,8 +464,8 @@ Result<std::unique_ptr<Apply>> Apply::Make(ApplyOptions options) {
 }
 
 Status Apply::Run() {
-  M2M_ASSIGN_OR_RETURN(Mapper mapper, Mapper::Make(options_.mapping));
-  Loop loop(options_, stats_, stop_, std::move(mapper));
+  M2M_ASSIGN_OR_RETURN(auto applier, Applier::Make(options_, &stats_));
+  Loop loop(options_, stats_, stop_, std::move(applier));
   return loop.Run();
 }
 

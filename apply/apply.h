@@ -1,22 +1,13 @@
 // Apply: Kafka change events into MySQL rows, exactly once (docs/apply.md).
 //
-// Protocol. Apply is a member of a Kafka consumer group. For every partition it is given, it keeps the
-// next offset to apply in the MySQL table _m2m_offsets (bookkeeping.h), and writes that offset in the
-// same MySQL transaction as the rows the events produce. On assignment it reads the stored offsets and
-// starts each partition there; Kafka's committed offsets are only written for monitoring. Each
-// transaction first locks the group's offset rows and checks they still hold what this process last
-// read or wrote, so a member that lost its partitions (a rebalance it did not notice in time) cannot
-// write a batch another member has already applied. After any crash, the rows and the offsets in
-// MySQL agree, and the next run continues right after the last committed batch.
-//
-// Per batch: decode, map (the Mapper grows the catalog and returns DDL), coalesce per key (Batch),
-// resolve updates that need the full document (from MongoDB when configured, else quarantine), run
-// the DDL (it commits implicitly, so before BEGIN; every statement is idempotent against the schema
-// read back after a crash), then BEGIN, the row statements, the quarantined events, the offsets,
-// COMMIT. A collection-level event (drop, rename) ends the batch and runs alone after it. Such an
-// event, and the first event of a collection without tables, is first held until the other owned
-// partitions have nothing before it in cluster-time order (barrier.h; docs/apply.md, "Order across
-// topics"): Kafka orders each topic, not the collections against each other.
+// Apply is a member of a Kafka consumer group and one host of the apply transaction (applier.h):
+// it consumes the partitions the group gives it, starting each at its offset stored in MySQL (checked
+// against what Kafka still holds), batches what it consumes by count, bytes and time, and holds
+// barriers until the other partitions it owns have nothing before them in cluster-time order
+// (barrier.h; docs/apply.md, "Order across topics"): Kafka orders each topic, not the collections
+// against each other. Any retriable failure (MySQL or the broker away, a rebalance, another member
+// having applied a partition) abandons the batch in flight and starts every owned partition again
+// from its stored offset, after a backoff; retry_for bounds how long.
 //
 // Thread safety: Run() is called from one thread; RequestStop() from any thread (a signal handler may
 // set the flag it returns).
@@ -30,46 +21,35 @@
 #include <string>
 #include <vector>
 
+#include "applier.h"
 #include "m2m/kafka_client.h"
-#include "m2m/mapping.h"
 #include "m2m/metrics.h"
-#include "m2m/mongo_client.h"
-#include "m2m/mysql_client.h"
-#include "m2m/sql_writer.h"
 #include "m2m/status.h"
 
 namespace m2m::apply {
 
-struct ApplyOptions {
-  // librdkafka properties (the kafka.* keys), bootstrap.servers at least. Apply sets group.id,
-  // isolation.level=read_committed (capture writes transactionally; uncommitted events must never
-  // reach MySQL), enable.auto.commit=false and auto.offset.reset=error (a position Kafka no longer
-  // holds is an error naming the gap, never a silent jump; see accept_lost_events) itself.
+// The MySQL side (group, mysql, mapping, mongo, sql) is the Applier's.
+struct ApplyOptions : ApplierOptions {
+  // librdkafka properties (the kafka.* keys), bootstrap.servers at least. Apply sets group.id (the
+  // group), isolation.level=read_committed (capture writes transactionally; uncommitted events must
+  // never reach MySQL), enable.auto.commit=false and auto.offset.reset=error (a position Kafka no
+  // longer holds is an error naming the gap, never a silent jump; see accept_lost_events) itself.
   KafkaConfig kafka = {{"bootstrap.servers", "127.0.0.1:9092"}};
   // Topics to consume. Default: none (then topic_pattern is required)
   std::vector<std::string> topics;
   // A regular expression (ECMAScript, as librdkafka's "^..." subscriptions) matching topic names to
   // consume, new ones included as they appear, e.g. "m2m\\.shop\\..*". Default: none
   std::string topic_pattern;
-  // The Kafka consumer group; also the key of this group's rows in _m2m_offsets. Default: mongo2mysql-apply
-  std::string group = "mongo2mysql-apply";
-  // The MySQL server and database; the database is created when missing.
-  MysqlOptions mysql;
-  // The document-to-table mapping (docs/mapping.md). Default: automatic for every collection
-  MappingConfig mapping;
-  // Where updates whose delta cannot be applied column by column fetch their document. Without it such
-  // events are quarantined (capture's default --full-document updateLookup makes them rare).
-  // Default: none
-  std::optional<MongoOptions> mongo;
   // A batch (one MySQL transaction) ends after this many events... Default: 5000
   int max_batch_events = 5000;
+  // ...or when its records (keys and values as Kafka holds them) reach this many bytes; a record
+  // larger than this is a batch alone... Default: 64 MiB
+  size_t max_batch_bytes = size_t{64} << 20;
   // ...or this long after its first event, whichever comes first. Default: 500 ms
   std::chrono::milliseconds max_batch_time{500};
   // Apply every event up to the ends of the assigned partitions, then return (a batch catch-up run).
   // Default: false (run until stopped)
   bool until_caught_up = false;
-  // SQL rendering (statement size, ALGORITHM=INSTANT). Default: SqlOptions defaults
-  SqlOptions sql;
   // How long apply keeps trying while attempts fail with retriable errors (MySQL or a broker
   // unreachable or restarting, lost connections, deadlocks), counted from the first failure since
   // the last success; 0 tries for ever. Attempts are 0.5 s apart, doubling up to 30 s, and each
@@ -84,21 +64,6 @@ struct ApplyOptions {
   std::chrono::milliseconds progress_interval = std::chrono::seconds(10);
 
   Status Validate() const;
-};
-
-// Counters for progress output and metrics; read from any thread.
-struct ApplyStats {
-  std::atomic<int64_t> events{0};       // events consumed and committed (quarantined ones included)
-  std::atomic<int64_t> batches{0};      // MySQL transactions committed
-  std::atomic<int64_t> quarantined{0};  // events written to _m2m_quarantine
-  std::atomic<int64_t> retries{0};      // batches abandoned and redone from the stored offsets
-  std::atomic<int64_t> last_event_ms{0};  // Kafka timestamp of the last committed event
-  std::atomic<int64_t> ddl_statements{0};  // CREATE, ALTER, RENAME and DROP TABLE statements run
-  std::atomic<int64_t> lag_events{0};      // offsets from the positions to the ends of the partitions owned
-  // Partitions assigned to this member that it has not started yet: their stored offsets could not be
-  // read (MySQL unreachable); lag_events does not cover them, so their lag is unknown.
-  std::atomic<int64_t> partitions_waiting{0};
-  CounterVec events_by_topic;              // committed events per topic
 };
 
 // Adds apply's metrics, read from `stats` at scrape time, to `registry` (docs/operations.md).

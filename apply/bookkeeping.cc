@@ -5,6 +5,11 @@
 #include "m2m/identifiers.h"
 
 namespace m2m::apply {
+
+std::string PartitionName(const PartitionId& partition) {
+  return partition.first + "[" + std::to_string(partition.second) + "]";
+}
+
 namespace {
 
 std::string Nullable(const std::optional<std::string>& bytes) { return bytes ? HexLiteral(*bytes) : "NULL"; }
@@ -122,7 +127,7 @@ Result<int64_t> StartOffset(const std::string& group, const PartitionId& partiti
                             int64_t first, int64_t end, bool accept_lost_events, std::string* lost) {
   if (!stored) return kOffsetBeginning;
   if (*stored >= first && *stored <= end) return *stored;
-  std::string name = partition.first + "[" + std::to_string(partition.second) + "]";
+  std::string name = PartitionName(partition);
   std::string gap =
       *stored < first
           ? "events " + std::to_string(*stored) + ".." + std::to_string(first - 1) + " of " + name +

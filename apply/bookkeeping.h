@@ -38,6 +38,9 @@ std::vector<std::string> BookkeepingDdl();
 // A partition, without a position.
 using PartitionId = std::pair<std::string, int32_t>;
 
+// "topic[partition]", for messages.
+std::string PartitionName(const PartitionId& partition);
+
 // SELECT topic, partition, next_offset of `group` for `partitions` (all of the group when empty);
 // with `for_update` the rows are locked until the transaction ends.
 std::string SelectOffsetsSql(const std::string& group, const std::vector<PartitionId>& partitions,

@@ -1,0 +1,153 @@
+// The apply transaction, apart from where the records come from (docs/apply.md): Kafka records of
+// some partitions into MySQL rows, exactly once. It has two hosts: the native daemon (apply.h), which
+// consumes with librdkafka, and the Spark job's executors (range_applier.h, through the Python
+// extension in spark/), which get the records from Spark's Kafka source. Each mapping rule and the
+// transaction below exist here only.
+//
+// Protocol. A host owns partitions (Own). For each, the next offset to apply is kept in the MySQL
+// table _m2m_offsets (bookkeeping.h), under the host's group, and written in the same MySQL
+// transaction as the rows the events produce, so the rows and the positions never disagree. Records
+// below a partition's stored offset were applied already and are skipped. Each transaction first
+// locks the rows of its partitions and checks they still hold what this Applier last read or wrote:
+// another owner (a member after a rebalance it did not notice in time, a Spark task retried or run
+// twice) may have applied them meanwhile; then the transaction fails, retriable, and the host redoes
+// its records from the stored offsets (skipping what the other owner applied).
+//
+// Per batch: decode, map (the Mapper grows the catalog and returns DDL), coalesce per key (Batch),
+// resolve updates that need the full document (from MongoDB when configured, else quarantine), run
+// the DDL under a lock shared by every writer of the database (it commits implicitly, so before
+// BEGIN; every statement is idempotent against the schema read back after a crash), then BEGIN, the
+// row statements, the quarantined events, the offsets, COMMIT. A collection event (drop, rename)
+// commits the batch before it and runs alone. The Applier keeps the records of the batch in flight:
+// a batch MySQL refuses because of one event is redone one event at a time, and that event alone is
+// quarantined; a batch whose DDL meets a schema another writer changed is mapped again.
+//
+// Order across collections (barrier.h) is the host's: Prepare says which records are barriers.
+//
+// Thread safety: an Applier is used by one thread at a time. ApplyStats is read from any thread.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "barrier.h"
+#include "bookkeeping.h"
+#include "m2m/change_event.h"
+#include "m2m/kafka_client.h"
+#include "m2m/mapping.h"
+#include "m2m/metrics.h"
+#include "m2m/mongo_client.h"
+#include "m2m/mysql_client.h"
+#include "m2m/sql_writer.h"
+#include "m2m/status.h"
+
+namespace m2m::apply {
+
+struct ApplierOptions {
+  // The key of this host's rows in _m2m_offsets: one position per group and partition.
+  // Default: mongo2mysql-apply
+  std::string group = "mongo2mysql-apply";
+  // The MySQL server and database; the database is created when missing.
+  MysqlOptions mysql;
+  // The document-to-table mapping (docs/mapping.md). Default: automatic for every collection
+  MappingConfig mapping;
+  // Where updates whose delta cannot be applied column by column fetch their document. Without it such
+  // events are quarantined (capture's default --full-document updateLookup makes them rare).
+  // Default: none
+  std::optional<MongoOptions> mongo;
+  // SQL rendering (statement size, ALGORITHM=INSTANT). Default: SqlOptions defaults
+  SqlOptions sql;
+
+  Status Validate() const;
+};
+
+// Counters for progress output and metrics; written by the host's thread, read from any thread.
+struct ApplyStats {
+  std::atomic<int64_t> events{0};       // events consumed and committed (quarantined ones included)
+  std::atomic<int64_t> batches{0};      // MySQL transactions committed
+  std::atomic<int64_t> quarantined{0};  // events written to _m2m_quarantine
+  std::atomic<int64_t> retries{0};      // batches abandoned and redone from the stored offsets
+  std::atomic<int64_t> last_event_ms{0};  // Kafka timestamp of the last committed event
+  std::atomic<int64_t> ddl_statements{0};  // CREATE, ALTER, RENAME and DROP TABLE statements run
+  std::atomic<int64_t> lag_events{0};      // offsets from the positions to the ends of the partitions owned
+  // Partitions assigned to this member that it has not started yet: their stored offsets could not be
+  // read (MySQL unreachable); lag_events does not cover them, so their lag is unknown.
+  std::atomic<int64_t> partitions_waiting{0};
+  CounterVec events_by_topic;              // committed events per topic
+};
+
+// A record decoded, and what the host needs to order it.
+struct PreparedRecord {
+  KafkaMessage message;
+  std::optional<ChangeEvent> event;  // none: a tombstone (nothing to apply), or `error`
+  std::string error;                 // not empty: the record cannot be decoded; Add quarantines it
+  bool collection_event = false;     // a drop or rename: committed alone
+  // An event whose effect depends on other collections' tables (barrier.h): a collection event, or
+  // the first event of a collection without tables, as of the catalog when prepared.
+  bool barrier = false;
+  OrderKey key;  // where it stands in MongoDB's order
+};
+
+class Applier {
+ public:
+  static Result<std::unique_ptr<Applier>> Make(ApplierOptions options, ApplyStats* stats);
+  ~Applier();
+
+  // (Re)connects to MySQL, creates the database and the bookkeeping tables when missing, and adopts
+  // the server's limits. Forgets the batch in flight and the catalog (read again when needed).
+  Status Connect();
+
+  // Reads the stored offsets of `partitions` and takes them as owned (in addition to the others):
+  // Add skips their records below those offsets, and each commit checks them unchanged. Returns each
+  // one's stored offset; none when nothing of it was applied yet.
+  Result<std::map<PartitionId, std::optional<int64_t>>> Own(const std::vector<PartitionId>& partitions);
+  // Owns nothing any more; the batch in flight is abandoned.
+  void Disown();
+
+  // Decodes a record and classifies it against the current catalog (read from the server first when
+  // stale). Fails only when the server cannot be read, and then leaves `message` as it was; an
+  // undecodable record is prepared with `error`.
+  Result<PreparedRecord> Prepare(KafkaMessage&& message);
+
+  // Adds a prepared record to the batch in flight; a record below its partition's stored offset is
+  // skipped. A collection event commits the batch before it, runs its DDL and commits its offset, so
+  // it may fail as Commit does.
+  Status Add(PreparedRecord record);
+
+  // Commits the batch in flight (see the protocol above). An event MySQL refuses is quarantined and
+  // the rest applied. On a retriable failure (connection lost, deadlock, the offsets moved) nothing of
+  // the batch is in MySQL and its records are kept: Redo adds them again, or Abandon drops them.
+  Status Commit();
+
+  // After a retriable failure: reconnects, reads the owned partitions' stored offsets again, and adds
+  // the kept records again (skipping what another owner applied). Then Commit.
+  Status Redo();
+
+  // Drops the batch in flight and the records kept; nothing of them is in MySQL.
+  void Abandon();
+
+  int pending_events() const;
+  // The bytes of the records in the batch in flight (keys and values).
+  size_t pending_bytes() const;
+
+  // Called after every commit with the next offset of each partition the transaction moved.
+  using CommitListener = std::function<void(const std::map<PartitionId, int64_t>&)>;
+
+  void OnCommit(CommitListener listener);
+
+  const ApplierOptions& options() const;
+  bool connected() const;
+
+ private:
+  struct Impl;
+  explicit Applier(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace m2m::apply

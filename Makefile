@@ -31,7 +31,7 @@ CCACHE_LAUNCHER := $(if $(shell command -v ccache),-DCMAKE_CXX_COMPILER_LAUNCHER
 export CCACHE_BASEDIR := $(CURDIR)
 
 build: install
-	@cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CCACHE_LAUNCHER) > /dev/null
+	@cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPython_EXECUTABLE=$(PYTHON) $(CCACHE_LAUNCHER) > /dev/null
 	@cmake --build $(BUILD) -j $(JOBS)
 
 up: install

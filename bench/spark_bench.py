@@ -1,12 +1,13 @@
 """Spark engine throughput: sustained events/s of the Spark job (`python -m m2m_spark.job
 --until-caught-up`, local mode, a process of its own as `make spark` runs it) draining a backlog of
-the same realistic mix as bench/apply_bench.py, read from the batches it records in MySQL (first
-commit to last, so Spark's start-up is left out). Also the peak RSS of the driver's Python and JVM.
+the same realistic mix as bench/apply_bench.py, read from the offsets its tasks store in MySQL
+(`_m2m_offsets`, first commit to last, so Spark's start-up is left out). Also the peak RSS of the
+driver's Python and JVM (the executors run in the driver's JVM in local mode; their Python workers
+are children of it).
 Its latency is measured by bench/latency_bench.py --engine spark.
 
   .stack/venv/bin/python bench/spark_bench.py --events 5000 --batch 1000
 """
-import json
 import shutil
 import subprocess
 
@@ -30,17 +31,15 @@ def run(events=5000, documents=1000, partitions=4, batch=1000):
         with open(work / "spark.log", "wb") as log:
             job = subprocess.Popen([benchlib.PYTHON, "-m", "m2m_spark.job", "--topics", topic,
                                     "--kafka-bootstrap", stack.KAFKA_BOOTSTRAP, *benchlib.mysql_args(database),
-                                    "--max-batch-events", str(batch),
+                                    "--max-batch-events", str(batch), "--job-name", prefix,
                                     "--checkpoint", str(work / "checkpoint"), "--until-caught-up"],
                                    env=benchlib.env(), stdout=log, stderr=subprocess.STDOUT)
         rss = benchlib.PeakRss(job.pid)
-        last = [0]
 
-        def progress():  # offsets of the last complete batch: the last offset read, per partition
-            row = benchlib.query_or(conn, f"SELECT complete, offsets FROM `{database}`._m2m_spark_batches", None)
-            if row and row[0]:
-                last[0] = sum(o + 1 for o in json.loads(row[1]).get(topic, {}).values())
-            return last[0]
+        def progress():  # events committed by the job's tasks
+            row = benchlib.query_or(conn, f"SELECT SUM(applied_events) FROM `{database}`._m2m_offsets "
+                                          f"WHERE group_id = '{prefix}'", None)
+            return int(row[0]) if row and row[0] is not None else 0
         try:
             rate = benchlib.sustained_rate(progress, events, events, job)
         except RuntimeError as e:
@@ -59,7 +58,7 @@ def run(events=5000, documents=1000, partitions=4, batch=1000):
 
 
 def main():
-    benchlib.workload_main("spark", run, __doc__, 5000, 1000, 1000, "the job's --max-batch-events")
+    benchlib.workload_main("spark", run, __doc__, 5000, 1000, 1000, "the job's --max-batch-events (events per MySQL transaction of a task)")
 
 if __name__ == "__main__":
     main()

@@ -96,6 +96,10 @@ void AddApplyCommand(CLI::App& app, Action& action) {
                   "(without it such updates are quarantined)");
   cmd->add_option("--max-batch-events", o->max_batch_events, "Events per MySQL transaction, at most")
       ->capture_default_str();
+  cmd->add_option("--max-batch-bytes", o->max_batch_bytes,
+                  "Bytes of Kafka records (keys and values) per MySQL transaction, at most; bounds apply's memory "
+                  "with large documents (a larger record is a batch alone)")
+      ->capture_default_str();
   cmd->add_option("--max-batch-ms", f->batch_ms, "Milliseconds a batch collects events, at most")
       ->capture_default_str();
   cmd->add_flag("--until-caught-up", o->until_caught_up,

@@ -29,15 +29,16 @@ def spark(run, extra=()):
     """The Spark job in-process, in its availableNow mode, on one SparkSession shared by every
     scenario (a session takes seconds to start; the job itself keeps no state in it). extra: more
     command-line options of the job. Records lost in Kafka raise m2m_spark.lost.KafkaDataLost."""
-    from m2m_spark import config, job
+    from m2m_spark import job
     from m2m_spark.session import build_session
 
     args = job.parse_args(["--kafka-bootstrap", stack.KAFKA_BOOTSTRAP, "--topics", ",".join(run.topics),
                            "--mysql-database", run.mysql_database, "--until-caught-up", *extra]
                           + (["--max-batch-events", str(run.max_batch_events)] if run.max_batch_events else []))
-    cfg = config.load(run.mapping_file) if run.mapping_file else config.MappingConfig()
+    if run.mapping_file:
+        args.mapping = str(run.mapping_file)
     mysql = {**stack.MYSQL, "database": run.mysql_database}
-    query = job.start(build_session("mongo2mysql-tests"), args, cfg, run.group, str(run.workdir / "checkpoint"), mysql)
+    query = job.start(build_session("mongo2mysql-tests"), args, run.group, str(run.workdir / "checkpoint"), mysql)
     job.wait(query, 600)
     assert query.exception() is None, query.exception()
     return query

@@ -1,8 +1,9 @@
 """mongo2mysql's Spark engine: Kafka change events -> MySQL tables, exactly once.
 
-Reads the capture topics with Spark's Kafka source, maps every micro-batch with the rules of
-docs/mapping.md and writes it to MySQL in one transaction that also records the batch id and the
-Kafka offsets (docs/spark.md). Local mode by default; spark-submit it for a cluster (README, "Spark").
+Reads the capture topics with Spark's Kafka source; the executors apply each partition's records
+with the C++ apply core (the m2m_core extension), the rules of docs/mapping.md and the exactly-once
+transaction of `mongo2mysql apply`, its offsets stored in MySQL with the rows (docs/spark.md). Local
+mode by default; spark-submit it for a cluster (README, "Spark").
 """
 import argparse
 import logging
@@ -10,7 +11,7 @@ import os
 import sys
 from pathlib import Path
 
-from . import config as config_mod
+from . import core
 from . import lost
 from .session import build_session
 from .writer import BatchWriter
@@ -25,9 +26,10 @@ EXAMPLES = """examples:
   python -m m2m_spark.job --topic-pattern 'rs0\\.shop\\..*' --mysql-database shop \\
       --mapping mapping.yaml --trigger-interval '5 seconds'
 
-The checkpoint folder (Spark's offsets log) and MySQL's _m2m_spark_batches table together make the
-job exactly once: kill it at any moment and start it again with the same --job-name and
---checkpoint. The MySQL password comes from M2M_MYSQL_PASSWORD, never from the command line."""
+MySQL's _m2m_offsets table (the job's --job-name is its group there) makes the job exactly once:
+kill it, or any executor, at any moment and start it again with the same --job-name; the checkpoint
+folder only saves re-reading. The MySQL password comes from M2M_MYSQL_PASSWORD, never from the
+command line."""
 
 
 def parse_args(argv=None):
@@ -39,8 +41,10 @@ def parse_args(argv=None):
     which = src.add_mutually_exclusive_group(required=True)
     which.add_argument("--topics", help="comma-separated topics to read")
     which.add_argument("--topic-pattern", help="Java regex of topics to read (new topics are picked up)")
-    src.add_argument("--max-batch-events", type=int, default=None,
-                     help="at most this many Kafka records per micro-batch (maxOffsetsPerTrigger). Default: no limit")
+    src.add_argument("--max-offsets-per-trigger", type=int, default=None,
+                     help="at most this many Kafka records per micro-batch (Spark's maxOffsetsPerTrigger); the "
+                          "order across topics then holds within each micro-batch only (docs/spark.md). "
+                          "Default: no limit")
     src.add_argument("--kafka-option", action="append", default=[], metavar="KEY=VALUE",
                      help="extra option of the Kafka source, e.g. kafka.security.protocol=SSL (repeatable)")
     src.add_argument("--allow-data-loss", action="store_true",
@@ -55,8 +59,19 @@ def parse_args(argv=None):
     dst.add_argument("--mysql-database", required=True, help="the database the tables are written to")
     run = p.add_argument_group("the job")
     run.add_argument("--mapping", help="YAML mapping file (docs/mapping.md, section 8). Default: automatic mapping")
+    run.add_argument("--on-drop", choices=("keep", "drop"), default="",
+                     help="on a collection drop: keep the tables or drop them. Default: the mapping's (keep)")
+    run.add_argument("--on-rename", choices=("rename", "keep"), default="",
+                     help="on a collection rename: rename the tables or keep them. Default: the mapping's (rename)")
+    run.add_argument("--mongo-uri", default=None,
+                     help="MongoDB to fetch the documents of updates the mapping cannot apply column by column "
+                          "(as mongo2mysql apply --mongo-uri). Default: such events are quarantined")
+    run.add_argument("--max-batch-events", type=int, default=5000,
+                     help="events per MySQL transaction of a task, at most. Default: %(default)s")
+    run.add_argument("--retry-for", type=int, default=600, metavar="SECONDS",
+                     help="how long a task retries while MySQL is unreachable or restarting. Default: %(default)s")
     run.add_argument("--job-name", default=None,
-                     help="names the job's progress row in _m2m_spark_batches. Default: spark-<database>")
+                     help="the job's group in MySQL's _m2m_offsets (its applied positions). Default: spark-<database>")
     run.add_argument("--checkpoint", default=None,
                      help="checkpoint location (any Hadoop file system URI on a cluster). "
                           "Default: .stack/spark-checkpoints/<job name>")
@@ -66,19 +81,21 @@ def parse_args(argv=None):
     mode.add_argument("--trigger-interval", default="1 second",
                       help="streaming: start a micro-batch this often (processingTime trigger). Default: %(default)s")
     run.add_argument("--master", default=None, help="Spark master. Default: M2M_SPARK_MASTER, else spark-submit's, else local[2]")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.max_batch_events <= 0:
+        p.error("--max-batch-events must be positive")
+    return args
 
 
 def main(argv=None):
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    cfg = config_mod.load(args.mapping) if args.mapping else config_mod.MappingConfig()
     job = args.job_name or f"spark-{args.mysql_database}"
     checkpoint = args.checkpoint or str(Path(os.environ.get("M2M_STATE", _ROOT / ".stack")) / "spark-checkpoints" / job)
     mysql = {"host": args.mysql_host, "port": args.mysql_port, "user": args.mysql_user,
              "password": os.environ.get("M2M_MYSQL_PASSWORD", ""), "database": args.mysql_database}
     spark = build_session(f"mongo2mysql-{job}", args.master)
-    query = start(spark, args, cfg, job, checkpoint, mysql)
+    query = start(spark, args, job, checkpoint, mysql)
     try:
         wait(query)
     except lost.KafkaDataLost as e:
@@ -102,7 +119,15 @@ def wait(query, timeout=None):
         raise found from None
 
 
-def start(spark, args, cfg, job, checkpoint, mysql):
+def settings(args, job, mysql):
+    """What the executors' tasks need (core.Settings)."""
+    mapping = Path(args.mapping).read_text(encoding="utf-8") if args.mapping else None
+    return core.Settings(group=job, mysql=tuple(sorted(mysql.items())), mapping_yaml=mapping,
+                         mongo_uri=args.mongo_uri, on_drop=args.on_drop, on_rename=args.on_rename,
+                         max_batch_events=args.max_batch_events, retry_for_seconds=args.retry_for)
+
+
+def start(spark, args, job, checkpoint, mysql):
     """Starts the streaming query; returns it."""
     reader = (spark.readStream.format("kafka")
               .option("kafka.bootstrap.servers", args.kafka_bootstrap)
@@ -114,15 +139,15 @@ def start(spark, args, cfg, job, checkpoint, mysql):
               # stops the query (KAFKA_DATA_LOSS, which `wait` words), unless the user accepts it.
               .option("failOnDataLoss", "false" if args.allow_data_loss else "true"))
     reader = reader.option("subscribe", args.topics) if args.topics else reader.option("subscribePattern", args.topic_pattern)
-    if args.max_batch_events:
-        reader = reader.option("maxOffsetsPerTrigger", str(args.max_batch_events))
+    if args.max_offsets_per_trigger:
+        reader = reader.option("maxOffsetsPerTrigger", str(args.max_offsets_per_trigger))
     consumer = {"bootstrap.servers": args.kafka_bootstrap, "isolation.level": "read_committed"}
     for kv in args.kafka_option:
         k, _, v = kv.partition("=")
         reader = reader.option(k, v)
         if k.startswith("kafka."):
             consumer[k[len("kafka."):]] = v
-    writer = (reader.load().writeStream.foreachBatch(BatchWriter(job, cfg, mysql, consumer))
+    writer = (reader.load().writeStream.foreachBatch(BatchWriter(job, settings(args, job, mysql), consumer))
               .option("checkpointLocation", checkpoint).queryName(job))
     writer = writer.trigger(availableNow=True) if args.until_caught_up else writer.trigger(
         processingTime=args.trigger_interval)

@@ -5,6 +5,7 @@ registry, so the connector jars come from Maven through stack/install.sh and are
 spark.jars. On a cluster, spark-submit supplies the master and the same jars (README: "Spark")."""
 import glob
 import os
+import sys
 from pathlib import Path
 
 from pyspark.sql import SparkSession
@@ -22,6 +23,22 @@ def connector_jars() -> list[str]:
     return jars
 
 
+def extension_path() -> str | None:
+    """The folder of the m2m_core extension built by `make` (build/python, or $M2M_BUILD/python),
+    when there is one; on a cluster the extension comes installed instead (docs/spark.md)."""
+    folder = _ROOT / os.environ.get("M2M_BUILD", "build") / "python"
+    return str(folder) if any(folder.glob("m2m_core*.so")) else None
+
+
+def executor_python_path() -> str:
+    """PYTHONPATH of the executors' Python workers: this package and the extension, where the job
+    runs from a checkout (local mode, or a standalone cluster on this machine). Installed elsewhere,
+    they come from the environment."""
+    paths = [str(_ROOT / "spark")] + ([extension_path()] if extension_path() else [])
+    inherited = os.environ.get("PYTHONPATH")
+    return os.pathsep.join(paths + ([inherited] if inherited else []))
+
+
 def build_session(app_name: str, master: str | None = None) -> SparkSession:
     """The session of a job, test or benchmark. Master: `master`, else M2M_SPARK_MASTER, else the
     one spark-submit configured (`--master`, spark-defaults.conf), else local[2]."""
@@ -31,6 +48,9 @@ def build_session(app_name: str, master: str | None = None) -> SparkSession:
     # threads for a shared machine.
     if master is None and "PYSPARK_GATEWAY_PORT" not in os.environ:
         master = "local[2]"
+    # The executors' Python workers run the core's tasks: the driver's Python (the stack's venv, with
+    # pyarrow and pandas) unless PYSPARK_PYTHON names the nodes' own. PySpark reads only the variable.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     builder = SparkSession.builder.appName(app_name)
     if master:
         builder = builder.master(master)
@@ -42,6 +62,10 @@ def build_session(app_name: str, master: str | None = None) -> SparkSession:
         .config("spark.ui.enabled", "false")
         .config("spark.driver.memory", os.environ.get("M2M_SPARK_DRIVER_MEMORY", "2g"))
         .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.executorEnv.PYTHONPATH", executor_python_path())
+        # A task retried after its worker died must find MySQL's offsets, not a second copy of
+        # the work: the core skips what is applied. Speculative copies would only wait on locks.
+        .config("spark.speculation", "false")
         # The Kafka source's V1 implementation. The V2 one (MicroBatchStream) of Spark 4.1.1 fails
         # with a NullPointerException in its metrics when a restarted query replays the batch the
         # previous run did not commit, i.e. after every crash mid-batch (SPARK-57438). V1 reads the

@@ -140,7 +140,7 @@ def apply_and_report(source, engine_name, mysql_db, workdir):
         else:
             engine_error = f"capture published nothing to {topic}"
         runs[c.name] = (engine_error, *verify(source, database, c.name))
-    quarantine = "_m2m_quarantine" if engine_name == "native" else "_m2m_spark_quarantine"
+    quarantine = "_m2m_quarantine"  # both engines: the core's
     text, problems = report.build(conn, database, source.db, source.classes, quarantine, source.dead_letters, runs)
     text = f"corpus through capture and the {engine_name} engine ({problems} problems)\n{text}"
     (workdir / "corpus-report.txt").write_text(text)

@@ -113,15 +113,15 @@ def test_spark_matches_native_on_a_mixed_workload(mysql_db, second_db, tmp_path)
     assert spark == native
 
 
-def _batches_done(database, job):
+def _events_applied(database, job):
+    """The events the job's group has committed, by MySQL's _m2m_offsets (the core's count)."""
     conn = pymysql.connect(**stack.MYSQL, database=database)
     try:
         with conn.cursor() as cur:
-            cur.execute("SELECT batch_id FROM _m2m_spark_batches WHERE job = %s", (job,))
-            row = cur.fetchone()
-            return row[0] if row else -1
-    except pymysql.err.ProgrammingError:  # the job has not created its table yet
-        return -1
+            cur.execute("SELECT COALESCE(SUM(applied_events), 0) FROM _m2m_offsets WHERE group_id = %s", (job,))
+            return int(cur.fetchone()[0])
+    except pymysql.err.ProgrammingError:  # the core has not created its table yet
+        return 0
     finally:
         conn.close()
 
@@ -140,22 +140,22 @@ def test_spark_driver_killed_mid_stream_gives_exact_state(mysql_db, second_db, t
     base = [sys.executable, "-m", "m2m_spark.job", "--kafka-bootstrap", stack.KAFKA_BOOTSTRAP, "--topics", topic,
             "--mysql-host", stack.MYSQL["host"], "--mysql-port", str(stack.MYSQL["port"]),
             "--mysql-user", stack.MYSQL["user"], "--mysql-database", database, "--job-name", job,
-            "--checkpoint", str(checkpoint), "--max-batch-events", "20"]
+            "--checkpoint", str(checkpoint), "--max-batch-events", "5", "--max-offsets-per-trigger", "20"]
     kills = 0
-    for target in (2, 4, 6):  # 10 batches in all; each kill lands in a later one
+    for target in (40, 80, 120):  # of 200 events; each kill lands later
         log = open(tmp_path / f"job-{kills}.log", "w")
         proc = subprocess.Popen(base + ["--trigger-interval", "0 seconds"], env=env,
                                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         try:
-            stack.wait_for(lambda: _batches_done(database, job) >= target or proc.poll() is not None,
-                           timeout=300, what=f"batch {target}")
+            stack.wait_for(lambda: _events_applied(database, job) >= target or proc.poll() is not None,
+                           timeout=300, what=f"{target} events applied")
             assert proc.poll() is None, (tmp_path / f"job-{kills}.log").read_text()[-3000:]
         finally:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
             log.close()
         kills += 1
-    assert kills == 3 and _batches_done(database, job) < 9
+    assert kills == 3 and _events_applied(database, job) < 200
     done = subprocess.run(base + ["--until-caught-up"], env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     assert checksums(database) == checksums(second_db)
@@ -163,7 +163,7 @@ def test_spark_driver_killed_mid_stream_gives_exact_state(mysql_db, second_db, t
 
 # Inserts into the new name travel on another topic than the rename (scenario 13 leaves them out
 # for that reason): the Spark job orders the two topics by cluster time (docs/spark.md, "Order
-# across topics"), even when Spark hands it one record of each topic per batch.
+# across topics"), with transactions of one event too.
 RENAME_THEN_WRITE_NEW_NAME = """
 events:
   - {op: insert, collection: old, document: '{"_id": 1, "items": [{"a": 1}]}'}
@@ -186,8 +186,8 @@ def test_spark_orders_topics_by_cluster_time(max_batch_events, transactional, my
     raw = pymysql.connect(**stack.MYSQL, conv={})
     try:
         scenarios.assert_matches(run.scenario, scenarios.table_state(raw, mysql_db[0]))
-        with raw.cursor() as cur:  # everything held back was applied in the end
-            cur.execute(f"SELECT COUNT(*) FROM `{mysql_db[0]}`._m2m_spark_pending WHERE released_by IS NULL")
+        with raw.cursor() as cur:  # nothing quarantined: the rename found its tables, the inserts the renamed ones
+            cur.execute(f"SELECT COUNT(*) FROM `{mysql_db[0]}`._m2m_quarantine")
             assert cur.fetchone()[0] in ("0", b"0")
     finally:
         raw.close()

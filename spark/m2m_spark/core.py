@@ -1,0 +1,89 @@
+"""What the executors run: the records of one Kafka partition in a micro-batch into MySQL, through
+the C++ apply core (the m2m_core extension, spark/native; docs/spark.md, "How a micro-batch is
+applied"). Python only hands the Arrow columns of Spark's Kafka source over; decoding, mapping, SQL,
+the exactly-once transaction, quarantine and retries are the core's, as in `mongo2mysql apply`."""
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+
+# The row each task returns to the driver: how far it got, and the barrier it stopped before.
+OUTCOME_SCHEMA = ("topic string, partition int, records long, skipped long, retries long, "
+                  "held_t long, held_i long, held_document boolean, held_offset long")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a task needs, shipped to the executors with the function (so the MySQL password
+    travels in Spark's task closures, as a JDBC sink's does)."""
+    group: str
+    mysql: tuple  # sorted (key, value) pairs of m2m_core.Applier's mysql options
+    mapping_yaml: str | None = None
+    mongo_uri: str | None = None
+    on_drop: str = ""
+    on_rename: str = ""
+    max_batch_events: int = 5000
+    max_batch_bytes: int = 64 << 20
+    retry_for_seconds: int = 600
+    log_level: str = "info"
+    instant_add_column: bool = field(default=True)
+
+
+# One Applier per Python worker and settings: its MySQL connection and catalog serve every task the
+# worker runs (spark.python.worker.reuse, Spark's default).
+_APPLIERS = {}
+
+
+def _applier(settings):
+    import m2m_core
+
+    applier = _APPLIERS.get(settings)
+    if applier is None:
+        m2m_core.set_log_level(settings.log_level)
+        applier = _APPLIERS[settings] = m2m_core.Applier(
+            mysql=dict(settings.mysql), group=settings.group, mapping_yaml=settings.mapping_yaml,
+            mongo_uri=settings.mongo_uri, on_drop=settings.on_drop, on_rename=settings.on_rename,
+            instant_add_column=settings.instant_add_column)
+    return applier
+
+
+def apply_partitions(settings, release):
+    """The mapInArrow function of one round: applies each task's records, stopping before any
+    barrier but `release` (a key tuple, or None); yields one OUTCOME_SCHEMA row per task."""
+    def run(batches):
+        import m2m_core
+
+        task = m2m_core.RangeRun(_applier(settings), release, settings.max_batch_events, settings.max_batch_bytes,
+                                 settings.retry_for_seconds)
+        topic = partition = None
+        held = False
+        for batch in batches:  # read to the end even when held: the worker must drain its input
+            if held or batch.num_rows == 0:
+                continue
+            columns = {name: batch.column(name) for name in ("topic", "partition", "offset", "key", "value")}
+            topics = columns["topic"].to_pylist()
+            partitions = columns["partition"].to_pylist()
+            topic, partition = topics[0], partitions[0]
+            timestamps = batch.column("timestamp").cast(pa.int64()).to_pylist()
+            held = task.feed(topics, partitions, columns["offset"].to_pylist(), columns["key"].to_pylist(),
+                             columns["value"].to_pylist(), timestamps)
+        if topic is None:
+            return
+        outcome = task.finish()
+        key = outcome["held"] or (None, None, None, None, None, None)
+        yield pa.RecordBatch.from_pylist([{
+            "topic": topic, "partition": partition, "records": outcome["records"], "skipped": outcome["skipped"],
+            "retries": outcome["retries"], "held_t": key[0], "held_i": key[1], "held_document": key[2],
+            "held_offset": key[5]}], schema=_OUTCOME_ARROW)
+    return run
+
+
+_OUTCOME_ARROW = pa.schema([("topic", pa.string()), ("partition", pa.int32()), ("records", pa.int64()),
+                            ("skipped", pa.int64()), ("retries", pa.int64()), ("held_t", pa.int64()),
+                            ("held_i", pa.int64()), ("held_document", pa.bool_()), ("held_offset", pa.int64())])
+
+
+def held_key(row):
+    """The barrier an outcome row was held by, as the core's key tuple (None when not held)."""
+    if row["held_t"] is None:
+        return None
+    return (row["held_t"], row["held_i"], row["held_document"], row["topic"], row["partition"], row["held_offset"])

@@ -41,7 +41,14 @@ Status RunDoctor(const DoctorOptions& o) {
     return Status::OK();
   }().WithContext(uri)));
   keep(Report("kafka", CheckKafka(o.kafka_bootstrap)));
-  keep(Report("mysql", MysqlConnection::Connect(o.mysql).status()));
+  keep(Report("mysql", [&]() -> Status {
+    M2M_ASSIGN_OR_RETURN(auto mysql, MysqlConnection::Connect(o.mysql));
+    std::string cipher = mysql->tls_cipher();
+    std::printf("%-8s %s:%u, %s\n", "", o.mysql.host.c_str(), o.mysql.port,
+                cipher.empty() ? "plain TCP (--mysql-ssl-mode DISABLED)"
+                               : ("TLS " + cipher + ", ssl mode " + MysqlSslModeName(o.mysql.ssl_mode)).c_str());
+    return Status::OK();
+  }()));
   return first;
 }
 

@@ -8,7 +8,8 @@
 
 namespace m2m::cli {
 
-// Adds --mysql-host, --mysql-port and --mysql-user to `cmd`, and --mysql-database described by
+// Adds --mysql-host, --mysql-port, --mysql-user and the TLS options (--mysql-ssl-mode, -ssl-ca,
+// -ssl-cert, -ssl-key) to `cmd`, and --mysql-database described by
 // `database_help` unless it is null. Returns the --mysql-database option (null if not added) so
 // the caller can make it required.
 CLI::Option* AddMysqlOptions(CLI::App* cmd, MysqlOptions& mysql, const char* database_help);

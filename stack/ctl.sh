@@ -64,8 +64,38 @@ launch() {  # launch <component> <command...>: detached, output to its log, pid 
 
 mysql_admin() { mariadb --no-defaults --protocol=socket --socket="$M2M_STATE/mariadb/mysqld.sock" -uroot "$@"; }
 
+# A CA and a server certificate for $M2M_HOST, 127.0.0.1 and localhost, plus a client certificate, under
+# $M2M_TLS, so MariaDB serves TLS as production servers do and tests can verify it (`--mysql-ssl-mode
+# VERIFY_IDENTITY --mysql-ca $M2M_TLS/ca.pem`). Made once per state folder, in a scratch folder first
+# so an interrupted run leaves none or all of them; only for loopback tests (the CA's key lies beside).
+make_tls() {
+  [ -f "$M2M_TLS/server-cert.pem" ] && return
+  mkdir -p "$M2M_STATE" "$M2M_LOGS"
+  local tmp; tmp=$(mktemp -d "$M2M_STATE/tls.XXXXXX")
+  local san="IP:127.0.0.1,DNS:localhost"
+  [ "$M2M_HOST" = 127.0.0.1 ] || san="$san,IP:$M2M_HOST"
+  {
+    openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=mongo2mysql local stack CA" \
+      -keyout "$tmp/ca-key.pem" -out "$tmp/ca.pem" \
+      -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign
+    local name
+    for name in server client; do
+      openssl req -new -newkey rsa:2048 -nodes -subj "/CN=mongo2mysql local stack $name" \
+        -keyout "$tmp/$name-key.pem" -out "$tmp/$name.csr"
+      printf 'basicConstraints=CA:FALSE\nextendedKeyUsage=%s\n%s\n' "$name"Auth \
+        "$([ $name = server ] && echo "subjectAltName=$san")" > "$tmp/$name.ext"
+      openssl x509 -req -days 3650 -in "$tmp/$name.csr" -CA "$tmp/ca.pem" -CAkey "$tmp/ca-key.pem" \
+        -CAcreateserial -extfile "$tmp/$name.ext" -out "$tmp/$name-cert.pem"
+    done
+  } > "$M2M_LOGS/tls.log" 2>&1 || { rm -rf "$tmp"; die "making the stack's TLS certificates failed; see $M2M_LOGS/tls.log"; }
+  rm -f "$tmp"/*.csr "$tmp"/*.ext "$tmp"/*.srl
+  chmod 600 "$tmp"/*-key.pem
+  rm -rf "$M2M_TLS" && mv "$tmp" "$M2M_TLS"
+}
+
 start_mariadb() {
   local dir=$M2M_STATE/mariadb
+  make_tls
   if [ ! -d "$dir/data/mysql" ]; then
     mkdir -p "$dir/data"
     mariadb-install-db --no-defaults --datadir="$dir/data" --user="$(id -un)" \
@@ -76,7 +106,8 @@ start_mariadb() {
     --bind-address="$M2M_HOST" --port="$M2M_MYSQL_PORT" --socket="$dir/mysqld.sock" \
     --pid-file="$dir/mysqld.pid" --log-error="$M2M_LOGS/mariadb.log" \
     --innodb-buffer-pool-size=512M --max-connections=300 --character-set-server=utf8mb4 \
-    --collation-server=utf8mb4_bin --max-allowed-packet=256M
+    --collation-server=utf8mb4_bin --max-allowed-packet=256M \
+    --ssl-ca="$M2M_TLS/ca.pem" --ssl-cert="$M2M_TLS/server-cert.pem" --ssl-key="$M2M_TLS/server-key.pem"
   wait_until mariadb "MariaDB" mysql_admin -e 'SELECT 1'
   # The pipeline user may create databases: tests make one each, and users may map several.
   mysql_admin <<SQL
@@ -143,7 +174,14 @@ start_mongo() {
 
 up() {
   local name=$1
-  if running_pid "$name" >/dev/null; then say "$name: already running"; return; fi
+  if running_pid "$name" >/dev/null; then
+    if [ "$name" = mariadb ] && [ ! -f "$M2M_TLS/server-cert.pem" ]; then
+      say "mariadb: already running, without TLS (started before the stack served it); 'make down && make up' restarts it with TLS"
+    else
+      say "$name: already running"
+    fi
+    return
+  fi
   check_port_free "$(port_of "$name")"
   [ "$name" != kafka ] || check_port_free "$M2M_KAFKA_CONTROLLER_PORT"
   say "$name: starting on $M2M_HOST:$(port_of "$name")"

@@ -3,6 +3,10 @@
 #include <mysql.h>
 #include <mysqld_error.h>
 #include <errmsg.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 
 namespace m2m {
 
@@ -34,14 +38,76 @@ bool IsRetriable(unsigned err) {
   }
 }
 
+std::string Address(const MysqlOptions& o) { return "MySQL at " + o.host + ":" + std::to_string(o.port); }
+
+// What the TLS settings demanded of the server, for errors that must say which check failed.
+std::string TlsDemand(const MysqlOptions& o) {
+  std::string ca = o.ssl_ca.empty() ? "a CA the system trusts" : "the CA in " + o.ssl_ca;
+  std::string demand = "ssl mode " + std::string(MysqlSslModeName(o.ssl_mode));
+  if (o.ssl_mode == MysqlSslMode::kVerifyIdentity) {
+    demand += ": the server's certificate must be signed by " + ca + " and name " + o.host;
+  } else if (!o.ssl_ca.empty()) {
+    demand += ": the server's certificate must be signed by " + ca;
+  }
+  if (!o.ssl_cert.empty()) demand += "; client certificate " + o.ssl_cert;
+  return demand;
+}
+
+// Fail closed: never fall back to plain text, whatever the server offers. Not retriable: the server
+// has to be reconfigured, or the settings changed.
+Status NoTlsError(const MysqlOptions& o) {
+  return Status(StatusCode::kMysql,
+                Address(o) + " does not offer TLS, which ssl mode " + MysqlSslModeName(o.ssl_mode) +
+                    " requires; not connecting in plain text (enable TLS on the server: its ssl_cert and "
+                    "ssl_key settings)",
+                /*retriable=*/false, CR_SSL_CONNECTION_ERROR);
+}
+
+Status TlsError(const MysqlOptions& o, const char* cause) {
+  if (std::strstr(cause, "server does not support it") != nullptr) return NoTlsError(o);
+  return Status(StatusCode::kMysql,
+                "TLS to " + Address(o) + " as " + o.user + " failed: " + cause + " (" + TlsDemand(o) + ")",
+                /*retriable=*/false, CR_SSL_CONNECTION_ERROR);
+}
+
+Status CheckReadable(const char* what, const std::string& path) {
+  if (path.empty() || access(path.c_str(), R_OK) == 0) return Status::OK();
+  return Status::Invalid(std::string(what) + " " + path + " cannot be read: " + std::strerror(errno));
+}
+
 }  // namespace
+
+const char* MysqlSslModeName(MysqlSslMode mode) {
+  switch (mode) {
+    case MysqlSslMode::kDisabled: return "DISABLED";
+    case MysqlSslMode::kRequired: return "REQUIRED";
+    case MysqlSslMode::kVerifyCa: return "VERIFY_CA";
+    case MysqlSslMode::kVerifyIdentity: return "VERIFY_IDENTITY";
+  }
+  return "?";
+}
 
 Status MysqlOptions::Validate() const {
   if (host.empty()) return Status::Invalid("mysql.host is empty");
   if (port == 0 || port > 65535) return Status::Invalid("mysql.port must be 1..65535, got " + std::to_string(port));
   if (user.empty()) return Status::Invalid("mysql.user is empty");
   if (timeout_seconds == 0) return Status::Invalid("mysql.timeout_seconds must be positive");
-  return Status::OK();
+  // A CA or certificate given with TLS off would read as protection that is not there.
+  if (ssl_mode == MysqlSslMode::kDisabled && !(ssl_ca.empty() && ssl_cert.empty() && ssl_key.empty())) {
+    return Status::Invalid("mysql.ssl_ca, ssl_cert or ssl_key is set while mysql.ssl_mode is DISABLED; set "
+                           "ssl_mode (--mysql-ssl-mode) to VERIFY_IDENTITY, VERIFY_CA or REQUIRED");
+  }
+  if (ssl_mode == MysqlSslMode::kVerifyCa && ssl_ca.empty()) {
+    return Status::Invalid("mysql.ssl_mode VERIFY_CA needs mysql.ssl_ca (--mysql-ssl-ca), the file of the CA "
+                           "that signs the server's certificate");
+  }
+  if (ssl_cert.empty() != ssl_key.empty()) {
+    return Status::Invalid("mysql.ssl_cert and mysql.ssl_key (--mysql-ssl-cert, --mysql-ssl-key) go together: "
+                           "the client certificate and its private key");
+  }
+  M2M_RETURN_NOT_OK(CheckReadable("mysql.ssl_ca", ssl_ca));
+  M2M_RETURN_NOT_OK(CheckReadable("mysql.ssl_cert", ssl_cert));
+  return CheckReadable("mysql.ssl_key", ssl_key);
 }
 
 MysqlConnection::MysqlConnection(MysqlOptions options, std::unique_ptr<Handle> handle)
@@ -63,15 +129,32 @@ Result<std::unique_ptr<MysqlConnection>> MysqlConnection::Connect(const MysqlOpt
   // outside the transaction it belonged to.
   my_bool reconnect = 0;
   mysql_options(m, MYSQL_OPT_RECONNECT, &reconnect);
+  const bool tls = options.ssl_mode != MysqlSslMode::kDisabled;
+  if (tls) {
+    // libmariadb verifies the chain whenever a CA is given, and the host name (and refuses a server
+    // without TLS before authenticating) with VERIFY_SERVER_CERT.
+    my_bool enforce = 1, verify_host = options.ssl_mode == MysqlSslMode::kVerifyIdentity;
+    mysql_optionsv(m, MYSQL_OPT_SSL_ENFORCE, &enforce);
+    mysql_optionsv(m, MYSQL_OPT_SSL_VERIFY_SERVER_CERT, &verify_host);
+    if (!options.ssl_ca.empty()) mysql_optionsv(m, MYSQL_OPT_SSL_CA, options.ssl_ca.c_str());
+    if (!options.ssl_cert.empty()) {
+      mysql_optionsv(m, MYSQL_OPT_SSL_CERT, options.ssl_cert.c_str());
+      mysql_optionsv(m, MYSQL_OPT_SSL_KEY, options.ssl_key.c_str());
+    }
+  }
   const char* db = options.database.empty() ? nullptr : options.database.c_str();
   if (mysql_real_connect(m, options.host.c_str(), options.user.c_str(), options.password.c_str(), db,
                          options.port, nullptr, CLIENT_MULTI_STATEMENTS | CLIENT_FOUND_ROWS) == nullptr) {
     unsigned err = mysql_errno(m);
-    return Status(StatusCode::kMysql,
-                  "cannot connect to MySQL at " + options.host + ":" + std::to_string(options.port) +
-                      " as " + options.user + ": " + mysql_error(m),
+    if (tls && err == CR_SSL_CONNECTION_ERROR) return TlsError(options, mysql_error(m));
+    return Status(StatusCode::kMysql, "cannot connect to " + Address(options) + " as " + options.user + ": " +
+                                          mysql_error(m),
                   IsRetriable(err), err);
   }
+  // libmariadb 3.3 goes on in plain text when the server offers no TLS, unless it verifies the host
+  // name: refuse the connection here. The login has been exchanged by then; only VERIFY_IDENTITY
+  // keeps it from an attacker who strips TLS from the server's greeting (docs/operations.md, "TLS").
+  if (tls && mysql_get_ssl_cipher(m) == nullptr) return NoTlsError(options);
   // UTC everywhere: DATETIME values written by apply are UTC instants.
   auto conn = std::unique_ptr<MysqlConnection>(new MysqlConnection(options, std::move(handle)));
   M2M_RETURN_NOT_OK(conn->Execute(std::string("SET time_zone = '+00:00', sql_mode = '") + kSessionSqlMode + "'"));
@@ -155,6 +238,11 @@ Result<std::vector<MysqlConnection::Row>> MysqlConnection::Query(std::string_vie
     if (MYSQL_RES* extra = mysql_store_result(m)) mysql_free_result(extra);
   }
   return rows;
+}
+
+std::string MysqlConnection::tls_cipher() const {
+  const char* cipher = mysql_get_ssl_cipher(&handle_->mysql);
+  return cipher ? cipher : "";
 }
 
 std::string MysqlConnection::QuoteString(std::string_view value) const {

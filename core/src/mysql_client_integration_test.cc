@@ -2,6 +2,7 @@
 #include "m2m/mysql_client.h"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include "m2m/identifiers.h"
 #include "test_env.h"
@@ -101,6 +102,35 @@ TEST(MysqlConnectTest, UnreachableServerIsRetriableAndNamesTheAddress) {
   ASSERT_FALSE(conn.ok());
   EXPECT_TRUE(conn.status().retriable());
   EXPECT_NE(conn.status().message().find(":1 "), std::string::npos) << conn.status().message();
+}
+
+// The stack's CA (stack/ctl.sh makes it when it starts MariaDB), or empty when its MariaDB predates TLS.
+std::string StackCa() {
+  std::string ca = testing::Env("M2M_STATE", M2M_SOURCE_DIR "/.stack") + "/tls/ca.pem";
+  return access(ca.c_str(), R_OK) == 0 ? ca : "";
+}
+
+TEST(MysqlConnectTest, VerifiedTlsEncryptsTheSession) {
+  MysqlOptions o = testing::StackMysqlOptions();
+  o.ssl_ca = StackCa();
+  if (o.ssl_ca.empty()) GTEST_SKIP() << "the stack's MariaDB serves no TLS: 'make down && make up' restarts it with TLS";
+  o.ssl_mode = MysqlSslMode::kVerifyIdentity;
+  auto conn = MysqlConnection::Connect(o);
+  ASSERT_TRUE(conn.ok()) << conn.status().ToString();
+  EXPECT_FALSE((*conn)->tls_cipher().empty());
+  auto cipher = (*conn)->Query("SHOW SESSION STATUS LIKE 'Ssl_cipher'");  // the server's view
+  ASSERT_TRUE(cipher.ok()) << cipher.status().ToString();
+  EXPECT_EQ((*cipher)[0][1], (*conn)->tls_cipher());
+}
+
+TEST(MysqlConnectTest, VerifyIdentityWithoutACaTrustsOnlyTheSystemsCas) {
+  MysqlOptions o = testing::StackMysqlOptions();
+  if (StackCa().empty()) GTEST_SKIP() << "the stack's MariaDB serves no TLS: 'make down && make up' restarts it with TLS";
+  o.ssl_mode = MysqlSslMode::kVerifyIdentity;  // the stack's CA is not one of them
+  auto conn = MysqlConnection::Connect(o);
+  ASSERT_FALSE(conn.ok());
+  EXPECT_FALSE(conn.status().retriable());
+  EXPECT_NE(conn.status().message().find("a CA the system trusts"), std::string::npos) << conn.status().message();
 }
 
 }  // namespace

@@ -18,6 +18,17 @@
 
 namespace m2m {
 
+// How a connection uses TLS; the names and meanings of MySQL's and MariaDB's clients' --ssl-mode.
+enum class MysqlSslMode {
+  kDisabled,        // plain TCP
+  kRequired,        // encrypted, the server's certificate not checked: protects against listening only
+  kVerifyCa,        // encrypted, the certificate signed by ssl_ca (any host name)
+  kVerifyIdentity,  // encrypted, signed by ssl_ca (or a CA the system trusts) and naming `host`
+};
+
+// "DISABLED", "REQUIRED", "VERIFY_CA", "VERIFY_IDENTITY".
+const char* MysqlSslModeName(MysqlSslMode mode);
+
 struct MysqlOptions {
   // Server address. Default: 127.0.0.1
   std::string host = "127.0.0.1";
@@ -31,6 +42,17 @@ struct MysqlOptions {
   std::string database;
   // Seconds to wait for the TCP connect and for each read or write. Default: 30
   unsigned timeout_seconds = 30;
+  // TLS. Any mode but kDisabled fails closed: a server that offers no TLS, or whose certificate does
+  // not verify, is a non-retriable error naming the server, the CA file and the cause, never a plain
+  // connection. Default: kDisabled
+  MysqlSslMode ssl_mode = MysqlSslMode::kDisabled;
+  // PEM file of the CA(s) that sign the server's certificate; required by kVerifyCa, optional for
+  // kVerifyIdentity (empty: the CAs the system trusts). Default: empty
+  std::string ssl_ca;
+  // PEM client certificate and its unencrypted private key, presented to servers whose accounts
+  // REQUIRE X509; both or neither. Default: empty
+  std::string ssl_cert;
+  std::string ssl_key;
 
   Status Validate() const;
 };
@@ -70,6 +92,8 @@ class MysqlConnection {
   std::string QuoteString(std::string_view value) const;
 
   const MysqlOptions& options() const { return options_; }
+  // The TLS cipher in use, or empty for a plain connection.
+  std::string tls_cipher() const;
   // The session's max_allowed_packet, read on connect: the largest statement the server accepts,
   // in bytes, less one.
   uint64_t max_allowed_packet() const { return max_allowed_packet_; }

@@ -203,6 +203,9 @@ struct Applier::Impl {
     M2M_ASSIGN_OR_RETURN(auto rows, mysql->Query(SelectOffsetsSql(o.group, partitions, /*for_update=*/false)));
     for (const auto& r : rows) out[{r.at(0).value(), std::stoi(r.at(1).value())}] = std::stoll(r.at(2).value());
     for (const auto& [tp, next] : out) stored[tp] = next;
+    // Their previous owner (another member, another Spark worker) may have changed their tables
+    // since this Applier read the schema: a rename mapped against a stale catalog would find none.
+    catalog_stale = true;
     return out;
   }
 

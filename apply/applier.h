@@ -104,8 +104,9 @@ class Applier {
   Status Connect();
 
   // Reads the stored offsets of `partitions` and takes them as owned (in addition to the others):
-  // Add skips their records below those offsets, and each commit checks them unchanged. Returns each
-  // one's stored offset; none when nothing of it was applied yet.
+  // Add skips their records below those offsets, and each commit checks them unchanged. The schema
+  // is read again before the next record (their previous owner may have changed their tables).
+  // Returns each one's stored offset; none when nothing of it was applied yet.
   Result<std::map<PartitionId, std::optional<int64_t>>> Own(const std::vector<PartitionId>& partitions);
   // Owns nothing any more; the batch in flight is abandoned.
   void Disown();

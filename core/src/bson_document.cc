@@ -37,6 +37,15 @@ BsonDocument::~BsonDocument() { bson_destroy(&doc_); }
 
 Result<BsonDocument> BsonDocument::FromJson(std::string_view json) {
   BsonDocument out;
+  // libbson's reader is about twice as fast and reads the same documents the same way, but it stops
+  // at 100 levels, refuses objects that are not exactly a valid type wrapper and knows nothing of
+  // the escape: whatever it cannot read exactly goes to ours (extended_json.h).
+  const size_t first = json.find_first_not_of(" \t\r\n");
+  if (first != std::string_view::npos && json[first] == '{' && json.find(ejson::kEscapeKey) == std::string_view::npos) {
+    bson_destroy(&out.doc_);
+    if (bson_init_from_json(&out.doc_, json.data(), static_cast<ssize_t>(json.size()), nullptr)) return out;
+    bson_init(&out.doc_);
+  }
   M2M_RETURN_NOT_OK(ejson::Parse(json, &out.doc_));
   return out;
 }

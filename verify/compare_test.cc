@@ -106,7 +106,10 @@ TEST(KeyCandidatesTest, EveryKeyTypeReadsBack) {
                            R"({"v": 2.5})", R"({"v": {"$date": "2024-03-01T10:20:30.123Z"}})", R"({"v": true})",
                            R"({"v": {"$binary": {"base64": "AAECAwQFBgcICQoLDA0ODw==", "subType": "04"}}})",
                            R"({"v": {"a": 1, "b": "x"}})",
-                           R"({"v": {"$binary": {"base64": "AQI=", "subType": "00"}}})"}) {
+                           R"({"v": {"$binary": {"base64": "AQI=", "subType": "00"}}})", R"({"v": null})",
+                           R"({"v": "null"})", R"({"v": "{x"})", R"({"v": {"$numberDouble": "NaN"}})",
+                           R"({"v": {"$regularExpression": {"pattern": "^a", "options": "i"}}})",
+                           R"({"v": {"$minKey": 1}})", R"({"v": {"$timestamp": {"t": 1, "i": 2}}})"}) {
     auto doc = BsonDocument::FromJson(json);
     ASSERT_TRUE(doc.ok()) << json;
     bson_iter_t it;

@@ -2,11 +2,10 @@
 // MongoDB whether a row's document exists (the "extra row" check).
 //
 // A key column holds KeyValueFromBson's form of the value (sql_types.h): BIGINT for integers,
-// CHAR(24) for ObjectIds, VARBINARY(1024) with the text form of anything else. Text forms are not
-// unique (the string "5" and the double 5 both read "5"), so every value whose text form the text
-// can be is a candidate; the caller maps what MongoDB returns and keeps only the documents whose key
-// really is that text. Types whose text form cannot be read back (regular expressions, JavaScript)
-// give no candidate: such a row is reported extra, which docs/verify.md lists as a limitation.
+// CHAR(24) for ObjectIds, VARBINARY(1024) with KeyTextOf for anything else (a cut and hashed one is
+// read from the key's full-value column instead). MongoDB matches numbers by value, and a text may
+// read as more than one type, so every value the text can be is a candidate; the caller maps what
+// MongoDB returns and keeps only the documents whose key really is that text.
 //
 // Thread safety: pure functions.
 #pragma once

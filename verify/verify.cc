@@ -178,6 +178,7 @@ std::string CollectionCheck::LabelOf(const KeyTexts& key) const {
     std::string value;
     if (c->type == SqlType::kObjectId) value = "{\"$oid\":\"" + key[i] + "\"}";
     else if (c->type == SqlType::kBigInt) value = key[i];
+    else if (nlohmann::json::accept(key[i])) value = key[i];  // KeyTextOf's JSON forms and integers
     else value = nlohmann::json(key[i]).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
     out += (out.empty() ? "" : " ") + DottedSource(*c) + "=" + value;
   }
@@ -331,18 +332,30 @@ Status CollectionCheck::FindExtras(int64_t total, std::vector<Finding>* out) {
   auto last_progress = Clock::now();
   std::string columns;
   for (const std::string& k : root_->primary_key) columns += (columns.empty() ? "" : ",") + QuoteIdentifier(k);
+  // A key too long for its column was cut and hashed there: the documents are looked up by the whole
+  // text, which the key's full-value column holds (NULL when the key column has it all).
+  std::string lookup_columns;
+  for (const std::string& k : root_->primary_key) {
+    const ColumnSchema* full = root_->FindSource("#full " + root_->FindColumn(k)->source);
+    lookup_columns += "," + (full ? QuoteIdentifier(full->name) : std::string("NULL"));
+  }
   std::optional<KeyTexts> last;
   for (uint64_t page = 0;; ++page) {
-    std::string sql = "SELECT " + columns + " FROM " + QuoteIdentifier(root_->name);
+    std::string sql = "SELECT " + columns + lookup_columns + " FROM " + QuoteIdentifier(root_->name);
     if (last) sql += " WHERE " + KeyColumns() + " > " + KeyLiterals(*last);
     sql += " ORDER BY " + columns + " LIMIT " + std::to_string(o_.range_size);
     M2M_ASSIGN_OR_RETURN(auto rows, mysql_.Query(sql));
     if (rows.empty()) return Status::OK();
-    std::vector<KeyTexts> keys;
+    std::vector<KeyTexts> keys, lookups;
+    const size_t n = root_->primary_key.size();
     for (auto& row : rows) {
-      KeyTexts k;
-      for (auto& cell : row) k.push_back(cell.value_or(""));
+      KeyTexts k, lookup;
+      for (size_t i = 0; i < n; ++i) {
+        k.push_back(row[i].value_or(""));
+        lookup.push_back(row[n + i] ? *row[n + i] : k.back());
+      }
       keys.push_back(std::move(k));
+      lookups.push_back(std::move(lookup));
     }
     last = keys.back();
     if (Clock::now() - last_progress >= o_.progress_interval) {
@@ -351,7 +364,7 @@ Status CollectionCheck::FindExtras(int64_t total, std::vector<Finding>* out) {
                    page * static_cast<uint64_t>(o_.range_size), total);
     }
     if (Sampled(page, o_.sample, o_.seed + 1)) {
-      M2M_ASSIGN_OR_RETURN(auto docs, FindDocuments(keys, {}, true));
+      M2M_ASSIGN_OR_RETURN(auto docs, FindDocuments(lookups, {}, true));
       std::set<std::string> present;
       std::vector<Finding> ignored;
       for (const BsonDocument& doc : docs) {

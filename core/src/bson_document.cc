@@ -1,5 +1,7 @@
 #include "m2m/bson_document.h"
 
+#include "extended_json.h"
+
 namespace m2m {
 
 BsonDocument::BsonDocument() { bson_init(&doc_); }
@@ -34,13 +36,17 @@ BsonDocument& BsonDocument::operator=(BsonDocument&& other) noexcept {
 BsonDocument::~BsonDocument() { bson_destroy(&doc_); }
 
 Result<BsonDocument> BsonDocument::FromJson(std::string_view json) {
-  bson_error_t error;
   BsonDocument out;
-  bson_destroy(&out.doc_);
-  if (!bson_init_from_json(&out.doc_, json.data(), static_cast<ssize_t>(json.size()), &error)) {
+  // libbson's reader is about twice as fast and reads the same documents the same way, but it stops
+  // at 100 levels, refuses objects that are not exactly a valid type wrapper and knows nothing of
+  // the escape: whatever it cannot read exactly goes to ours (extended_json.h).
+  const size_t first = json.find_first_not_of(" \t\r\n");
+  if (first != std::string_view::npos && json[first] == '{' && json.find(ejson::kEscapeKey) == std::string_view::npos) {
+    bson_destroy(&out.doc_);
+    if (bson_init_from_json(&out.doc_, json.data(), static_cast<ssize_t>(json.size()), nullptr)) return out;
     bson_init(&out.doc_);
-    return Status::Invalid(std::string("invalid Extended JSON document: ") + error.message);
   }
+  M2M_RETURN_NOT_OK(ejson::Parse(json, &out.doc_));
   return out;
 }
 
@@ -64,7 +70,12 @@ std::string TakeJson(char* json) {
 }  // namespace
 
 std::string BsonDocument::ToCanonicalJson() const {
-  return TakeJson(bson_as_canonical_extended_json(&doc_, nullptr));
+  if (!ejson::NeedsEscape(&doc_)) return TakeJson(bson_as_canonical_extended_json(&doc_, nullptr));
+  bson_t escaped = BSON_INITIALIZER;
+  ejson::Escape(&doc_, &escaped);
+  std::string out = TakeJson(bson_as_canonical_extended_json(&escaped, nullptr));
+  bson_destroy(&escaped);
+  return out;
 }
 
 std::string BsonDocument::ToRelaxedJson() const {

@@ -21,6 +21,9 @@ constexpr size_t kMaxColumnComment = 1024;
 constexpr size_t kMaxTableComment = 2048;
 constexpr std::string_view kKeyPrefix = "#key ";
 constexpr std::string_view kOverflowSource = "#overflow";
+// The whole key text of a root key column whose value was too long for it (docs/mapping.md, "Key
+// columns"): "#full " then the key field's source.
+constexpr std::string_view kFullKeyPrefix = "#full ";
 constexpr std::string_view kOverflowName = "_overflow";
 
 Path SplitDots(std::string_view s) {
@@ -181,6 +184,8 @@ class EventMapper {
     std::string where;  // display path of the row: "" or "items.3"
     // Fields of the current row kept in its overflow column: (path in the row, relaxed JSON).
     std::vector<std::pair<Path, std::string>> overflow;
+    // The root row's full-key columns (set only for keys that were cut and hashed).
+    Row full_keys;
   };
 
   Status Fail(const std::string& field, const std::string& cause) const {
@@ -409,9 +414,14 @@ Result<EventMapper::Level> EventMapper::RootLevel(const bson_t* doc, const bson_
     if (!v.ok()) return Fail(pk, v.status().message());
     Path p = SplitDots(pk);
     const ColumnMapping* m = ExplicitColumn(pk);
-    M2M_RETURN_NOT_OK(Put(lvl, *key_row, PathSource(p), p, m ? m->column : "", *v, true, pk));
+    const bool hashed = v->text.find(kHashedKeyMark) != std::string::npos;
+    M2M_RETURN_NOT_OK(Put(lvl, *key_row, PathSource(p), p, m ? m->column : "", std::move(*v), true, pk));
     lvl.key.emplace_back(PathSource(p), key_row->back());
     if (fresh) lvl.table->primary_key.push_back(key_row->back().column);
+    if (create && hashed) {
+      M2M_RETURN_NOT_OK(Put(lvl, lvl.full_keys, std::string(kFullKeyPrefix) + PathSource(p), {},
+                            key_row->back().column + o_.separator + "full", TextValue(KeyTextOf(&found)), false, pk));
+    }
   }
   return lvl;
 }
@@ -539,6 +549,7 @@ Result<DocumentOp> EventMapper::Upsert(const bson_t* doc, const bson_t* document
   op.kind = DocumentOpKind::kUpsert;
   M2M_ASSIGN_OR_RETURN(Level root, RootLevel(doc, document_key, &op.key, true));
   op.row = op.key;
+  op.row.insert(op.row.end(), root.full_keys.begin(), root.full_keys.end());
   Path path;
   M2M_RETURN_NOT_OK(WalkDocument(root, op.row, doc, path, 0, true));
   M2M_RETURN_NOT_OK(FinishRow(root, op.row));

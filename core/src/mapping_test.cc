@@ -134,6 +134,106 @@ TEST(SqlTypesTest, WideningLadder) {
   EXPECT_EQ(WidenKey(SqlType::kBigInt, val(SqlType::kObjectId)), SqlType::kKeyText);
 }
 
+// The key text of {"v": <value>}.
+std::string KeyTextOfJson(const std::string& value) {
+  auto doc = BsonDocument::FromJson("{\"v\": " + value + "}");
+  EXPECT_TRUE(doc.ok()) << value;
+  bson_iter_t it;
+  EXPECT_TRUE(bson_iter_init_find(&it, doc->get(), "v"));
+  auto key = KeyValueFromBson(&it);
+  EXPECT_TRUE(key.ok()) << value;
+  return key.ok() ? key->text : "";
+}
+
+TEST(SqlTypesTest, KeysOfDifferentTypesNeverShareATextAndEqualNumbersDo) {
+  EXPECT_EQ(KeyTextOfJson("1"), "1");
+  EXPECT_EQ(KeyTextOfJson(R"({"$numberLong": "1"})"), "1");
+  EXPECT_EQ(KeyTextOfJson("1.0"), "1");
+  EXPECT_EQ(KeyTextOfJson(R"({"$numberDecimal": "1.000"})"), "1");
+  EXPECT_EQ(KeyTextOfJson(R"({"$numberDouble": "-0.0"})"), "0");
+  EXPECT_EQ(KeyTextOfJson(R"("1")"), R"("1")");
+  EXPECT_EQ(KeyTextOfJson(R"("-12")"), R"("-12")");
+  EXPECT_EQ(KeyTextOfJson("1.5"), R"({"$numberDouble":"1.5"})");
+  EXPECT_EQ(KeyTextOfJson(R"("1.5")"), "1.5");
+  EXPECT_EQ(KeyTextOfJson(R"({"$numberDouble": "NaN"})"), R"({"$numberDouble":"NaN"})");
+  EXPECT_EQ(KeyTextOfJson(R"("NaN")"), "NaN");
+  EXPECT_EQ(KeyTextOfJson(R"({"$oid": "65a1b2c3d4e5f60718293a4b"})"), "65a1b2c3d4e5f60718293a4b");
+  EXPECT_EQ(KeyTextOfJson(R"("65a1b2c3d4e5f60718293a4b")"), R"("65a1b2c3d4e5f60718293a4b")");
+  EXPECT_EQ(KeyTextOfJson("null"), "null");
+  EXPECT_EQ(KeyTextOfJson(R"("null")"), R"("null")");
+  EXPECT_EQ(KeyTextOfJson("true"), "true");
+  EXPECT_EQ(KeyTextOfJson(R"("{\"a\":1}")"), R"("{\"a\":1}")");
+  EXPECT_EQ(KeyTextOfJson(R"({"a": 1})"), R"({"a":{"$numberInt":"1"}})");
+  EXPECT_EQ(KeyTextOfJson(R"({"a": {"$m2mDocument": {"$numberLong": "5"}}})"),
+            R"({"a":{"$m2mDocument":{"$numberLong":"5"}}})");  // the string "5" under a field named $numberLong
+  EXPECT_EQ(KeyTextOfJson(R"("a ")"), "a ");
+  EXPECT_EQ(KeyTextOfJson(R"("")"), "");
+  EXPECT_EQ(KeyTextOfJson(R"({"$date": {"$numberLong": "0"}})"), R"({"$date":{"$numberLong":"0"}})");
+}
+
+TEST(SqlTypesTest, LongKeysAreCutAndHashedWithinTheColumn) {
+  const std::string a = KeyTextOfJson("\"" + std::string(1500, 'a') + "\"");
+  const std::string b = KeyTextOfJson("\"" + std::string(1499, 'a') + "b\"");
+  EXPECT_EQ(a.size(), 1024u);
+  EXPECT_NE(a, b);
+  EXPECT_EQ(a.substr(0, 959), std::string(959, 'a'));
+  EXPECT_EQ(a[959], kHashedKeyMark);
+  EXPECT_EQ(KeyTextOfJson("\"" + std::string(1024, 'k') + "\""), std::string(1024, 'k'));  // fits: kept whole
+  // Cut at a character boundary: 4-byte characters.
+  std::string emoji;
+  for (int i = 0; i < 300; ++i) emoji += "\xF0\x9F\x98\x80";
+  const std::string e = KeyTextOfJson("\"" + emoji + "\"");
+  EXPECT_EQ(e.find(kHashedKeyMark), 956u);
+  SqlValue v;
+  v.type = SqlType::kKeyText;
+  v.text = a;
+  EXPECT_EQ(SqlLiteral(v, SqlType::kKeyText).substr(0, 2), "X'");
+}
+
+TEST_F(MappingTest, IdsOfOneTextButDifferentTypesAreDifferentRows) {
+  // Mapped one per batch and in one batch: the key column widens from BIGINT on the second event.
+  for (bool one_batch : {false, true}) {
+    SCOPED_TRACE(one_batch);
+    catalog_ = Catalog();
+    std::vector<ChangeEvent> events = {Insert(R"({"_id": 1, "items": [{"q": 1}]})"),
+                                       Insert(R"({"_id": "1", "items": [{"q": 2}]})"),
+                                       Insert(R"({"_id": null, "x": 3})"), Insert(R"({"_id": 1.0, "x": 4})")};
+    std::vector<std::string> sql;
+    if (one_batch) {
+      sql = Sql(events);
+    } else {
+      for (const ChangeEvent& e : events) {
+        for (std::string& s : Sql({e})) sql.push_back(std::move(s));
+      }
+    }
+    EXPECT_EQ(TypeOf("orders", "_id"), SqlType::kKeyText);
+    EXPECT_EQ(TypeOf("orders_items", "_id"), SqlType::kKeyText);
+    std::string all;
+    for (const std::string& s : sql) all += s + "\n";
+    EXPECT_NE(all.find("'\\\"1\\\"'"), std::string::npos) << all;  // the string "1"
+    EXPECT_NE(all.find("('null',3)"), std::string::npos) << all;
+    // 1.0 is the _id 1: the same row, whose children it replaces.
+    EXPECT_NE(all.find("('1',4)"), std::string::npos) << all;
+  }
+}
+
+TEST_F(MappingTest, LongIdsKeepTheirWholeTextInAFullKeyColumn) {
+  const std::string id(1500, 'u');
+  auto sql = Sql({Insert(R"({"_id": ")" + id + R"(", "items": [{"q": 1}]})"), Insert(R"({"_id": "short"})")});
+  const ColumnSchema* full = Column("orders", "_id_full");
+  ASSERT_NE(full, nullptr);
+  EXPECT_EQ(full->type, SqlType::kText);
+  EXPECT_EQ(full->Comment(), "#full [\"_id\"]");
+  EXPECT_EQ(Column("orders_items", "_id_full"), nullptr);  // children key on the cut text alone
+  std::string all;
+  for (const std::string& s : sql) all += s + "\n";
+  EXPECT_NE(all.find("'" + id + "'"), std::string::npos);
+  EXPECT_NE(all.find("('short',NULL)"), std::string::npos) << all;
+  Restart();  // the full-key column is found again by its comment
+  Sql({Insert(R"({"_id": ")" + id + R"(", "x": 1})")});
+  EXPECT_EQ(catalog_.Find("orders")->columns.size(), 3u);
+}
+
 TEST_F(MappingTest, FlattensNestedDocumentsAndUpserts) {
   auto sql = Sql({Insert(R"({"_id": 1, "name": "a", "address": {"city": "Paris", "geo": {"lat": 1.5}}})")});
   ASSERT_EQ(sql.size(), 2u);

@@ -5,7 +5,9 @@
 #include <cstring>
 #include <regex>
 #include <nlohmann/json.hpp>
+#include <openssl/evp.h>
 
+#include "m2m/bson_document.h"
 #include "m2m/identifiers.h"
 
 namespace m2m {
@@ -324,25 +326,108 @@ SqlValue ValueFromBson(const bson_iter_t* iter) {
   }
 }
 
-Result<SqlValue> KeyValueFromBson(const bson_iter_t* iter) {
-  SqlValue v = ValueFromBson(iter);
-  switch (bson_iter_type(iter)) {
-    case BSON_TYPE_INT32:
-    case BSON_TYPE_INT64:
-      v.type = SqlType::kBigInt;
-      return v;
-    case BSON_TYPE_OID:
-      return v;
-    default:
-      break;
+namespace {
+
+// A string's key text is the string itself unless it could be another type's key text: the decimal
+// text of an integer (what a BIGINT key column turns into when it widens), 24 lowercase hex digits
+// (an ObjectId's, from CHAR(24)), or JSON (the canonical Extended JSON of the other types, or a
+// quoted string). Those are stored as a JSON string literal.
+bool KeyStringNeedsQuotes(std::string_view s) {
+  if (s.empty()) return false;
+  std::string_view digits = s[0] == '-' ? s.substr(1) : s;
+  if (!digits.empty() && digits.find_first_not_of("0123456789") == std::string_view::npos) return true;
+  if (s.size() == 24 && s.find_first_not_of("0123456789abcdef") == std::string_view::npos) return true;
+  return s[0] == '{' || s[0] == '[' || s[0] == '"' || s == "null" || s == "true" || s == "false";
+}
+
+// An integral number's decimal text when it fits int64: MongoDB compares numbers by value, so 1,
+// NumberLong(1), 1.0 and NumberDecimal("1") are one _id and get one key.
+std::optional<std::string> IntegralKeyText(const bson_iter_t* iter) {
+  if (BSON_ITER_HOLDS_DOUBLE(iter)) {
+    double d = bson_iter_double(iter);
+    // 2^63 is the first double past int64.
+    if (std::isfinite(d) && d == std::trunc(d) && d >= -9223372036854775808.0 && d < 9223372036854775808.0) {
+      return std::to_string(static_cast<int64_t>(d));
+    }
+    return std::nullopt;
   }
-  if (v.is_null()) return Status::Mapping("the key is null");
-  if (v.text.size() > kKeyTextBytes) {
-    return Status::Mapping("the key is " + std::to_string(v.text.size()) +
-                           " bytes as text; key columns hold at most 1024");
+  if (BSON_ITER_HOLDS_DECIMAL128(iter)) {
+    bson_decimal128_t dec;
+    bson_iter_decimal128(iter, &dec);
+    char buf[BSON_DECIMAL128_STRING];
+    bson_decimal128_to_string(&dec, buf);
+    auto fixed = FixedDecimal(buf);
+    if (!fixed || fixed->find('.') != std::string::npos) return std::nullopt;
+    int64_t v = 0;
+    auto r = std::from_chars(fixed->data(), fixed->data() + fixed->size(), v);
+    if (r.ec != std::errc() || r.ptr != fixed->data() + fixed->size()) return std::nullopt;
+    return std::to_string(v);
+  }
+  return std::nullopt;
+}
+
+std::string Sha256Hex(std::string_view data) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_Digest(data.data(), data.size(), digest, &len, EVP_sha256(), nullptr);
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned int i = 0; i < len; ++i) {
+    out += kHex[digest[i] >> 4];
+    out += kHex[digest[i] & 0xF];
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string KeyTextOf(const bson_iter_t* iter) {
+  if (BSON_ITER_HOLDS_INT32(iter)) return std::to_string(bson_iter_int32(iter));
+  if (BSON_ITER_HOLDS_INT64(iter)) return std::to_string(bson_iter_int64(iter));
+  if (auto n = IntegralKeyText(iter)) return *n;
+  if (BSON_ITER_HOLDS_OID(iter)) {
+    char hex[25];
+    bson_oid_to_string(bson_iter_oid(iter), hex);
+    return hex;
+  }
+  if (BSON_ITER_HOLDS_UTF8(iter)) {
+    uint32_t len = 0;
+    const char* s = bson_iter_utf8(iter, &len);
+    std::string_view text(s, len);
+    if (!KeyStringNeedsQuotes(text)) return std::string(text);
+    return nlohmann::json(std::string(text)).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  }
+  // Canonical Extended JSON, with the escape for sub-documents whose field names start with $, so
+  // that no two values share a text.
+  bson_t wrapper = BSON_INITIALIZER;
+  bson_append_iter(&wrapper, "v", 1, iter);
+  std::string json = BsonDocument(&wrapper).ToCanonicalJson();
+  bson_destroy(&wrapper);
+  return nlohmann::ordered_json::parse(json, nullptr, false)["v"].dump(
+      -1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
+}
+
+Result<SqlValue> KeyValueFromBson(const bson_iter_t* iter) {
+  SqlValue v;
+  v.text = KeyTextOf(iter);
+  if (BSON_ITER_HOLDS_INT32(iter) || BSON_ITER_HOLDS_INT64(iter) || IntegralKeyText(iter)) {
+    v.type = SqlType::kBigInt;
+    v.decimal = v.text;
+    return v;
+  }
+  if (BSON_ITER_HOLDS_OID(iter)) {
+    v.type = SqlType::kObjectId;
+    return v;
   }
   v.type = SqlType::kKeyText;
-  v.bytes.clear();
+  if (v.text.size() > kKeyTextBytes) {
+    // The start of the text, whole characters only, then a byte no UTF-8 text holds and the text's
+    // SHA-256: never the text of another value, and within the column and InnoDB's index limit.
+    // The whole text goes to the key's full-value column (docs/mapping.md, "Key columns").
+    size_t cut = kKeyTextBytes - 1 - 64;
+    while (cut > 0 && (static_cast<unsigned char>(v.text[cut]) & 0xC0) == 0x80) --cut;
+    v.text = v.text.substr(0, cut) + kHashedKeyMark + Sha256Hex(v.text);
+  }
   return v;
 }
 
@@ -414,6 +499,8 @@ std::string SqlLiteral(const SqlValue& v, SqlType column) {
       return v.decimal ? *v.decimal : QuoteString(v.text);
     default:
       if (IsBlobType(column) && IsBlobType(v.type)) return HexLiteral(v.bytes);
+      // A hashed key is not UTF-8, which a string literal on a utf8mb4 connection must be.
+      if (v.text.find(kHashedKeyMark) != std::string::npos) return HexLiteral(v.text);
       return QuoteString(v.text);
   }
 }

@@ -36,8 +36,13 @@ def text(value):
 
 
 def key_text(_id):
-    """The root key column's text of a simple _id (int, string, ObjectId)."""
-    return str(_id) if isinstance(_id, ObjectId) else _id
+    """The root key column's text of a simple _id (int, string, ObjectId): docs/mapping.md, "Key
+    columns"; a string that reads like another type's key text is a JSON string literal."""
+    if isinstance(_id, ObjectId):
+        return str(_id)
+    if isinstance(_id, str) and (re.fullmatch(r"-?[0-9]+|[0-9a-f]{24}|null|true|false", _id) or _id[:1] in ("{", "[", '"')):
+        return json.dumps(_id, ensure_ascii=False, separators=(",", ":"))
+    return _id
 
 
 class Schema:

@@ -154,10 +154,8 @@ def apply_and_report(source, engine_name, mysql_db, workdir):
 # them). Every other class must be clean. (Not required to fail: "updates" fails only when the update
 # and the delete that follows it land in different batches.)
 OPEN_NATIVE = {
-    "deep": "documents nested 99-100 levels exceed libbson's JSON reader inside the event envelope",
-    "names": "sub-documents whose keys look like Extended JSON ($numberLong, $oid, ...) are ambiguous in "
-             "the Extended JSON events carry",
-    "ids": "_id null, an _id over 1,024 bytes, and _ids of different types with the same text",
+    "ids": "verify reports the MinKey and MaxKey _ids extra after capture and apply (not when the same rows are "
+           "written by preview's SQL; cause not found yet)",
     "regexids": "verify cannot plan _id ranges over regular expressions on the MongoDB stand-in",
     "users": "verify expects NULL for an empty array once other documents made a child table for its path",
     "updates": "a delta on a table with an overflow column needs the document; the test gives apply no --mongo-uri",

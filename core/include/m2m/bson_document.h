@@ -27,12 +27,18 @@ class BsonDocument {
   BsonDocument& operator=(BsonDocument&& other) noexcept;
   ~BsonDocument();
 
-  // Parses canonical or relaxed Extended JSON (v2), or plain JSON; must be a JSON object.
+  // Parses canonical or relaxed Extended JSON (v2), legacy Extended JSON (v1), or plain JSON; must
+  // be a JSON object. A nested object is a typed value only when its keys are exactly a valid type
+  // wrapper, else a document; {"$m2mDocument": {…}} is the document {…}, its keys taken as names
+  // (ToCanonicalJson's escape).
   static Result<BsonDocument> FromJson(std::string_view json);
   // Copies raw BSON bytes; they must form one valid document.
   static Result<BsonDocument> FromBytes(const uint8_t* data, size_t length);
 
   // Canonical Extended JSON v2: lossless ({"$numberInt": "1"}, {"$date": {"$numberLong": "…"}}).
+  // An embedded document with a field name starting with $ is written as {"$m2mDocument": {…}}:
+  // Extended JSON has no other way to tell {"$numberLong": "5"} the document from the int64
+  // (docs/events.md, "Field names starting with $"). FromJson reads it back exactly.
   std::string ToCanonicalJson() const;
   // Relaxed Extended JSON v2: readable for people (1, {"$date": "2024-01-01T00:00:00Z"}).
   std::string ToRelaxedJson() const;

@@ -70,9 +70,19 @@ struct SqlValue {
 
 // Maps one BSON value. Documents and arrays become kJson (relaxed Extended JSON, compact).
 SqlValue ValueFromBson(const bson_iter_t* iter);
-// The value of a key column: BIGINT for int32/int64, CHAR(24) for ObjectId, else VARBINARY(1024)
-// holding the text form. Fails (kMapping) when the text form exceeds 1024 bytes.
+// The value of a key column (docs/mapping.md, "Key columns"): BIGINT for integers (int32, int64, and
+// doubles and decimals with an integral value, which MongoDB holds equal to them), CHAR(24) for
+// ObjectIds, else VARBINARY(1024) holding KeyTextOf. A key text over 1024 bytes is cut and hashed:
+// its first whole characters up to 959 bytes, kHashedKeyMark and 64 hex digits of its SHA-256.
+// Distinct _ids always get distinct values, whatever mix of types a key column holds.
 Result<SqlValue> KeyValueFromBson(const bson_iter_t* iter);
+// The key text of a value: integers in decimal, ObjectIds in hex (what BIGINT and CHAR(24) columns
+// turn into when they widen to VARBINARY), a string as itself unless it reads like one of the other
+// forms (then as a JSON string literal, "\"1\""), anything else as compact canonical Extended JSON
+// ({"$numberDouble":"1.5"}, null, true).
+std::string KeyTextOf(const bson_iter_t* iter);
+// Marks a cut and hashed key text: a byte that no UTF-8 text contains.
+inline constexpr char kHashedKeyMark = '\xFF';
 
 // Text as a value of its own: the text type its length needs (VARCHAR(255) .. LONGTEXT).
 SqlValue TextValue(std::string text);

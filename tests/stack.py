@@ -3,6 +3,7 @@ and small helpers to wait on conditions instead of sleeping."""
 import contextlib
 import os
 import secrets
+import socket
 import time
 from pathlib import Path
 
@@ -23,6 +24,13 @@ BINARY = ROOT / os.environ.get("M2M_BUILD", "build") / "mongo2mysql"
 def unique(prefix: str) -> str:
     """A name no other test run uses: tests isolate their topics, databases and groups."""
     return f"{prefix}_{secrets.token_hex(6)}"
+
+
+def free_port() -> int:
+    """A TCP port on HOST that nothing listens on now, for a server a test starts."""
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
 
 
 def wait_for(condition, timeout=120.0, interval=0.1, what="condition"):

@@ -57,6 +57,13 @@ def parse_args(argv=None):
     dst.add_argument("--mysql-port", type=int, default=3306, help="Default: %(default)s")
     dst.add_argument("--mysql-user", default="mongo2mysql", help="Default: %(default)s")
     dst.add_argument("--mysql-database", required=True, help="the database the tables are written to")
+    dst.add_argument("--mysql-ssl-mode", type=str.upper, default="DISABLED",
+                     choices=("DISABLED", "REQUIRED", "VERIFY_CA", "VERIFY_IDENTITY"),
+                     help="TLS to MySQL, as mongo2mysql apply's (docs/operations.md, \"TLS to MySQL\"). "
+                          "Default: %(default)s")
+    dst.add_argument("--mysql-ssl-ca", help="PEM file of the CA that signs MySQL's certificate (on every node)")
+    dst.add_argument("--mysql-ssl-cert", help="PEM client certificate (on every node)")
+    dst.add_argument("--mysql-ssl-key", help="PEM private key of --mysql-ssl-cert (on every node)")
     run = p.add_argument_group("the job")
     run.add_argument("--mapping", help="YAML mapping file (docs/mapping.md, section 8). Default: automatic mapping")
     run.add_argument("--on-drop", choices=("keep", "drop"), default="",
@@ -93,7 +100,8 @@ def main(argv=None):
     job = args.job_name or f"spark-{args.mysql_database}"
     checkpoint = args.checkpoint or str(Path(os.environ.get("M2M_STATE", _ROOT / ".stack")) / "spark-checkpoints" / job)
     mysql = {"host": args.mysql_host, "port": args.mysql_port, "user": args.mysql_user,
-             "password": os.environ.get("M2M_MYSQL_PASSWORD", ""), "database": args.mysql_database}
+             "password": os.environ.get("M2M_MYSQL_PASSWORD", ""), "database": args.mysql_database,
+             **tls(args)}
     spark = build_session(f"mongo2mysql-{job}", args.master)
     query = start(spark, args, job, checkpoint, mysql)
     try:
@@ -117,6 +125,13 @@ def wait(query, timeout=None):
         if found is None:
             raise
         raise found from None
+
+
+def tls(args):
+    """The m2m_core mysql options of the TLS flags given."""
+    given = {"ssl_mode": args.mysql_ssl_mode, "ssl_ca": args.mysql_ssl_ca, "ssl_cert": args.mysql_ssl_cert,
+             "ssl_key": args.mysql_ssl_key}
+    return {k: v for k, v in given.items() if v and v != "DISABLED"}
 
 
 def settings(args, job, mysql):

@@ -32,9 +32,9 @@ def extension_path() -> str | None:
 
 def executor_python_path() -> str:
     """PYTHONPATH of the executors' Python workers: this package and the extension, where the job
-    runs from a checkout (local mode, or a standalone cluster on this machine). Installed elsewhere,
-    they come from the environment."""
-    paths = [str(_ROOT / "spark")] + ([extension_path()] if extension_path() else [])
+    runs from a checkout (local mode, or a standalone cluster on this machine), and the executor's
+    working directory, where spark-submit --files puts the extension on a cluster (README, "Spark")."""
+    paths = [str(_ROOT / "spark")] + ([extension_path()] if extension_path() else []) + ["."]
     inherited = os.environ.get("PYTHONPATH")
     return os.pathsep.join(paths + ([inherited] if inherited else []))
 

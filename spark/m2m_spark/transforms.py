@@ -134,7 +134,16 @@ def _qi(name):
 
 
 def connect(mysql):
-    return pymysql.connect(**dict(mysql), charset="utf8mb4", autocommit=True, init_command=SESSION_SETUP)
+    """A connection with the core's session and TLS settings (m2m_core's mysql options)."""
+    mode = mysql.get("ssl_mode", "DISABLED")
+    tls = {} if mode == "DISABLED" else {
+        "ssl": {"ca": mysql.get("ssl_ca"), "cert": mysql.get("ssl_cert"), "key": mysql.get("ssl_key")},
+        "ssl_verify_cert": mode in ("VERIFY_CA", "VERIFY_IDENTITY"),
+        "ssl_verify_identity": mode == "VERIFY_IDENTITY"}
+    return pymysql.connect(host=mysql.get("host", "127.0.0.1"), port=mysql.get("port", 3306),
+                           user=mysql.get("user", "mongo2mysql"), password=mysql.get("password", ""),
+                           database=mysql["database"], charset="utf8mb4", autocommit=True,
+                           init_command=SESSION_SETUP, **tls)
 
 
 def refresh(spark, mysql, transforms):

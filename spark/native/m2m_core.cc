@@ -10,6 +10,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <cctype>
+
 #include "applier.h"
 #include "range_applier.h"
 
@@ -57,6 +59,16 @@ std::optional<std::string> Bytes(const py::handle& h) {
   return std::string(py::bytes(py::reinterpret_borrow<py::object>(h)));
 }
 
+// The --ssl-mode names of MySQL's clients, in any case.
+MysqlSslMode SslMode(std::string name) {
+  for (char& c : name) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  for (MysqlSslMode mode : {MysqlSslMode::kDisabled, MysqlSslMode::kRequired, MysqlSslMode::kVerifyCa,
+                            MysqlSslMode::kVerifyIdentity}) {
+    if (name == MysqlSslModeName(mode)) return mode;
+  }
+  throw py::value_error("ssl_mode must be DISABLED, REQUIRED, VERIFY_CA or VERIFY_IDENTITY, not " + name);
+}
+
 // One Applier per Python worker and configuration (spark/m2m_spark/core.py caches it): its MySQL
 // connection and catalog outlive a task.
 class PyApplier {
@@ -80,9 +92,17 @@ class PyApplier {
         o.mysql.database = py::str(value);
       } else if (k == "timeout_seconds") {
         o.mysql.timeout_seconds = value.cast<unsigned>();
+      } else if (k == "ssl_mode") {
+        o.mysql.ssl_mode = SslMode(py::str(value));
+      } else if (k == "ssl_ca") {
+        o.mysql.ssl_ca = py::str(value);
+      } else if (k == "ssl_cert") {
+        o.mysql.ssl_cert = py::str(value);
+      } else if (k == "ssl_key") {
+        o.mysql.ssl_key = py::str(value);
       } else {
         throw py::value_error("mysql option " + k + " is not known (host, port, user, password, database, "
-                              "timeout_seconds)");
+                              "timeout_seconds, ssl_mode, ssl_ca, ssl_cert, ssl_key)");
       }
     }
     if (mapping_yaml) o.mapping = Take(ParseMappingYaml(*mapping_yaml));

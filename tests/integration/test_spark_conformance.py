@@ -69,13 +69,14 @@ def workload(n_events, seed=7):
     return events
 
 
-def produce(events):
-    """The events into a fresh topic, as capture would write them; returns the topic."""
+def produce(events, partitions=1):
+    """The events into a fresh topic, as capture would write them (keyed by _id: one document's
+    events in one partition); returns the prefix and the topic."""
     prefix = stack.unique("cf")
     encoded = [scenarios.encode(e, prefix, i + 1) for i, e in enumerate(events)]
     topic = encoded[0][0]
     admin = AdminClient({"bootstrap.servers": stack.KAFKA_BOOTSTRAP})  # must outlive the request
-    admin.create_topics([NewTopic(topic, 1, 1)])[topic].result(60)
+    admin.create_topics([NewTopic(topic, partitions, 1)])[topic].result(60)
     producer = Producer({"bootstrap.servers": stack.KAFKA_BOOTSTRAP, "enable.idempotence": True})
     for t, k, v in encoded:
         producer.produce(t, key=k, value=v)

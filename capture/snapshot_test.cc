@@ -174,7 +174,7 @@ TEST(CollectionSnapshotTest, AVersion1RecordWithTheWholePlanIsStillRead) {
 BsonDocument DocOf(int id, size_t bytes) {
   BsonDocument doc;
   BSON_APPEND_INT32(doc.mutable_get(), "_id", id);
-  size_t pad = bytes - doc.get()->len - 12;  // a string field adds its name, type, length and NUL
+  size_t pad = bytes - doc.get()->len - 8;  // a string field adds its type, name, length and NUL
   BSON_APPEND_UTF8(doc.mutable_get(), "p", std::string(pad, 'x').c_str());
   return doc;
 }

@@ -37,8 +37,11 @@ def measure(server, workload, bound_mib, work):
         for first in range(0, count, per_insert):
             db.docs.insert_many([{"_id": i, "data": Binary(os.urandom(size_mib * MIB - 64))}
                                  for i in range(first, min(first + per_insert, count))])
+        # Chunks of about 16 MiB: the stand-in answers a find or getMore with every document left,
+        # not at most 16 MiB as MongoDB does, and the driver refuses a reply over 48 MB.
         cap = pipeline.start_capture(work, db.name, "docs", prefix=prefix, name="mem", mongo_uri=server.uri,
-                                     extra=["--max-buffer-bytes", str(bound_mib * MIB)])
+                                     extra=["--max-buffer-bytes", str(bound_mib * MIB),
+                                            "--snapshot-chunk-size", str(max(1, 16 // size_mib))])
         rss = benchlib.PeakRss(cap.proc.pid)
         t = time.monotonic()
         try:

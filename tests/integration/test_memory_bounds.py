@@ -34,13 +34,16 @@ def test_capture_rss_stays_under_its_bound_while_snapshotting_several_times_it(t
     prefix = stack.unique("mem")
     db = client[stack.unique("t")]
     topic = f"{prefix}.{db.name}.big"
-    documents, size = 240, MIB  # 240 MiB of BSON, one chunk of the default 5,000 documents
+    documents, size = 240, MIB  # 240 MiB of BSON
+    # Chunks of 16 documents: the stand-in answers a find or getMore with every document left, not
+    # at most 16 MiB as MongoDB does, and a reply over 48 MB is refused by the driver.
     try:
         for first in range(0, documents, 8):
             db.big.insert_many([{"_id": i, "data": Binary(os.urandom(size - 64))} for i in range(first, first + 8)])
         bound = 16 * MIB
         cap = pipeline.start_capture(tmp_path, db.name, "big", prefix=prefix, name="mem",
-                                     extra=["--max-buffer-bytes", str(bound)], mongo_uri=server.uri)
+                                     extra=["--max-buffer-bytes", str(bound), "--snapshot-chunk-size", "16"],
+                                     mongo_uri=server.uri)
         try:
             stack.wait_for(lambda: cap.assert_running() or pipeline.topic_end_offsets(topic) >= documents,
                            timeout=300, what="the snapshot in Kafka")
@@ -49,9 +52,9 @@ def test_capture_rss_stays_under_its_bound_while_snapshotting_several_times_it(t
             cap.stop()
         # What the bound allows (docs/checkpoints.md, "Memory"): the snapshot's half, the producer's
         # queue (never below the largest record: the dead-letter limit, 80 MiB plus framing), a
-        # MongoDB reply per reader (2 readers, 16 MiB each), and the process with the event being
+        # MongoDB reply per reader (2 readers, a chunk of 16 MiB each), and the process with the event being
         # encoded (its JSON and librdkafka's copy) as slack.
-        allowed = bound / 2 / MIB + 81 + 2 * 16 + 48
+        allowed = bound / 2 / MIB + 81 + 2 * 17 + 48
         assert peak < allowed, f"capture's peak RSS {peak:.0f} MiB is over {allowed:.0f} MiB"
         assert allowed < documents * size / MIB  # the collection could not have been held whole
         print(f"capture peak RSS {peak:.0f} MiB (allowed {allowed:.0f} MiB) for {documents * size // MIB} MiB "

@@ -48,9 +48,7 @@ def measure(server, workload, bound_mib, work):
         rss = benchlib.PeakRss(cap.proc.pid)
         t = time.monotonic()
         try:
-            while pipeline.topic_end_offsets(topic) < count:
-                cap.assert_running()
-                time.sleep(0.1)
+            pipeline.wait_for_checkpoint(prefix, cap, timeout=3600)  # the snapshot is done
             capture_s = time.monotonic() - t
             capture_peak = rss.stop().get("mongo2mysql")
         finally:

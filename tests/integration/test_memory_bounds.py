@@ -45,8 +45,7 @@ def test_capture_rss_stays_under_its_bound_while_snapshotting_several_times_it(t
                                      extra=["--max-buffer-bytes", str(bound), "--snapshot-chunk-size", "16"],
                                      mongo_uri=server.uri)
         try:
-            stack.wait_for(lambda: cap.assert_running() or pipeline.topic_end_offsets(topic) >= documents,
-                           timeout=300, what="the snapshot in Kafka")
+            pipeline.wait_for_checkpoint(prefix, cap)  # the snapshot is done
             peak = peak_rss_mib(cap.proc.pid)
         finally:
             cap.stop()

@@ -13,6 +13,7 @@ and apply's own.
   .stack/venv/bin/python bench/memory_bench.py [--workload 400x4 --workload 60x15] [--bound-mib 256]
 """
 import argparse
+import contextlib
 import os
 import pathlib
 import tempfile
@@ -20,6 +21,7 @@ import time
 
 import pymongo
 from bson import Binary
+from confluent_kafka import KafkaException
 
 import benchlib
 from benchlib import stack
@@ -42,7 +44,8 @@ def measure(server, workload, bound_mib, work):
                                  for i in range(first, min(first + per_insert, count))])
         # Chunks of about 16 MiB: the stand-in answers a find or getMore with every document left,
         # not at most 16 MiB as MongoDB does, and the driver refuses a reply over 48 MB.
-        cap = pipeline.start_capture(work, db.name, "docs", prefix=prefix, name="mem", mongo_uri=server.uri,
+        cap = pipeline.start_capture(work, db.name, "docs", prefix=prefix, name=stack.unique("mem"),
+                                     mongo_uri=server.uri,
                                      extra=["--max-buffer-bytes", str(bound_mib * MIB),
                                             "--snapshot-chunk-size", str(max(1, 16 // size_mib))])
         rss = benchlib.PeakRss(cap.proc.pid)
@@ -73,7 +76,8 @@ def measure(server, workload, bound_mib, work):
     finally:
         client.drop_database(db.name)
         client.close()
-        benchlib.delete_topics([topic])
+        with contextlib.suppress(KafkaException):  # not made when capture failed first (reported)
+            benchlib.delete_topics([topic])
 
 
 def run(workloads=((400, 4), (60, 15)), bound_mib=256):
@@ -87,10 +91,12 @@ def run(workloads=((400, 4), (60, 15)), bound_mib=256):
 
 
 def table(result):
-    lines = ["| documents | total | --max-buffer-bytes | capture peak RSS | capture MiB/s | apply peak RSS | apply MiB/s |",
+    lines = ["| documents | total | --max-buffer-bytes | capture peak RSS | capture MiB/s | apply peak RSS "
+             "| apply MiB/s |",
              "|---|---|---|---|---|---|---|"]
     for w in result["workloads"]:
-        lines.append(f"| {w['documents']} x {w['document_mib']} MiB | {w['total_mib']:,} MiB | {w['max_buffer_mib']} MiB "
+        lines.append(f"| {w['documents']} x {w['document_mib']} MiB | {w['total_mib']:,} MiB "
+                     f"| {w['max_buffer_mib']} MiB "
                      f"| {w['capture']['peak_rss_mib']:.0f} MiB | {w['capture']['mib_per_s']} "
                      f"| {w['apply']['peak_rss_mib']:.0f} MiB | {w['apply']['mib_per_s']} |")
     return "\n".join(lines)

@@ -109,7 +109,8 @@ Status CaptureOptions::Validate() const {
                            std::to_string(max_buffer_bytes));
   }
   if (kafka.count("queue.buffering.max.kbytes")) {
-    return Status::Invalid("kafka.queue.buffering.max.kbytes is set by capture from capture.max_buffer_bytes; remove it");
+    return Status::Invalid(
+        "kafka.queue.buffering.max.kbytes is set by capture from capture.max_buffer_bytes; remove it");
   }
   constexpr int64_t kLibrdkafkaMax = 1000000000;  // the largest message.max.bytes librdkafka takes
   if (max_message_bytes < 1024 || max_message_bytes > kLibrdkafkaMax - kRecordBatchOverhead) {
@@ -625,7 +626,9 @@ struct Capture::Loop {
     auto event = MakeSnapshotRead(ns.db, ns.collection, doc.get());
     if (!event.ok()) return DeadLetter(doc.get(), event.status().message(), topic);
     std::string where = "document " + event->document_key.ToRelaxedJson() + " in " + ns.db + "." + ns.collection;
-    if (auto bad = NotUtf8(doc.get())) return DeadLetter(doc.get(), "snapshot read: " + *bad + " (" + where + ")", topic);
+    if (auto bad = NotUtf8(doc.get())) {
+      return DeadLetter(doc.get(), "snapshot read: " + *bad + " (" + where + ")", topic);
+    }
     if (committed.start_at) std::tie(event->cluster_time_s, event->cluster_time_i) = *committed.start_at;
     EncodeOptions eo;
     eo.server_name = o.topic_prefix;

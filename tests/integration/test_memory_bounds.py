@@ -41,7 +41,7 @@ def test_capture_rss_stays_under_its_bound_while_snapshotting_several_times_it(t
         for first in range(0, documents, 8):
             db.big.insert_many([{"_id": i, "data": Binary(os.urandom(size - 64))} for i in range(first, first + 8)])
         bound = 16 * MIB
-        cap = pipeline.start_capture(tmp_path, db.name, "big", prefix=prefix, name="mem",
+        cap = pipeline.start_capture(tmp_path, db.name, "big", prefix=prefix, name=stack.unique("mem"),
                                      extra=["--max-buffer-bytes", str(bound), "--snapshot-chunk-size", "16"],
                                      mongo_uri=server.uri)
         try:

@@ -448,6 +448,10 @@ struct Apply::Loop : RebalanceListener {
   Status Throttle() {
     BarrierGate::Flow flow = gate.TakeFlow();
     if (flow.empty()) return Status::OK();
+    for (const TopicPartition& tp : flow.pause) {
+      spdlog::info("apply {}: {} bytes wait behind barriers; pausing {} until its queue drains", o.group,
+                   gate.queued_bytes(), PartitionName({tp.topic, tp.partition}));
+    }
     M2M_RETURN_NOT_OK(consumer->Pause(flow.pause));
     M2M_RETURN_NOT_OK(consumer->Seek(flow.seek));
     for (const TopicPartition& tp : flow.seek) {

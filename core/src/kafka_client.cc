@@ -438,13 +438,15 @@ Status KafkaConsumer::Pause(const std::vector<TopicPartition>& partitions) {
   if (partitions.empty()) return Status::OK();
   PartitionListPtr list = ToList(partitions);
   // Per-partition errors name partitions no longer assigned: nothing to stop there.
-  return KafkaStatus(rd_kafka_pause_partitions(impl_->rk.get(), list.get()), "pausing partitions");
+  rd_kafka_resp_err_t err = rd_kafka_pause_partitions(impl_->rk.get(), list.get());
+  return err == RD_KAFKA_RESP_ERR_NO_ERROR ? Status::OK() : KafkaStatus(err, "pausing partitions");
 }
 
 Status KafkaConsumer::Resume(const std::vector<TopicPartition>& partitions) {
   if (partitions.empty()) return Status::OK();
   PartitionListPtr list = ToList(partitions);
-  return KafkaStatus(rd_kafka_resume_partitions(impl_->rk.get(), list.get()), "resuming partitions");
+  rd_kafka_resp_err_t err = rd_kafka_resume_partitions(impl_->rk.get(), list.get());
+  return err == RD_KAFKA_RESP_ERR_NO_ERROR ? Status::OK() : KafkaStatus(err, "resuming partitions");
 }
 
 Status KafkaConsumer::CommitAsync(const std::vector<TopicPartition>& positions) {

@@ -3,15 +3,17 @@
 "Memory"); apply loads the snapshots of two collections side by side instead of one after the other
 (docs/apply.md, "Order across topics": snapshot reads commute)."""
 import contextlib
+import json
 import os
 import time
 
 import pymongo
 from bson import Binary
-from confluent_kafka import KafkaException
-from confluent_kafka.admin import AdminClient
+from confluent_kafka import KafkaException, Producer
+from confluent_kafka.admin import AdminClient, NewTopic
 
 import pipeline
+import scenarios
 import stack
 
 MIB = 1 << 20
@@ -102,3 +104,48 @@ def test_two_collections_snapshots_are_applied_side_by_side(mongo_db, mysql_db, 
             cur.execute(f"SELECT COUNT(*) FROM `{database}`.`{name}`")
             assert cur.fetchone()[0] == count
     assert both_under_way, "one collection's snapshot was applied only after the other's"
+
+
+def test_a_partition_past_the_gates_byte_bound_is_paused_and_read_again_without_loss(mysql_db):
+    """fresh's first event is a barrier (no tables yet) that waits until old's backlog is consumed;
+    the 512 KiB events behind it pass the gate's 64 MiB bound (docs/apply.md, "Order across topics"):
+    fresh is paused and read again from the first event not kept, and every row lands."""
+    database, conn = mysql_db
+    prefix = stack.unique("gate")
+    old, fresh = f"{prefix}.test.old", f"{prefix}.test.fresh"
+    admin = AdminClient({"bootstrap.servers": stack.KAFKA_BOOTSTRAP})
+    for future in admin.create_topics([NewTopic(old, 1, 1), NewTopic(fresh, 1, 1)]).values():
+        future.result(60)
+    try:
+        apply_past_the_bound(database, conn, prefix, old, fresh)
+    finally:
+        for future in admin.delete_topics([old, fresh]).values():
+            future.result(60)
+
+
+def apply_past_the_bound(database, conn, prefix, old, fresh):
+    producer = Producer({"bootstrap.servers": stack.KAFKA_BOOTSTRAP, "enable.idempotence": True,
+                         "queue.buffering.max.kbytes": 512 * 1024})
+    # The consumer fetches about as many bytes of each partition at a time, so old's backlog must
+    # pass the bound too for fresh's queue to reach it before old is consumed.
+    old_count, fresh_count, pad = 80000, 200, 512 * 1024
+    for i in range(old_count):  # cluster times before fresh's first event
+        topic, key, value = scenarios.encode(
+            {"op": "insert", "collection": "old", "document": json.dumps({"_id": i, "pad": "o" * 2048})}, prefix, i + 1)
+        producer.produce(topic, key=key, value=value)
+        producer.poll(0)
+    for i in range(fresh_count):
+        topic, key, value = scenarios.encode(
+            {"op": "insert", "collection": "fresh", "document": json.dumps({"_id": i, "pad": "f" * pad})},
+            prefix, old_count + 1 + i)
+        producer.produce(topic, key=key, value=value)
+        producer.poll(0)
+    assert producer.flush(120) == 0
+    group = stack.unique("g")
+    result = pipeline.run_apply(database, group, topics=[old, fresh])
+    with conn.cursor() as cur:
+        cur.execute(f"SELECT COUNT(*) FROM `{database}`.`old`")
+        assert cur.fetchone()[0] == old_count
+        cur.execute(f"SELECT COUNT(*), SUM(LENGTH(pad)) FROM `{database}`.`fresh`")
+        assert cur.fetchone() == (fresh_count, fresh_count * pad)
+    assert f"pausing {fresh}[0]" in result.stdout + result.stderr, "the bound was not reached: the test proves nothing"

@@ -260,6 +260,24 @@ struct Apply::Loop : RebalanceListener {
     return ends;
   }
 
+  // Pauses the partitions whose messages the gate let go (its byte bound), and fetches again, from
+  // the first message let go, those whose queue has drained (barrier.h, TakeFlow).
+  Status Throttle() {
+    BarrierGate::Flow flow = gate.TakeFlow();
+    if (flow.empty()) return Status::OK();
+    for (const TopicPartition& tp : flow.pause) {
+      spdlog::info("apply {}: {} bytes wait behind barriers; pausing {} until its queue drains", o.group,
+                   gate.queued_bytes(), PartitionName({tp.topic, tp.partition}));
+    }
+    M2M_RETURN_NOT_OK(consumer->Pause(flow.pause));
+    M2M_RETURN_NOT_OK(consumer->Seek(flow.seek));
+    for (const TopicPartition& tp : flow.seek) {
+      auto own = owned.find({tp.topic, tp.partition});
+      if (own != owned.end()) own->second.end.reset();  // it lies past messages not applied yet
+    }
+    return consumer->Resume(flow.resume);
+  }
+
   // How far each owned partition has been consumed, for the gate.
   std::map<PartitionId, int64_t> ConsumedPositions() const {
     std::map<PartitionId, int64_t> out;
@@ -319,6 +337,7 @@ struct Apply::Loop : RebalanceListener {
       auto waited = Clock::now() - batch_started;
       if (batching && waited >= o.max_batch_time) break;
       if (o.until_caught_up && CaughtUp()) break;
+      M2M_RETURN_NOT_OK(Throttle());
       if (!gate.empty()) {
         gate.Release(ConsumedPositions());
         if (auto next = gate.Pop()) {

@@ -20,6 +20,18 @@
 // for the partitions where neither holds when b arrives. Keys compare totally (ties by partition
 // and offset), so the held barrier that comes first can always go: nothing waits for ever.
 //
+// Snapshot reads commute: each copies documents of its own collection, so a snapshot read never
+// waits for another collection's snapshot reads, only for what precedes its snapshot's start (the
+// cluster time capture stamps on it; 0 in events of earlier versions, which precede everything).
+// Without that, the first read of every collection waits for the whole snapshot of the
+// collections before it, and its partition's messages pile up meanwhile. Change-stream events
+// still wait for every snapshot read before them: they come after the snapshot's start.
+//
+// Memory: the messages queued behind held barriers are bounded in bytes (max_queued_bytes). Past
+// the bound a partition's later messages are not kept: the partition stops being fetched (TakeFlow
+// says which to pause) and is read again from the first message not kept once its queue has
+// drained. A held barrier itself is always kept, so one message larger than the bound still goes.
+//
 // Thread safety: used by the apply loop's thread only.
 #pragma once
 
@@ -37,12 +49,14 @@
 namespace m2m::apply {
 
 // Where an event stands in MongoDB's order: its cluster time; at one cluster time the collection
-// events first (a write at the same time as a rename is one the rename did not see); then the
-// partition and offset, so that any two events compare.
+// events first (a write at the same time as a rename is one the rename did not see), then snapshot
+// reads (the stream continues from the snapshot's start, inclusive), then change-stream writes;
+// then the partition and offset, so that any two events compare.
 struct OrderKey {
+  enum class Rank : uint8_t { kCollection, kSnapshot, kDocument };
   uint32_t t = 0;
   uint32_t i = 0;
-  bool document = true;
+  Rank rank = Rank::kDocument;
   PartitionId partition;
   int64_t offset = 0;
   friend auto operator<=>(const OrderKey&, const OrderKey&) = default;
@@ -50,10 +64,17 @@ struct OrderKey {
 
 OrderKey KeyOf(const ChangeEvent& event, bool collection_event, const KafkaMessage& message);
 
+// The default bound of the messages queued behind held barriers, in bytes of key and value.
+inline constexpr int64_t kDefaultMaxQueuedBytes = int64_t{64} << 20;
+
 class BarrierGate {
  public:
-  // Forgets every partition's state; consumption starts again from the stored offsets.
-  void Reset() { parts_.clear(); }
+  // `max_queued_bytes`: see "Memory" above. Default: kDefaultMaxQueuedBytes (64 MiB)
+  explicit BarrierGate(int64_t max_queued_bytes = kDefaultMaxQueuedBytes) : max_queued_bytes_(max_queued_bytes) {}
+
+  // Forgets every partition's state; consumption starts again from the stored offsets, which the
+  // caller seeks to. Partitions paused so far are resumed by the next TakeFlow.
+  void Reset();
 
   // An event was admitted (applied, or quarantined) from its partition.
   void Admitted(const OrderKey& key);
@@ -65,10 +86,24 @@ class BarrierGate {
   // Holds `message`, the barrier `key`, at the head of its partition; `ends` has the end of every
   // partition Undecided returned, read after the message was received.
   void Hold(KafkaMessage message, const OrderKey& key, std::map<PartitionId, int64_t> ends);
-  // True while messages of `tp` wait here: newer ones must queue behind them.
+  // True while messages of `tp` wait here, or were let go to be read again: newer ones must go to
+  // Queue, never be applied before them.
   bool Queued(const PartitionId& tp) const;
-  // Queues `message` behind the messages its partition has waiting.
+  // Queues `message` behind the messages its partition has waiting; past the byte bound, lets it
+  // go instead (with every later message of its partition) to be read again from Kafka.
   void Queue(KafkaMessage message);
+
+  // What the consumer must do for the byte bound, since the last call: stop fetching `pause`;
+  // fetch again `resume` (partitions whose queue drained, and any paused before a Reset), each of
+  // `seek` first moved to its offset, the first message let go. Offsets in `pause` and `resume`
+  // are unused. The caller must also forget the partition ends it learnt for `seek`: they lie
+  // past messages not applied yet.
+  struct Flow {
+    std::vector<TopicPartition> pause, resume, seek;
+    bool empty() const { return pause.empty() && resume.empty(); }
+  };
+  Flow TakeFlow();
+  int64_t queued_bytes() const { return queued_bytes_; }
 
   // Lets go every held barrier for which each other partition has nothing left before it.
   // `consumed` gives, per owned partition, the offset it has been consumed to (the next offset to
@@ -92,10 +127,15 @@ class BarrierGate {
     bool released = false;            // the head of `waiting` is a barrier that was let go
     std::map<PartitionId, int64_t> ends;  // the barrier's condition 3, per undecided partition
     std::deque<KafkaMessage> waiting;
+    std::optional<int64_t> let_go;  // the first message let go to be read again, while any is
+    bool paused = false;            // TakeFlow asked for the partition to be paused
   };
   bool CanGo(const PartitionId& tp, const Partition& p, const std::map<PartitionId, int64_t>& consumed) const;
 
+  int64_t max_queued_bytes_;
+  int64_t queued_bytes_ = 0;  // of every partition's `waiting`
   std::map<PartitionId, Partition> parts_;
+  std::vector<PartitionId> unpause_;  // paused before a Reset: resumed by the next TakeFlow
 };
 
 }  // namespace m2m::apply

@@ -76,6 +76,12 @@ def table(run):
         "Spark driver JVM": spark.get("peak_rss_mb", {}).get("spark_driver_jvm"),
         "Spark driver Python": spark.get("peak_rss_mb", {}).get("spark_driver_python"),
     }
+    for w in r.get("memory", {}).get("workloads", []):
+        lines.append(f"| large documents: {w['documents']} x {w['document_mib']} MiB snapshotted, then applied; "
+                     f"peak RSS, MiB | capture {_n(w['capture']['peak_rss_mib'])}, apply {_n(w['apply']['peak_rss_mib'])} "
+                     f"| capture's --max-buffer-bytes {w['max_buffer_mib']} MiB; the documents "
+                     f"{_n(w['total_mib'])} MiB | |")
+    lines += _failed(r, "memory")
     peer = dbz.get("peak_rss_mb", {}).get("kafka_connect")
     lines.append("| peak RSS, MB | " + ", ".join(f"{k} {_n(v)}" for k, v in memory.items() if v is not None)
                  + f" | Kafka Connect + Debezium JVM {_n(peer)} | |")

@@ -18,15 +18,16 @@ import benchlib
 import capture_bench
 import debezium_bench
 import latency_bench
+import memory_bench
 import report
 import spark_bench
 
 FULL = {"apply": dict(events=100000, documents=20000), "capture": dict(events=50000),
         "spark": dict(events=20000, documents=4000, batch=5000), "latency_native": dict(seconds=20),
-        "latency_spark": dict(seconds=30)}
+        "latency_spark": dict(seconds=30), "memory": dict(workloads=((400, 4), (60, 15)))}
 SHORT = {"apply": dict(events=3000, documents=600, batch=500), "capture": dict(events=300),
          "spark": dict(events=600, documents=200, batch=200), "latency_native": dict(seconds=4),
-         "latency_spark": dict(seconds=8)}
+         "latency_spark": dict(seconds=8), "memory": dict(workloads=((8, 4), (3, 15)))}
 
 
 def main():
@@ -50,6 +51,7 @@ def main():
     step("debezium", lambda: debezium_bench.run(**sizes["apply"]))  # same workload, so the tables must match
     step("spark", lambda: spark_bench.run(**sizes["spark"]))
     step("capture", lambda: capture_bench.run(**sizes["capture"]))
+    step("memory", lambda: memory_bench.run(**sizes["memory"]))
     capture_rate = results["capture"].get("streaming", {}).get("capture_events_per_s")
     for engine, rate in (("native", results["apply"].get("apply", {}).get("events_per_s")),
                          ("spark", results["spark"].get("spark", {}).get("events_per_s"))):

@@ -4,11 +4,9 @@
 #include <spdlog/spdlog.h>
 
 #include <nlohmann/json.hpp>
-#include <condition_variable>
-#include <deque>
 #include <map>
-#include <mutex>
 #include <thread>
+#include <tuple>
 
 #include "dead_letter.h"
 #include "m2m/backoff.h"
@@ -74,12 +72,6 @@ constexpr int64_t kSegmentBytes = int64_t{1} << 30;
 // librdkafka's default batch.size.
 constexpr int64_t kDefaultBatchSize = 1000000;
 
-// One chunk read by a snapshot worker, or why it could not be.
-struct ChunkResult {
-  size_t position;  // in the list of chunks to copy
-  Result<std::vector<BsonDocument>> docs;
-};
-
 }  // namespace
 
 std::string TopicFor(const std::string& prefix, const std::string& db, const std::string& collection) {
@@ -112,6 +104,14 @@ Status CaptureOptions::Validate() const {
   if (topic_partitions <= 0) return Status::Invalid("capture.topic_partitions must be positive");
   if (max_batch_events <= 0) return Status::Invalid("capture.max_batch_events must be positive");
   if (max_batch_time.count() <= 0) return Status::Invalid("capture.max_batch_time must be positive");
+  if (max_buffer_bytes < kMinBufferBytes) {
+    return Status::Invalid("capture.max_buffer_bytes must be at least " + std::to_string(kMinBufferBytes) + ", got " +
+                           std::to_string(max_buffer_bytes));
+  }
+  if (kafka.count("queue.buffering.max.kbytes")) {
+    return Status::Invalid(
+        "kafka.queue.buffering.max.kbytes is set by capture from capture.max_buffer_bytes; remove it");
+  }
   constexpr int64_t kLibrdkafkaMax = 1000000000;  // the largest message.max.bytes librdkafka takes
   if (max_message_bytes < 1024 || max_message_bytes > kLibrdkafkaMax - kRecordBatchOverhead) {
     return Status::Invalid("capture.max_message_bytes must be between 1024 and " +
@@ -163,6 +163,9 @@ struct Capture::Loop {
     auto given = pc.find("message.max.bytes");
     if (given != pc.end()) largest = std::max<int64_t>(largest, std::strtoll(given->second.c_str(), nullptr, 10));
     pc["message.max.bytes"] = std::to_string(largest);
+    // The records produced and not yet acknowledged are the producer's share of max_buffer_bytes;
+    // its queue must still take the largest record, or producing it would wait for ever.
+    pc["queue.buffering.max.kbytes"] = std::to_string((std::max(o.producer_buffer_bytes(), largest) + 1023) / 1024);
     M2M_ASSIGN_OR_RETURN(producer, KafkaProducer::Make(pc));
     // Fences any earlier run with our transactional.id and aborts what it left open, before the
     // checkpoint is read, so the read sees a settled topic.
@@ -539,14 +542,13 @@ struct Capture::Loop {
   }
 
   // Reads the unfinished chunks of `plan` with parallel workers and publishes each in a transaction
-  // of its own, together with the plan's updated progress.
+  // of its own, in plan order, together with the plan's updated progress.
   //
   // Threads: this (the publishing) thread owns `plan` and updates its progress after each commit.
   // The workers never touch `plan`: they read chunk bounds from `chunks` and `ns`, copies made before
   // any worker starts, immutable while workers run and joined by `finish` before they go out of
-  // scope. `mu` guards `ready`, `next_task`, `is_published`, `unpublished` and `abandon`, shared by the
-  // workers and this thread. Workers stay within `window` chunks of the first unpublished one, so
-  // the chunks done beyond the progress record's frontier stay few (snapshot.h).
+  // scope. They hand documents over through `queue` (ChunkQueue), which bounds what is held in bytes
+  // and keeps them within twice the parallelism of the chunk being published.
   Status CopyCollection(CollectionSnapshot& plan) {
     std::vector<size_t> todo;
     for (size_t i = 0; i < plan.chunks.size(); ++i) {
@@ -562,69 +564,46 @@ struct Capture::Loop {
     }
     const Namespace ns = plan.ns;
     const std::vector<SnapshotChunk> chunks = plan.chunks;
-    std::mutex mu;
-    std::condition_variable cv;
-    std::deque<ChunkResult> ready;
-    size_t next_task = 0;  // positions in `todo`
-    std::vector<bool> is_published(todo.size());
-    size_t unpublished = 0;  // the first position not published
-    const size_t window = 2 * static_cast<size_t>(o.snapshot.parallelism);
-    bool abandon = false;
+    ChunkQueue queue(todo.size(), 2 * static_cast<size_t>(o.snapshot.parallelism), o.snapshot_buffer_bytes());
     auto worker = [&] {
       auto client = MongoClient::Connect(o.mongo);
-      while (true) {
-        size_t task;
-        {
-          std::unique_lock lock(mu);
-          // Bounded: at most `parallelism` read chunks wait in memory for the publisher.
-          cv.wait(lock, [&] {
-            return abandon || next_task >= todo.size() ||
-                   (ready.size() < static_cast<size_t>(o.snapshot.parallelism) && next_task < unpublished + window);
-          });
-          if (abandon || next_task >= todo.size()) return;
-          task = next_task++;
-        }
-        Result<std::vector<BsonDocument>> docs = client.ok() ? ReadChunk(**client, ns, chunks[todo[task]])
-                                                             : Result<std::vector<BsonDocument>>(client.status());
-        std::lock_guard lock(mu);
-        ready.push_back({task, std::move(docs)});
-        cv.notify_all();
+      while (std::optional<size_t> task = queue.Take()) {
+        Status st = client.ok() ? ReadChunk(**client, ns, chunks[todo[*task]],
+                                            [&](BsonDocument doc) { return queue.Put(*task, std::move(doc)); })
+                                : client.status();
+        queue.Finish(*task, std::move(st));
       }
     };
     std::vector<std::thread> workers;
     for (int i = 0; i < o.snapshot.parallelism; ++i) workers.emplace_back(worker);
     auto finish = [&](Status st) {
-      {
-        std::lock_guard lock(mu);
-        abandon = true;
-      }
-      cv.notify_all();
+      queue.Abandon();
       for (auto& t : workers) t.join();
       return st;
     };
 
+    std::string topic = TopicFor(o.topic_prefix, plan.ns.db, plan.ns.collection);
     auto started = Clock::now();
     auto last_report = started;
     int64_t copied_at_start = plan.copied;
     for (size_t published = 0; published < todo.size(); ++published) {
-      ChunkResult result{0, Status::Internal("unset")};
-      {
-        std::unique_lock lock(mu);
-        cv.wait(lock, [&] { return !ready.empty() || stop.load(); });
-        if (ready.empty()) return finish(Status::OK());  // stop requested
-        result = std::move(ready.front());
-        ready.pop_front();
+      int64_t documents = 0;
+      while (true) {
+        // Waits in short steps: a stop request (a signal handler's flag) wakes nothing.
+        if (stop.load()) return finish(Status::OK());
+        ChunkQueue::Item item = queue.Next(std::chrono::milliseconds(200));
+        if (item.kind == ChunkQueue::Item::kNothingYet) continue;
+        if (item.kind == ChunkQueue::Item::kEnd) {
+          if (!item.status.ok()) return finish(item.status);
+          break;
+        }
+        Status st = PublishSnapshotRead(plan.ns, topic, *item.document);
+        if (!st.ok()) return finish(st);
+        ++documents;
       }
-      cv.notify_all();
-      if (!result.docs.ok()) return finish(result.docs.status());
-      Status st = PublishChunk(plan, todo[result.position], *result.docs, key);
+      Status st = CommitChunk(plan, todo[published], documents, key);
       if (!st.ok()) return finish(st);
-      {
-        std::lock_guard lock(mu);
-        is_published[result.position] = true;
-        while (unpublished < todo.size() && is_published[unpublished]) ++unpublished;
-      }
-      cv.notify_all();
+      queue.Published();
       if (Clock::now() - last_report >= std::chrono::seconds(5) || published + 1 == todo.size()) {
         double secs = std::chrono::duration<double>(Clock::now() - started).count();
         double rate = (plan.copied - copied_at_start) / std::max(secs, 0.001);
@@ -638,52 +617,50 @@ struct Capture::Loop {
     return finish(Status::OK());
   }
 
-  Status PublishChunk(CollectionSnapshot& plan, size_t index, const std::vector<BsonDocument>& docs,
-                      const std::string& key) {
+  // Publishes one document of a chunk as a read event, in the chunk's transaction (opened by the
+  // first). Read events carry the snapshot's start point as their cluster time: they show the
+  // collections as of that time or later, and the stream continues from it (docs/events.md).
+  Status PublishSnapshotRead(const Namespace& ns, const std::string& topic, const BsonDocument& doc) {
     M2M_RETURN_NOT_OK(BeginIfNeeded());
-    std::string topic = TopicFor(o.topic_prefix, plan.ns.db, plan.ns.collection);
-    M2M_ASSIGN_OR_RETURN(int partitions, EnsureTopic(topic));
-    (void)partitions;
+    M2M_RETURN_NOT_OK(EnsureTopic(topic).status());
+    auto event = MakeSnapshotRead(ns.db, ns.collection, doc.get());
+    if (!event.ok()) return DeadLetter(doc.get(), event.status().message(), topic);
+    std::string where = "document " + event->document_key.ToRelaxedJson() + " in " + ns.db + "." + ns.collection;
+    if (auto bad = NotUtf8(doc.get())) {
+      return DeadLetter(doc.get(), "snapshot read: " + *bad + " (" + where + ")", topic);
+    }
+    if (committed.start_at) std::tie(event->cluster_time_s, event->cluster_time_i) = *committed.start_at;
     EncodeOptions eo;
     eo.server_name = o.topic_prefix;
-    for (const BsonDocument& doc : docs) {
-      auto event = MakeSnapshotRead(plan.ns.db, plan.ns.collection, doc.get());
-      if (!event.ok()) {
-        M2M_RETURN_NOT_OK(DeadLetter(doc.get(), event.status().message(), topic));
-        continue;
-      }
-      std::string where = "document " + event->document_key.ToRelaxedJson() + " in " + plan.ns.db + "." +
-                          plan.ns.collection;
-      if (auto bad = NotUtf8(doc.get())) {
-        M2M_RETURN_NOT_OK(DeadLetter(doc.get(), "snapshot read: " + *bad + " (" + where + ")", topic));
-        continue;
-      }
-      eo.processed_at_ms = NowMs();
-      std::string value = EncodeValue(*event, eo);
-      std::string key = EncodeKey(*event);
-      if (static_cast<int64_t>(key.size() + value.size()) > o.max_message_bytes) {
-        M2M_RETURN_NOT_OK(DeadLetter(doc.get(),
-                                     "snapshot read of " + std::to_string(key.size() + value.size()) +
-                                         " bytes is over capture.max_message_bytes " +
-                                         std::to_string(o.max_message_bytes) + " (" + where + ")",
-                                     topic));
-        continue;
-      }
-      M2M_RETURN_NOT_OK(producer->Produce(topic, key, value));
+    eo.processed_at_ms = NowMs();
+    std::string value = EncodeValue(*event, eo);
+    std::string key = EncodeKey(*event);
+    if (static_cast<int64_t>(key.size() + value.size()) > o.max_message_bytes) {
+      return DeadLetter(doc.get(),
+                        "snapshot read of " + std::to_string(key.size() + value.size()) +
+                            " bytes is over capture.max_message_bytes " + std::to_string(o.max_message_bytes) + " (" +
+                            where + ")",
+                        topic);
     }
+    return producer->Produce(topic, key, value);
+  }
+
+  // Commits the transaction of chunk `index` of `plan` (its `documents` were published in it)
+  // together with the plan's progress.
+  Status CommitChunk(CollectionSnapshot& plan, size_t index, int64_t documents, const std::string& key) {
+    M2M_RETURN_NOT_OK(BeginIfNeeded());  // an empty chunk (its documents deleted since the plan)
     // `plan` holds what is committed: the chunk counts as done only once its transaction is.
-    int64_t copied = static_cast<int64_t>(docs.size());
     plan.done[index] = true;
-    plan.copied += copied;
+    plan.copied += documents;
     auto progress = plan.complete() ? PlanPageTombstones(plan.ns) : std::map<std::string, std::optional<std::string>>{};
     progress[key] = plan.ProgressJson();
     Status st = CommitBatch(committed, progress);
     if (!st.ok()) {
       plan.done[index] = false;
-      plan.copied -= copied;
+      plan.copied -= documents;
       return st;
     }
-    stats.snapshot_documents += copied;
+    stats.snapshot_documents += documents;
     return Status::OK();
   }
 

@@ -43,6 +43,10 @@ inline constexpr int64_t kDefaultMaxMessageBytes = int64_t{80} << 20;
 // bytes, and the record's varints).
 inline constexpr int64_t kRecordBatchOverhead = 1024;
 
+// The memory capture holds events in by default (CaptureOptions::max_buffer_bytes).
+inline constexpr int64_t kDefaultMaxBufferBytes = int64_t{256} << 20;
+inline constexpr int64_t kMinBufferBytes = int64_t{1} << 20;
+
 enum class SnapshotMode {
   kInitial,  // copy the collections once, on the first start (no checkpoint yet), then stream
   kNever,    // only stream, from the first start on
@@ -87,8 +91,16 @@ struct CaptureOptions {
   // limit); above 100 MiB the brokers' socket.request.max.bytes must be raised too.
   // Default: kDefaultMaxMessageBytes (80 MiB)
   int64_t max_message_bytes = kDefaultMaxMessageBytes;
+  // The bytes of events capture holds in memory at once (docs/checkpoints.md, "Memory"). Half is
+  // for snapshot documents read and not yet published (ChunkQueue), half for records produced and
+  // not yet acknowledged by Kafka (the producer's queue.buffering.max.kbytes, which capture sets;
+  // it is never less than the largest record, or that record could never be produced). An event
+  // larger than its half still goes, alone. Default: kDefaultMaxBufferBytes (256 MiB)
+  int64_t max_buffer_bytes = kDefaultMaxBufferBytes;
 
   Status Validate() const;
+  int64_t snapshot_buffer_bytes() const { return max_buffer_bytes / 2; }
+  int64_t producer_buffer_bytes() const { return max_buffer_bytes - snapshot_buffer_bytes(); }
   // The largest dead-letter record: never less than the default limit, whose room holds any
   // event MongoDB sends as base64 BSON (dead_letter.h), so an event too large for a small
   // max_message_bytes is still kept whole.

@@ -292,7 +292,8 @@ Result<CollectionSnapshot> PlanSnapshot(MongoClient& client, const Namespace& ns
   return plan;
 }
 
-Result<std::vector<BsonDocument>> ReadChunk(MongoClient& client, const Namespace& ns, const SnapshotChunk& chunk) {
+Status ReadChunk(MongoClient& client, const Namespace& ns, const SnapshotChunk& chunk,
+                 const std::function<bool(BsonDocument)>& each) {
   CollectionHandle coll(client, ns);
   bson_t filter = BSON_INITIALIZER;
   AppendChunkFilter(&filter, chunk);
@@ -300,13 +301,105 @@ Result<std::vector<BsonDocument>> ReadChunk(MongoClient& client, const Namespace
   mongoc_cursor_t* cursor = mongoc_collection_find_with_opts(coll.c, &filter, opts, nullptr);
   bson_destroy(opts);
   bson_destroy(&filter);
-  std::vector<BsonDocument> docs;
   const bson_t* doc;
-  while (mongoc_cursor_next(cursor, &doc)) docs.emplace_back(doc);
-  Status st = CursorError(cursor, "reading a snapshot chunk of " + Name(ns));
+  bool more = true;
+  while (more && mongoc_cursor_next(cursor, &doc)) more = each(BsonDocument(doc));
+  Status st = more ? CursorError(cursor, "reading a snapshot chunk of " + Name(ns)) : Status::OK();
   mongoc_cursor_destroy(cursor);
-  M2M_RETURN_NOT_OK(st);
+  return st;
+}
+
+Result<std::vector<BsonDocument>> ReadChunk(MongoClient& client, const Namespace& ns, const SnapshotChunk& chunk) {
+  std::vector<BsonDocument> docs;
+  M2M_RETURN_NOT_OK(ReadChunk(client, ns, chunk, [&](BsonDocument doc) {
+    docs.push_back(std::move(doc));
+    return true;
+  }));
   return docs;
+}
+
+ChunkQueue::ChunkQueue(size_t chunks, size_t window, int64_t max_bytes)
+    : chunks_(chunks), window_(std::max<size_t>(window, 1)), half_(max_bytes / 2) {}
+
+std::optional<size_t> ChunkQueue::Take() {
+  std::unique_lock lock(mu_);
+  cv_.wait(lock, [&] { return abandoned_ || next_ >= chunks_ || next_ < current_ + window_; });
+  if (abandoned_ || next_ >= chunks_) return std::nullopt;
+  taken_[next_];
+  return next_++;
+}
+
+bool ChunkQueue::Fits(size_t chunk, int64_t size) const {
+  if (chunk == current_) {
+    int64_t held = taken_.at(chunk).bytes;
+    return held == 0 || held + size <= half_;
+  }
+  return ahead_bytes_ + size <= half_;
+}
+
+bool ChunkQueue::Put(size_t chunk, BsonDocument doc) {
+  int64_t size = static_cast<int64_t>(doc.get()->len);
+  std::unique_lock lock(mu_);
+  cv_.wait(lock, [&] { return abandoned_ || Fits(chunk, size); });
+  if (abandoned_) return false;
+  Chunk& c = taken_.at(chunk);
+  c.documents.push_back(std::move(doc));
+  c.bytes += size;
+  if (chunk != current_) ahead_bytes_ += size;
+  cv_.notify_all();
+  return true;
+}
+
+void ChunkQueue::Finish(size_t chunk, Status status) {
+  std::lock_guard lock(mu_);
+  Chunk& c = taken_.at(chunk);
+  c.finished = true;
+  c.status = std::move(status);
+  cv_.notify_all();
+}
+
+ChunkQueue::Item ChunkQueue::Next(std::chrono::milliseconds timeout) {
+  std::unique_lock lock(mu_);
+  auto ready = [&] {
+    auto c = taken_.find(current_);
+    return c != taken_.end() && (!c->second.documents.empty() || c->second.finished);
+  };
+  Item item;
+  if (!cv_.wait_for(lock, timeout, ready)) return item;
+  Chunk& c = taken_.at(current_);
+  if (c.documents.empty()) {
+    item.kind = Item::kEnd;
+    item.status = c.status;
+    return item;
+  }
+  item.kind = Item::kDocument;
+  item.document = std::move(c.documents.front());
+  c.documents.pop_front();
+  c.bytes -= static_cast<int64_t>(item.document->get()->len);
+  cv_.notify_all();
+  return item;
+}
+
+void ChunkQueue::Published() {
+  std::lock_guard lock(mu_);
+  taken_.erase(current_);
+  ++current_;
+  auto next = taken_.find(current_);
+  if (next != taken_.end()) ahead_bytes_ -= next->second.bytes;  // it is the current chunk now
+  cv_.notify_all();
+}
+
+void ChunkQueue::Abandon() {
+  std::lock_guard lock(mu_);
+  abandoned_ = true;
+  cv_.notify_all();
+}
+
+int64_t ChunkQueue::bytes() const {
+  std::lock_guard lock(mu_);
+  int64_t total = 0;
+  for (const auto& [position, c] : taken_) total += c.bytes;
+  return total;
 }
 
 }  // namespace m2m::capture

@@ -11,9 +11,13 @@
 // Thread safety: the free functions use the client they are given; one client per thread.
 #pragma once
 
+#include <chrono>
+#include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -98,7 +102,70 @@ class ChunkPlanner {
 // Plans the chunks of one collection with one keys-only pass over its _id index.
 Result<CollectionSnapshot> PlanSnapshot(MongoClient& client, const Namespace& ns, int chunk_size);
 
-// The documents of one chunk, in _id order.
+// The documents of one chunk, in _id order, each handed to `each` as it arrives; `each` returning
+// false stops the read (OK).
+Status ReadChunk(MongoClient& client, const Namespace& ns, const SnapshotChunk& chunk,
+                 const std::function<bool(BsonDocument)>& each);
+// The same, all at once.
 Result<std::vector<BsonDocument>> ReadChunk(MongoClient& client, const Namespace& ns, const SnapshotChunk& chunk);
+
+// Between the snapshot's readers and its publisher: hands out chunks to read and carries their
+// documents, bounded in bytes whatever the chunks' sizes (a chunk is a count of documents, and a
+// document may be 16 MiB). Chunks are published one at a time, in order; the one being published
+// (the current chunk) may hold up to half of `max_bytes`, the chunks read ahead of it the other
+// half together. A reader whose document does not fit waits for the publisher. A document larger
+// than half still goes, alone, once its chunk is current and empty: every document passes, and
+// the documents held never exceed `max_bytes` or that one document. Readers stay within `window`
+// chunks of the current one.
+//
+// Thread safety: every member may be called from any thread; one publisher thread calls Next and
+// Published.
+class ChunkQueue {
+ public:
+  ChunkQueue(size_t chunks, size_t window, int64_t max_bytes);
+
+  // Readers. The next chunk to read, waiting while `window` chunks are taken and unpublished;
+  // nullopt when every chunk is taken, or after Abandon.
+  std::optional<size_t> Take();
+  // Adds a document of chunk `chunk` (taken), waiting for room; false after Abandon.
+  bool Put(size_t chunk, BsonDocument doc);
+  // Chunk `chunk` has been read whole, or its read failed with `status`.
+  void Finish(size_t chunk, Status status);
+
+  // The publisher. What the current chunk has next, waiting at most `timeout`.
+  struct Item {
+    enum Kind { kDocument, kEnd, kNothingYet } kind = kNothingYet;
+    std::optional<BsonDocument> document;  // kDocument
+    Status status;                         // kEnd: how the read ended
+  };
+  Item Next(std::chrono::milliseconds timeout);
+  // The current chunk (which gave kEnd) is published; the next one becomes current.
+  void Published();
+
+  // Wakes and stops every reader.
+  void Abandon();
+  // Documents held now, in bytes.
+  int64_t bytes() const;
+
+ private:
+  struct Chunk {
+    std::deque<BsonDocument> documents;
+    int64_t bytes = 0;
+    bool finished = false;
+    Status status;
+  };
+  bool Fits(size_t chunk, int64_t size) const;  // mu_ held
+
+  const size_t chunks_, window_;
+  const int64_t half_;
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  // Guarded by mu_:
+  std::map<size_t, Chunk> taken_;  // taken and not published, by position
+  size_t next_ = 0;                // the next chunk to hand out
+  size_t current_ = 0;             // the chunk being published
+  int64_t ahead_bytes_ = 0;        // of the chunks after the current one
+  bool abandoned_ = false;
+};
 
 }  // namespace m2m::capture

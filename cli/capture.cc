@@ -105,6 +105,11 @@ void AddCaptureCommand(CLI::App& app, Action& action) {
                   "binary or text documents, pre-images included. Topics capture creates get "
                   "max.message.bytes to match; an existing topic with less is an error giving the command "
                   "that raises it (docs/checkpoints.md, \"Large documents\")")->capture_default_str();
+  cmd->add_option("--max-buffer-bytes", o->max_buffer_bytes,
+                  "Bytes of events held in memory at once: half for snapshot documents read and not yet "
+                  "published, half for records queued in the Kafka producer (never less than the largest "
+                  "record). An event larger than its half still goes, alone (docs/checkpoints.md, \"Memory\")")
+      ->capture_default_str();
   cmd->add_option("--max-batch-events", o->max_batch_events, "Events per Kafka transaction, at most")
       ->capture_default_str();
   auto batch_ms = std::make_shared<int>(200);

@@ -66,11 +66,12 @@ def start_capture(tmp_path, db, collection=None, prefix="m2m", name="capture", e
     return process
 
 
-def start_mongo_standin(tmp_path, env=None, port=None):
+def start_mongo_standin(tmp_path, env=None, port=None, heap="512m"):
     """A MongoDB stand-in of the caller's own, for server settings the shared one cannot change (the
     oplog's cap: M2M_MONGO_OPLOG_MAX_EVENTS, ..._BYTES in `env`): stack/mongo-launcher as in this
     checkout, on a free port, with its own data file. Returns the Process; its URI is .uri. With
-    the `port` of a stopped one, that server starts again with its data."""
+    the `port` of a stopped one, that server starts again with its data. `heap`: its JVM's -Xmx (it
+    scans the whole collection for a range query: large collections of large documents need more)."""
     classes = tmp_path / "mongo-launcher"
     if not classes.exists():
         sources = sorted(str(p) for p in (stack.ROOT / "stack" / "mongo-launcher").glob("*.java"))
@@ -81,7 +82,7 @@ def start_mongo_standin(tmp_path, env=None, port=None):
             s.bind((stack.HOST, 0))
             port = s.getsockname()[1]
     process = Process([stack.HOST, port, tmp_path / f"mongo-{port}.mv"], tmp_path / f"mongo-{port}.log", env=env,
-                      program=["java", "-Xmx512m", "-cp", f"{stack.STATE / 'jars' / 'mongo' / '*'}:{classes}",
+                      program=["java", f"-Xmx{heap}", "-cp", f"{stack.STATE / 'jars' / 'mongo' / '*'}:{classes}",
                                "MongoStandIn"])
     stack.wait_for(lambda: process.assert_running() or "listening on" in process.log(), timeout=120,
                    what="the MongoDB stand-in to listen")

@@ -434,6 +434,21 @@ Status KafkaConsumer::Seek(const std::vector<TopicPartition>& positions, std::ch
   return PartitionErrors(list.get(), "seeking");
 }
 
+Status KafkaConsumer::Pause(const std::vector<TopicPartition>& partitions) {
+  if (partitions.empty()) return Status::OK();
+  PartitionListPtr list = ToList(partitions);
+  // Per-partition errors name partitions no longer assigned: nothing to stop there.
+  rd_kafka_resp_err_t err = rd_kafka_pause_partitions(impl_->rk.get(), list.get());
+  return err == RD_KAFKA_RESP_ERR_NO_ERROR ? Status::OK() : KafkaStatus(err, "pausing partitions");
+}
+
+Status KafkaConsumer::Resume(const std::vector<TopicPartition>& partitions) {
+  if (partitions.empty()) return Status::OK();
+  PartitionListPtr list = ToList(partitions);
+  rd_kafka_resp_err_t err = rd_kafka_resume_partitions(impl_->rk.get(), list.get());
+  return err == RD_KAFKA_RESP_ERR_NO_ERROR ? Status::OK() : KafkaStatus(err, "resuming partitions");
+}
+
 Status KafkaConsumer::CommitAsync(const std::vector<TopicPartition>& positions) {
   if (positions.empty()) return Status::OK();
   PartitionListPtr list = ToList(positions);

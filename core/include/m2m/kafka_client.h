@@ -146,6 +146,11 @@ class KafkaConsumer {
   // Moves the positions of assigned partitions; messages already fetched from before are dropped.
   Status Seek(const std::vector<TopicPartition>& positions,
               std::chrono::milliseconds timeout = std::chrono::seconds(30));
+  // Stops fetching `partitions` (offsets unused) and drops what was fetched of them and not yet
+  // returned by Poll; Resume fetches again from the position after the last message Poll returned,
+  // or from where a Seek since moved it. Partitions not assigned are left alone.
+  Status Pause(const std::vector<TopicPartition>& partitions);
+  Status Resume(const std::vector<TopicPartition>& partitions);
   // Commits `positions` (next offsets) to the group asynchronously, for monitoring tools that read
   // the group's lag; correctness never depends on it when offsets are kept elsewhere.
   Status CommitAsync(const std::vector<TopicPartition>& positions);

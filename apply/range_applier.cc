@@ -49,7 +49,7 @@ Status RangeRun::AddOne(KafkaMessage& record) {
     M2M_ASSIGN_OR_RETURN(prepared, applier_.Prepare(std::move(record)));  // left as it was on failure
     return Status::OK();
   }));
-  if (prepared.barrier && prepared.key != options_.release) {
+  if (prepared.barrier && !options_.release.count(prepared.key)) {
     outcome_.held = prepared.key;
     return Status::OK();
   }

@@ -6,10 +6,11 @@
 // checkpoint folder applies nothing twice. Within the range, a batch commits every max_batch_events
 // records or max_batch_bytes bytes, so a long range is not one huge transaction.
 //
-// Order across topics (barrier.h): a run stops before the first barrier of its range other than the
-// one `release` names, and says so (held); the driver lets the barrier that comes first in MongoDB's
-// order go in another run, once every other partition of the batch is at its range's end or holds a
-// later barrier (docs/spark.md, "Order across topics").
+// Order across topics (barrier.h): a run stops before the first barrier of its range that `release`
+// does not name, and says so (held); the driver lets the barrier that comes first in MongoDB's order
+// go in another run (with the snapshot reads right behind it, which commute), once every other
+// partition of the batch is at its range's end or holds a later barrier (docs/spark.md, "Order
+// across topics").
 //
 // Retriable failures (MySQL restarting, a lost connection, another owner having applied records)
 // are retried with the Backoff for up to retry_for, redoing the batch from the records the Applier
@@ -21,6 +22,7 @@
 #include <atomic>
 #include <chrono>
 #include <map>
+#include <set>
 #include <optional>
 #include <vector>
 
@@ -30,8 +32,8 @@
 namespace m2m::apply {
 
 struct RangeOptions {
-  // The one barrier this run may apply; any other stops it. Default: none
-  std::optional<OrderKey> release;
+  // The barriers this run may apply; any other stops it. Default: none
+  std::set<OrderKey> release;
   // A transaction commits after this many records... Default: 5000
   int max_batch_events = 5000;
   // ...or this many bytes of records. Default: 64 MiB

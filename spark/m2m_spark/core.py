@@ -8,7 +8,7 @@ import pyarrow as pa
 
 # The row each task returns to the driver: how far it got, and the barrier it stopped before.
 OUTCOME_SCHEMA = ("topic string, partition int, records long, skipped long, retries long, "
-                  "held_t long, held_i long, held_document boolean, held_offset long")
+                  "held_t long, held_i long, held_rank int, held_offset long")
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,7 @@ def _applier(settings):
 
 def apply_partitions(settings, release):
     """The mapInArrow function of one round: applies each task's records, stopping before any
-    barrier but `release` (a key tuple, or None); yields one OUTCOME_SCHEMA row per task."""
+    barrier not in `release` (key tuples); yields one OUTCOME_SCHEMA row per task."""
     def run(batches):
         import m2m_core
 
@@ -72,18 +72,33 @@ def apply_partitions(settings, release):
         key = outcome["held"] or (None, None, None, None, None, None)
         yield pa.RecordBatch.from_pylist([{
             "topic": topic, "partition": partition, "records": outcome["records"], "skipped": outcome["skipped"],
-            "retries": outcome["retries"], "held_t": key[0], "held_i": key[1], "held_document": key[2],
+            "retries": outcome["retries"], "held_t": key[0], "held_i": key[1], "held_rank": key[2],
             "held_offset": key[5]}], schema=_OUTCOME_ARROW)
     return run
 
 
 _OUTCOME_ARROW = pa.schema([("topic", pa.string()), ("partition", pa.int32()), ("records", pa.int64()),
                             ("skipped", pa.int64()), ("retries", pa.int64()), ("held_t", pa.int64()),
-                            ("held_i", pa.int64()), ("held_document", pa.bool_()), ("held_offset", pa.int64())])
+                            ("held_i", pa.int64()), ("held_rank", pa.int32()), ("held_offset", pa.int64())])
 
 
 def held_key(row):
     """The barrier an outcome row was held by, as the core's key tuple (None when not held)."""
     if row["held_t"] is None:
         return None
-    return (row["held_t"], row["held_i"], row["held_document"], row["topic"], row["partition"], row["held_offset"])
+    return (row["held_t"], row["held_i"], row["held_rank"], row["topic"], row["partition"], row["held_offset"])
+
+
+SNAPSHOT_RANK = 1  # OrderKey::Rank::kSnapshot: snapshot reads of different collections commute
+
+
+def to_release(held):
+    """The held barriers the next round may apply, from all of them (key tuples): the first in
+    MongoDB's order, and the snapshot reads right behind it (docs/spark.md, "Order across topics")."""
+    ordered = sorted(held)
+    out = ordered[:1]
+    for key in ordered[1:]:
+        if key[2] != SNAPSHOT_RANK or out[-1][2] != SNAPSHOT_RANK:
+            break
+        out.append(key)
+    return out

@@ -76,20 +76,20 @@ class BatchWriter:
     def write(self, batch_df, batch_id):
         started = time.monotonic()
         records = batch_df.select("topic", "partition", "offset", "key", "value", "timestamp")
-        release, rounds, applied = None, 0, 0
+        release, rounds, applied = [], 0, 0
         while True:
             rounds += 1
             outcomes = [r.asDict() for r in
                         records.mapInArrow(core.apply_partitions(self.settings, release), core.OUTCOME_SCHEMA).collect()]
             applied += sum(o["records"] - o["skipped"] for o in outcomes)
-            held = sorted(k for k in map(core.held_key, outcomes) if k is not None)
+            held = [k for k in map(core.held_key, outcomes) if k is not None]
             if not held:
                 break
-            if held[0] == release:  # cannot happen: a released barrier is applied
-                raise RuntimeError(f"batch {batch_id}: the released barrier {release} was held again")
-            release = held[0]
-            log.info("batch %s: round %s releases the barrier at %s[%s]@%s", batch_id, rounds, release[3],
-                     release[4], release[5])
+            if set(held) & set(release):  # cannot happen: a released barrier is applied
+                raise RuntimeError(f"batch {batch_id}: a released barrier was held again: {sorted(held)}")
+            release = core.to_release(held)
+            log.info("batch %s: round %s releases %s barrier(s), the first at %s[%s]@%s", batch_id, rounds,
+                     len(release), release[0][3], release[0][4], release[0][5])
         if outcomes:  # a replayed batch too: its results may not have been recomputed
             transforms_mod.refresh(batch_df.sparkSession, dict(self.settings.mysql), self.transforms)
         if applied:

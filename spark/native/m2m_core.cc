@@ -44,14 +44,19 @@ T Take(Result<T> r) {
   return std::move(*r);
 }
 
-using KeyTuple = std::tuple<uint32_t, uint32_t, bool, std::string, int32_t, int64_t>;
+// An OrderKey as Python sees it: (t, i, rank, topic, partition, offset), comparing as the key does;
+// rank 0 collection events, 1 snapshot reads, 2 change-stream writes (barrier.h).
+using KeyTuple = std::tuple<uint32_t, uint32_t, int, std::string, int32_t, int64_t>;
 
 KeyTuple ToTuple(const OrderKey& k) {
-  return {k.t, k.i, k.document, k.partition.first, k.partition.second, k.offset};
+  return {k.t, k.i, static_cast<int>(k.rank), k.partition.first, k.partition.second, k.offset};
 }
 
 OrderKey FromTuple(const KeyTuple& t) {
-  return {std::get<0>(t), std::get<1>(t), std::get<2>(t), {std::get<3>(t), std::get<4>(t)}, std::get<5>(t)};
+  int rank = std::get<2>(t);
+  if (rank < 0 || rank > static_cast<int>(OrderKey::Rank::kDocument)) throw py::value_error("bad key rank");
+  return {std::get<0>(t), std::get<1>(t), static_cast<OrderKey::Rank>(rank), {std::get<3>(t), std::get<4>(t)},
+          std::get<5>(t)};
 }
 
 std::optional<std::string> Bytes(const py::handle& h) {
@@ -141,12 +146,17 @@ class PyApplier {
   std::unique_ptr<Applier> applier_;
 };
 
+std::set<OrderKey> Keys(const std::vector<KeyTuple>& tuples) {
+  std::set<OrderKey> out;
+  for (const KeyTuple& t : tuples) out.insert(FromTuple(t));
+  return out;
+}
+
 class PyRangeRun {
  public:
-  PyRangeRun(PyApplier& owner, const std::optional<KeyTuple>& release, int max_batch_events, size_t max_batch_bytes,
+  PyRangeRun(PyApplier& owner, const std::vector<KeyTuple>& release, int max_batch_events, size_t max_batch_bytes,
              int retry_for_seconds)
-      : run_(owner.applier(), RangeOptions{.release = release ? std::optional<OrderKey>(FromTuple(*release))
-                                                              : std::nullopt,
+      : run_(owner.applier(), RangeOptions{.release = Keys(release),
                                            .max_batch_events = max_batch_events,
                                            .max_batch_bytes = max_batch_bytes,
                                            .retry_for = std::chrono::seconds(retry_for_seconds)}) {
@@ -222,8 +232,8 @@ PYBIND11_MODULE(m2m_core, m) {
       .def("stats", &PyApplier::Stats, "counters since the Applier was made");
 
   py::class_<PyRangeRun>(m, "RangeRun", "One task's records into MySQL (range_applier.h)")
-      .def(py::init<PyApplier&, const std::optional<KeyTuple>&, int, size_t, int>(), py::arg("applier"),
-           py::arg("release") = py::none(), py::arg("max_batch_events") = 5000,
+      .def(py::init<PyApplier&, const std::vector<KeyTuple>&, int, size_t, int>(), py::arg("applier"),
+           py::arg("release") = std::vector<KeyTuple>{}, py::arg("max_batch_events") = 5000,
            py::arg("max_batch_bytes") = size_t{64} << 20, py::arg("retry_for_seconds") = 600,
            py::keep_alive<1, 2>())
       .def("feed", &PyRangeRun::Feed, py::arg("topics"), py::arg("partitions"), py::arg("offsets"), py::arg("keys"),

@@ -22,7 +22,7 @@ def applier(database, group, **options):
 
 
 def run(a, columns, release=None, **options):
-    task = m2m_core.RangeRun(a, release, **options)
+    task = m2m_core.RangeRun(a, [release] if release else [], **options)
     task.feed(*columns)
     return task.finish()
 
@@ -69,7 +69,7 @@ def test_two_owners_of_one_partition_apply_it_once(mysql_db):
     columns = records(prefix, [{"op": "update", "collection": "items", "key": '{"_id": 1}',
                                 "updated": f'{{"n": {v}}}'} for v in range(2, 12)], first_offset=1)
     slow, fast = applier(database, group), applier(database, group)
-    late = m2m_core.RangeRun(slow, None, max_batch_events=1000)
+    late = m2m_core.RangeRun(slow, [], max_batch_events=1000)
     late.feed(*columns)  # batched, not committed
     assert run(fast, columns)["records"] == 10
     outcome = late.finish()
@@ -104,7 +104,7 @@ def test_bad_options_are_named():
 
 def test_an_unreachable_server_is_a_retriable_error(mysql_db):
     a = m2m_core.Applier(mysql={**stack.MYSQL, "port": 1, "database": "d", "timeout_seconds": 2}, group="g")
-    task = m2m_core.RangeRun(a, None, retry_for_seconds=1)
+    task = m2m_core.RangeRun(a, [], retry_for_seconds=1)
     with pytest.raises(m2m_core.ApplyError) as e:
         task.feed(*records(stack.unique("x"), inserts(1)))
     assert e.value.retriable and "gave up after 1 s" in str(e.value)

@@ -1,8 +1,9 @@
 """End-to-end latency: a write to MongoDB (pymongo insert_one) until its row is visible in MySQL,
 p50/p95/p99, at fixed write rates (by default 25%, 50% and 90% of --max-rate, the engine's measured
 maximum), through capture and one engine: `mongo2mysql apply` (native) or the Spark job. Both run
-with the product's defaults (capture --max-batch-ms 200; apply --max-batch-ms 500; Spark's 1 s
-trigger), as a user would start them.
+with the product's defaults (capture --max-batch-ms 200; apply --max-batch-ms 500), the Spark job
+with `--trigger-interval '0 seconds'` (a micro-batch as soon as the last one ends: its low-latency
+setting, docs/spark.md).
 
 Each written document has a new integer _id in write order and a due time on a fixed schedule; its
 latency counts from that due time (documents overdue when the writer gets to them go in one
@@ -83,7 +84,7 @@ def start_engine(engine, topic, database, work):
                 "--topics", topic, "--group", stack.unique("g"), *benchlib.mysql_args(database)]
     else:
         args = [benchlib.PYTHON, "-m", "m2m_spark.job", "--topics", topic, "--kafka-bootstrap", stack.KAFKA_BOOTSTRAP,
-                *benchlib.mysql_args(database),
+                *benchlib.mysql_args(database), "--trigger-interval", "0 seconds",
                 "--checkpoint", str(work / "spark-checkpoint")]
     return subprocess.Popen(args, env=benchlib.env(), stdout=log, stderr=subprocess.STDOUT)
 

@@ -76,7 +76,8 @@ spark: up
 	@M2M_MYSQL_PASSWORD=$${M2M_MYSQL_PASSWORD:-mongo2mysql} PYTHONPATH=$(CURDIR)/spark $(PYTHON) -m m2m_spark.job $(SPARK_ARGS)
 
 # Sanitizer builds (docs/testing.md): the C++ unit tests under AddressSanitizer + UndefinedBehaviorSanitizer,
-# then under ThreadSanitizer, each in a build directory of its own. Not part of `make test`.
+# then under ThreadSanitizer, each in a build directory of its own. CI (.ci/run) runs sanitize-asan and a
+# short `make fuzz` after `make test`. TSan builds carry their suppressions (sanitize/tsan_suppressions.cc).
 SANITIZER_ENV := UBSAN_OPTIONS=print_stacktrace=1 TSAN_OPTIONS=second_deadlock_stack=1
 sanitize: sanitize-asan sanitize-tsan
 

@@ -85,8 +85,8 @@ struct MetricsServerOptions {
 
 // Serves GET /metrics (anything else: 404) on its own thread, one connection at a time: a scrape
 // renders in microseconds, and one scraper per daemon is the normal case. A client gets
-// kClientTimeout to send its request and take the answer, so one that stalls (stops reading, or
-// sends slowly) cannot hold up the next scrape for longer.
+// kClientTimeout to send its request, and kClientTimeout again to take the answer, so one that
+// stalls (stops reading, or sends slowly) cannot hold up the next scrape for longer.
 class MetricsServer {
  public:
   // Binds and starts serving `registry`, which must outlive the server. Fails when the address

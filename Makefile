@@ -29,6 +29,8 @@ install:
 # relative to it, so a fresh clone (CI) compiles only what changed.
 CCACHE_LAUNCHER := $(if $(shell command -v ccache),-DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_C_COMPILER_LAUNCHER=ccache)
 export CCACHE_BASEDIR := $(CURDIR)
+# With -g ccache would also hash the build directory's absolute path: a fresh clone would miss.
+export CCACHE_NOHASHDIR := 1
 
 build: install
 	@cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPython_EXECUTABLE=$(PYTHON) $(CCACHE_LAUNCHER) > /dev/null

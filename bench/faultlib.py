@@ -22,10 +22,22 @@ JARS = Path(os.environ.get("M2M_JARS", SHARED_STATE / "jars"))
 VENV = Path(os.environ.get("M2M_VENV", SHARED_STATE / "venv"))
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind((stack.HOST, 0))
-        return s.getsockname()[1]
+def free_ports(count):
+    """`count` ports nobody listens on, below the kernel's ephemeral range (32768 and up): a port
+    from bind(0) is in that range, and while a killed server is down another process's bind(0) may
+    take it."""
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    out = []
+    for port in random.Random(os.getpid()).sample(range(20000, min(low, 32768)), 2000):
+        with socket.socket() as s:
+            try:
+                s.bind((stack.HOST, port))
+            except OSError:
+                continue
+        out.append(port)
+        if len(out) == count:
+            return out
+    raise RuntimeError("no free ports between 20000 and the ephemeral range")
 
 
 def _alive(pid):
@@ -43,8 +55,8 @@ class PrivateStack:
 
     def __init__(self, state, ports=None):
         self.state = Path(state)
-        ports = ports or {}
-        self.ports = {name: ports.get(name) or free_port() for name in ("mysql", "kafka", "controller", "mongo")}
+        names = ("mysql", "kafka", "controller", "mongo")
+        self.ports = ports or dict(zip(names, free_ports(len(names))))
         self.env = {**os.environ, "M2M_STATE": str(self.state), "M2M_JARS": str(JARS), "M2M_VENV": str(VENV),
                     "M2M_HOST": stack.HOST, "M2M_MYSQL_PORT": str(self.ports["mysql"]),
                     "M2M_KAFKA_PORT": str(self.ports["kafka"]),

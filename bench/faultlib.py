@@ -96,6 +96,17 @@ class PrivateStack:
         self.state.mkdir(parents=True)
 
 
+def rss_mb(pid):
+    """Resident memory of a live process in MB (VmRSS), or None."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except (FileNotFoundError, ProcessLookupError):
+        pass
+    return None
+
+
 def _die_with_parent():
     """Run in the child before exec: SIGKILL it if the campaign dies, so no daemon outlives it."""
     import ctypes
@@ -195,9 +206,11 @@ class Writer:
     or for a delete its absence, says whether it happened. The committed writes are `log` (and the
     JSON lines file `log_path`), the documents they leave are `model`. Heartbeats: every
     `heartbeat_s` the documents `heartbeat_ids` (negative _ids, never deleted) get the time of
-    writing in `at_ms`, for the lag probe."""
+    writing in `at_ms`, for the lag probe. `batch` writes of distinct documents go in one ordered
+    bulk write, for rates one write per round trip cannot reach."""
 
-    def __init__(self, mongo_uri, db, collections, rate, documents, log_path, seed=1, heartbeat_s=0.5):
+    def __init__(self, mongo_uri, db, collections, rate, documents, log_path, seed=1, heartbeat_s=0.5, batch=1,
+                 keep_log=True):
         import pymongo
 
         self.client = pymongo.MongoClient(mongo_uri, serverSelectionTimeoutMS=2000, connectTimeoutMS=2000,
@@ -205,9 +218,10 @@ class Writer:
                                           maxPoolSize=len(collections) + 2)
         self.db = self.client[db]
         self.collections, self.rate, self.documents = list(collections), rate, documents
-        self.seed = seed
+        self.seed, self.batch = seed, batch
         self.model = {c: {} for c in self.collections}
-        self.log = []
+        self.log = [] if keep_log else None  # in memory too, for the Kafka audit
+        self.committed = {}  # op -> count
         self.log_file = open(log_path, "a")
         self._lock = threading.Lock()
         self._seq = itertools.count(1)
@@ -230,30 +244,34 @@ class Writer:
                 "items": [{"sku": f"s{i}-{k}", "qty": seq + k} for k in range(rng.randint(0, 3))],
                 "pad": "x" * rng.randint(20, 200)}
 
-    def write(self, collection, op, i, seq, doc=None, update=None):
-        """One write, its outcome found out if its answer is lost; returns whether it happened."""
+    def write(self, collection, planned):
+        """Writes `planned` [(op, _id, seq, state, request)] of distinct _ids in one ordered bulk write
+        and commits those that happened: all when MongoDB answers, and when its answer is lost, each
+        one whose effect reading the document back shows."""
+        from pymongo.errors import BulkWriteError
+
         coll = self.db[collection]
         try:
-            if op == "insert":
-                coll.insert_one(dict(doc))
-            elif op == "replace":
-                coll.replace_one({"_id": i}, dict(doc))
-            elif op == "update":
-                coll.update_one({"_id": i}, update, upsert=i < 0)
-            else:
-                coll.delete_one({"_id": i})
-            return True
+            coll.bulk_write([p[4] for p in planned], ordered=True)
+            done = planned
         except _connection_errors():
             with self._lock:
-                self.unknown_outcomes += 1
-            while True:
-                try:
-                    found = coll.find_one({"_id": i})
-                    return found is None if op == "delete" else found is not None and found.get("seq") == seq
-                except _connection_errors():
-                    if self.stopped.is_set():
-                        raise
-                    time.sleep(0.5)
+                self.unknown_outcomes += len(planned)
+            done = [p for p in planned if self._happened(coll, *p[:3])]
+        except BulkWriteError as e:  # a write refused (none should be): what came before it happened
+            raise RuntimeError(f"{collection}: a write was refused: {e.details.get('writeErrors')}") from e
+        for op, i, seq, state, _ in done:
+            self._commit(collection, op, i, seq, state)
+
+    def _happened(self, coll, op, i, seq):
+        while True:
+            try:
+                found = coll.find_one({"_id": i})
+                return found is None if op == "delete" else found is not None and found.get("seq") == seq
+            except _connection_errors():
+                if self.stopped.is_set():
+                    raise
+                time.sleep(0.5)
 
     def _commit(self, collection, op, i, seq, state):
         if state is None:
@@ -262,20 +280,22 @@ class Writer:
             self.model[collection][i] = state
         entry = {"seq": seq, "c": collection, "id": i, "op": op, "t": round(time.time(), 3)}
         with self._lock:
-            self.log.append(entry)
+            self.committed[op] = self.committed.get(op, 0) + 1
+            if self.log is not None:
+                self.log.append(entry)
             self.log_file.write(json.dumps(entry) + "\n")
 
-    def one_write(self, collection, rng):
-        i = rng.randrange(self.documents)
+    def plan(self, collection, rng, i):
+        """The next write of document `i`: (op, _id, seq, the document it leaves or None, request)."""
+        from pymongo import DeleteOne, InsertOne, ReplaceOne, UpdateOne
+
         current = self.model[collection].get(i)
         seq = next(self._seq)
         roll = rng.random()
-        update = doc = None
         if current is None:
-            op, doc = "insert", self._document(rng, i, seq, 0)
-            state = doc
-        elif roll < 0.55:
-            op = "update"
+            doc = self._document(rng, i, seq, 0)
+            return "insert", i, seq, doc, InsertOne(dict(doc))
+        if roll < 0.55:
             update = {"$set": {"seq": seq, "name": f"doc {i} v{seq}", "sub.city": f"city{seq % 13}"},
                       "$inc": {"n": 1}}
             state = {**current, "seq": seq, "name": f"doc {i} v{seq}", "n": current["n"] + 1,
@@ -284,20 +304,24 @@ class Writer:
                 items = [{"sku": f"s{i}-{k}", "qty": seq + k} for k in range(rng.randint(0, 3))]
                 update["$set"]["items"] = items
                 state["items"] = items
-        elif roll < 0.75:
-            op, doc = "replace", self._document(rng, i, seq, current["n"] + 1)
-            state = doc
-        else:
-            op, state = "delete", None
-        if self.write(collection, op, i, seq, doc=doc, update=update):
-            self._commit(collection, op, i, seq, state)
+            return "update", i, seq, state, UpdateOne({"_id": i}, update)
+        if roll < 0.75:
+            doc = self._document(rng, i, seq, current["n"] + 1)
+            return "replace", i, seq, doc, ReplaceOne({"_id": i}, dict(doc))
+        return "delete", i, seq, None, DeleteOne({"_id": i})
 
     def heartbeat(self, ids=None, final=False):
+        from pymongo import UpdateOne
+
+        by_collection = {}
         for collection, i in ids or self.heartbeat_ids:
             seq = next(self._seq)
             fields = {"seq": seq, "at_ms": int(time.time() * 1000), "final": final}
-            if self.write(collection, "update", i, seq, update={"$set": fields}):
-                self._commit(collection, "heartbeat", i, seq, {"_id": i, **self.model[collection].get(i, {}), **fields})
+            state = {"_id": i, **self.model[collection].get(i, {}), **fields}
+            by_collection.setdefault(collection, []).append(
+                ("heartbeat", i, seq, state, UpdateOne({"_id": i}, {"$set": fields}, upsert=True)))
+        for collection, planned in by_collection.items():
+            self.write(collection, planned)
 
     def _run(self, collection, k):
         rng = random.Random(self.seed * 1000 + k)
@@ -316,8 +340,9 @@ class Writer:
                     continue
                 if now - due > 1.0:  # behind (an outage, a busy machine): keep the rate, do not burst
                     started, n = now, 0
-                self.one_write(collection, rng)
-                n += 1
+                ids = rng.sample(range(self.documents), self.batch)
+                self.write(collection, [self.plan(collection, rng, i) for i in ids])
+                n += self.batch
         except Exception as e:  # noqa: BLE001 - reported by the campaign, which stops
             self.errors.append(f"{collection}: {type(e).__name__}: {e}")
 
@@ -340,15 +365,12 @@ class Writer:
         self.log_file.close()
         self.client.close()
 
-    def counts(self):
-        out = {}
-        for entry in self.log:
-            out[entry["op"]] = out.get(entry["op"], 0) + 1
-        return out
+    def total(self):
+        return sum(self.committed.values())
 
     def achieved_rate(self):
         """Writes per second over the writing time, heartbeats left out."""
-        n = sum(1 for e in self.log if e["op"] != "heartbeat")
+        n = self.total() - self.committed.get("heartbeat", 0)
         return round(n / (self.ended - self.started), 1) if self.started and self.ended else None
 
 

@@ -48,8 +48,9 @@ class NativeEngine:
     docs' advice, so that a restarted member takes its partitions back at once) and the campaign's
     session timeout, and with --mongo-uri: an update whose document capture's lookup no longer found
     (deleted since, common while capture catches up after an outage) and whose delta goes into a
-    child table needs the document fetched (docs/apply.md, "Updates that need the full document"). An engine gives the campaign its supervised processes and its own failures;
-    --engine spark will add the Spark driver and executor kills the same way."""
+    child table needs the document fetched (docs/apply.md, "Updates that need the full document").
+    An engine gives the campaign its supervised processes and its own failures; --engine spark will
+    add the Spark driver and executor kills the same way."""
 
     name = "native"
 
@@ -67,7 +68,8 @@ class NativeEngine:
                     "--kafka", f"session.timeout.ms={c.args.session_timeout_ms}"]
             if not c.args.no_apply_lookup:
                 args += ["--mongo-uri", c.stack.mongo_uri]
-            self.members.append(faultlib.Supervised(f"apply-{member}", args, c.env, c.work / f"apply-{member}.log").start())
+            log = c.work / f"apply-{member}.log"
+            self.members.append(faultlib.Supervised(f"apply-{member}", args, c.env, log).start())
 
     def next_member(self):
         member = self.members[self._next % len(self.members)]
@@ -113,7 +115,8 @@ class Campaign:
     def __init__(self, args):
         self.args = args
         self.binary = benchlib.BUILD / "mongo2mysql"
-        ports = dict(zip(("mysql", "kafka", "controller", "mongo"), map(int, args.ports.split(",")))) if args.ports else None
+        names = ("mysql", "kafka", "controller", "mongo")
+        ports = dict(zip(names, map(int, args.ports.split(",")))) if args.ports else None
         self.stack = faultlib.PrivateStack(args.state, ports)
         self.env = {**self.stack.env, "M2M_MYSQL_PASSWORD": self.stack.mysql["password"]}
         self.work = self.stack.state / "work"
@@ -152,7 +155,8 @@ class Campaign:
         stack.wait_for(lambda: f"capture {CAPTURE}: streaming" in (self.work / "capture.log").read_text(),
                        timeout=300, interval=0.5, what="capture to stream")
         self.writer = faultlib.Writer(self.stack.mongo_uri, DB, COLLECTIONS, self.args.rate, self.args.documents,
-                                      self.work / "writer.jsonl", seed=self.args.seed)
+                                      self.work / "writer.jsonl", seed=self.args.seed, batch=self.args.batch,
+                                      keep_log=not self.args.soak)
         self.writer.heartbeat_ids = self._heartbeats()
         self.engine.start()
         self.writer.start()
@@ -353,21 +357,24 @@ class Campaign:
         outcome["verify"] = self.verify()
         outcome["mysql"], outcome["quarantined"], outcome["applied_events"] = self.compare_mysql()
         outcome["mongo"] = self.compare_mongo()
-        outcome["kafka"] = faultlib.audit_topics(self.stack.kafka, self.topics, self.writer.log)
+        # The soak's millions of writes are not kept in memory: its check is the final state and counts.
+        outcome["kafka"] = (faultlib.audit_topics(self.stack.kafka, self.topics, self.writer.log)
+                            if self.writer.log is not None else None)
+        kafka = outcome["kafka"] or {"missing": 0, "duplicated": 0, "reordered": 0}
         outcome["dead_letters"] = self.dead_letters()
-        outcome["writes"] = {"committed": len(self.writer.log), **self.writer.counts(),
+        outcome["writes"] = {"committed": self.writer.total(), **self.writer.committed,
                              "achieved_per_s": self.writer.achieved_rate(),
                              "unknown_outcome_resolved": self.writer.unknown_outcomes}
         m = outcome["mysql"]
-        outcome["lost"] = sum(len(v["missing"]) + len(v["stale"]) for v in m.values()) + outcome["kafka"]["missing"]
-        outcome["duplicated"] = sum(len(v["extra"]) for v in m.values()) + outcome["kafka"]["duplicated"]
+        outcome["lost"] = sum(len(v["missing"]) + len(v["stale"]) for v in m.values()) + kafka["missing"]
+        outcome["duplicated"] = sum(len(v["extra"]) for v in m.values()) + kafka["duplicated"]
         outcome["ok"] = (outcome["verify"]["clean"] and outcome["lost"] == 0 and outcome["duplicated"] == 0
-                         and outcome["kafka"]["reordered"] == 0 and outcome["quarantined"] == 0
+                         and kafka["reordered"] == 0 and outcome["quarantined"] == 0
                          and outcome["dead_letters"] == 0
                          and all(v["documents"] == v["rows"] and v["seq_sum_writer"] == v["seq_sum_mysql"]
                                  for v in m.values())
                          and all(not v["differ"] for v in outcome["mongo"].values())
-                         and outcome["applied_events"] == outcome["kafka"]["events"])
+                         and outcome["applied_events"] == outcome["writes"]["committed"])
         return outcome
 
     def stop(self):
@@ -390,12 +397,15 @@ class Campaign:
                                "collections": list(COLLECTIONS), "partitions": self.args.partitions,
                                "apply_members": 2, "session_timeout_ms": self.args.session_timeout_ms,
                                "lag_threshold_s": self.args.lag_threshold, "restart_sec": 1.0,
-                               "apply_mongo_uri": not self.args.no_apply_lookup}}
+                               "apply_mongo_uri": not self.args.no_apply_lookup, "writer_batch": self.args.batch}}
         try:
             self.setup()
             result["baseline_lag_s"] = self.baseline
             result["settings"]["lag_threshold_s"] = self.threshold
-            result["all_recovered"] = self.run_faults()
+            if self.args.soak:
+                result["soak"] = self.soak(self.args.soak)
+            else:
+                result["all_recovered"] = self.run_faults()
             result["outcome"] = self.finish()
         except Exception as e:  # noqa: BLE001 - the figures so far still go out
             traceback.print_exc()
@@ -410,6 +420,41 @@ class Campaign:
         result["summary"] = summarize(self.records, self.args.kinds, self.args.cycles)
         result["seconds"] = round(time.monotonic() - self.started, 1)
         return result
+
+    def soak(self, seconds, interval=10.0):
+        """No failures: the workload flows for `seconds` while the resident memory of every process
+        and the end-to-end lag are sampled. Memory counts from the first sample after a warm-up (a
+        tenth of the run, at most 5 min); its slope is a least-squares fit over the samples after it."""
+        processes = {s.name: s for s in self.supervised()}
+        started = time.monotonic()
+        samples = {name: [] for name in [*processes, "mariadb", "kafka", "mongo"]}
+        probe_from = len(self.probe.samples)
+        while time.monotonic() - started < seconds:
+            if self.writer.error:
+                raise RuntimeError(f"the writer stopped: {self.writer.error}")
+            t = time.monotonic() - started
+            for name in samples:
+                pid = processes[name].pid if name in processes else self.stack.pid(name)
+                rss = faultlib.rss_mb(pid)
+                if rss is not None:
+                    samples[name].append((t, rss))
+            if int(t) % 300 < interval:
+                self.say(f"soak: {t / 60:.0f}/{seconds / 60:.0f} min, "
+                         + ", ".join(f"{n} {v[-1][1]:.0f} MB" for n, v in samples.items() if v))
+            time.sleep(interval)
+        warm = min(300.0, seconds / 10)
+        memory = {}
+        for name, points in samples.items():
+            after = [(t, v) for t, v in points if t >= warm]
+            if len(after) < 2:
+                continue
+            memory[name] = {"first_mb": after[0][1], "last_mb": after[-1][1], "max_mb": max(v for _, v in after),
+                            "slope_mb_per_h": round(_slope(after) * 3600, 1)}
+        lags = [self.probe.lag_s(p) for p in self.probe.samples[probe_from:]]
+        known = [lag for lag in lags if lag is not None]
+        return {"seconds": seconds, "warm_up_s": warm, "rss": memory,
+                "lag_s": {**benchlib.percentiles(known, (50, 99)), "max": round(max(known), 2) if known else None,
+                          "unknown_samples": len(lags) - len(known), "samples": len(lags)}}
 
     def attribute_exits(self):
         """Each exit the campaign did not cause, given to the failure in progress when it happened."""
@@ -428,6 +473,13 @@ class Campaign:
                 unexpected.append({"process": s.name, "during": kind, "status": e["status"],
                                    "at_s": round(e["at"] - self.started, 1), "last_line": e["last_line"]})
         return unexpected
+
+
+def _slope(points):
+    n = len(points)
+    mt, mv = sum(t for t, _ in points) / n, sum(v for _, v in points) / n
+    den = sum((t - mt) ** 2 for t, _ in points)
+    return sum((t - mt) * (v - mv) for t, v in points) / den if den else 0.0
 
 
 def summarize(records, kinds, cycles):
@@ -463,6 +515,18 @@ def table(run):
              + ", ".join(f"{k} {v:.2f} s" for k, v in run.get("baseline_lag_s", {}).items()) + ")", "",
              "| failure | injected | survived | restarts needed | down, s (p50) | recovered after, s: p50 / p95 / max |",
              "|---|---|---|---|---|---|"]
+    if run.get("soak"):
+        k = run["soak"]
+        lines[0] = lines[0].replace("fault campaign", "soak").replace(
+            f"{run['cycles']} cycle(s)", f"{k['seconds'] / 60:.0f} min of workload without failures")
+        lines[-2:] = ["| process | resident memory after warm-up, MB | at the end, MB | max, MB | trend, MB/h |",
+                      "|---|---|---|---|---|"]
+        for name, r in k["rss"].items():
+            lines.append(f"| {name} | {r['first_mb']:.0f} | {r['last_mb']:.0f} | {r['max_mb']:.0f} "
+                         f"| {r['slope_mb_per_h']:+.1f} |")
+        lag = k["lag_s"]
+        lines += ["", f"end-to-end lag over the run: p50 {lag.get('p50', 0):.2f} s, p99 {lag.get('p99', 0):.2f} s, "
+                  f"max {lag['max']} s ({lag['unknown_samples']} of {lag['samples']} samples unknown)"]
     for kind, f in run["summary"].items():
         r = f["recover_s"]
         fmt = lambda v: "n/a" if v is None else f"{v:.1f}"  # noqa: E731
@@ -482,9 +546,11 @@ def table(run):
                   + "; ".join(f"{c} {v['rows']:,}/{v['documents']:,} rows, seq sum "
                               f"{'equal' if v['seq_sum_mysql'] == v['seq_sum_writer'] else 'DIFFERS'}"
                               for c, v in o["mysql"].items()),
-                  f"**lost {o['lost']}, duplicated {o['duplicated']}**; Kafka: {o['kafka']['events']:,} events, "
-                  f"each acknowledged write once and in order per document (missing {o['kafka']['missing']}, "
-                  f"duplicated {o['kafka']['duplicated']}, reordered {o['kafka']['reordered']}); apply counted "
+                  f"**lost {o['lost']}, duplicated {o['duplicated']}**; "
+                  + (f"Kafka: {o['kafka']['events']:,} events, each acknowledged write once and in order per document "
+                     f"(missing {o['kafka']['missing']}, duplicated {o['kafka']['duplicated']}, reordered "
+                     f"{o['kafka']['reordered']}); " if o["kafka"] else "Kafka not audited event by event (soak); ")
+                  + "apply counted "
                   f"{o['applied_events']:,} events applied; quarantined {o['quarantined']}, dead letters "
                   f"{o['dead_letters']}; result: {'PASS' if o['ok'] else 'FAIL'}"]
     if run.get("error"):
@@ -511,6 +577,9 @@ def main():
     ap.add_argument("--baseline-s", type=float, default=10.0, help="s of lag measured before the first failure")
     ap.add_argument("--no-apply-lookup", action="store_true",
                     help="run apply without --mongo-uri (updates whose lookup found nothing are then quarantined)")
+    ap.add_argument("--batch", type=int, default=1, help="writes per MongoDB round trip (default 1; raise for --soak rates)")
+    ap.add_argument("--soak", type=float, default=0,
+                    help="seconds of workload without failures, sampling memory and lag (make soak); --cycles ignored")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--state", default=str(ROOT / ".stack-faults"),
                     help="the campaign's stack state folder, emptied at start (default .stack-faults)")
@@ -518,19 +587,21 @@ def main():
     ap.add_argument("--results", default=str(benchlib.RESULTS), help="folder for faults-<time>/ (default bench/results)")
     ap.add_argument("--keep", action="store_true", help="leave the campaign's stack running at the end")
     args = ap.parse_args()
-    args.kinds = [k for k in args.kinds.split(",") if k]
+    args.kinds = [] if args.soak else [k for k in args.kinds.split(",") if k]
     unknown = set(args.kinds) - set(ORDER)
     if unknown:
         ap.error(f"unknown --kinds {sorted(unknown)}; known: {', '.join(ORDER)}")
     run = Campaign(args).run()
-    folder = Path(args.results) / f"faults-{time.strftime('%Y%m%dT%H%M%S')}"
+    name = "soak" if args.soak else "faults"
+    folder = Path(args.results) / f"{name}-{time.strftime('%Y%m%dT%H%M%S')}"
     folder.mkdir(parents=True)
-    (folder / "faults.json").write_text(json.dumps(run, indent=2) + "\n")
+    (folder / f"{name}.json").write_text(json.dumps(run, indent=2) + "\n")
     text = table(run)
-    (folder / "faults.md").write_text(text + "\n")
-    print("\n" + text + f"\n\nwritten to {folder}/faults.json and faults.md", flush=True)
-    ok = (not run.get("error") and run.get("all_recovered") and run.get("outcome", {}).get("ok")
-          and all(f["survived"] == f["planned"] for f in run["summary"].values()))
+    (folder / f"{name}.md").write_text(text + "\n")
+    print("\n" + text + f"\n\nwritten to {folder}/{name}.json and {name}.md", flush=True)
+    ok = not run.get("error") and run.get("outcome", {}).get("ok") and (
+        not run["restarts"] if args.soak else
+        run.get("all_recovered") and all(f["survived"] == f["planned"] for f in run["summary"].values()))
     return 0 if ok else 1
 
 

@@ -41,10 +41,12 @@ def free_ports(count):
 
 
 def _alive(pid):
-    """Whether `pid` runs (a zombie waiting for its parent to reap it does not)."""
+    """Whether `pid` still holds anything. A process killed with -9 empties /proc/<pid>/cmdline as it
+    releases its memory, before it closes its files (a server's listening socket); only as a zombie
+    (state Z) or gone has it let go of everything."""
     try:
-        return bool(Path(f"/proc/{pid}/cmdline").read_bytes())
-    except (FileNotFoundError, ProcessLookupError):
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except (FileNotFoundError, ProcessLookupError, IndexError):
         return False
 
 

@@ -160,8 +160,9 @@ def sustained_rate(progress, total, events, process=None, timeout=1800, interval
             "measured_events": round(measured), "seconds": round(seconds, 2)}
 
 
-def machine():
-    """Where and with what a figure was measured."""
+def machine(mysql_server=None):
+    """Where and with what a figure was measured; `mysql_server` (pymysql.connect's keyword
+    arguments) is the server whose version is reported, by default the local stack's."""
     def run(*cmd):
         try:
             done = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
@@ -176,7 +177,9 @@ def machine():
         found = sorted((jars / folder).glob(f"{artifact}-[0-9]*.jar"))
         return found[0].name[len(artifact) + 1:-4] if found else None
     try:
-        with mysql().cursor() as cur:
+        import pymysql
+
+        with pymysql.connect(**(mysql_server or stack.MYSQL), connect_timeout=10).cursor() as cur:
             cur.execute("SELECT VERSION()")
             mariadb = cur.fetchone()[0]
     except Exception:  # noqa: BLE001 - the table still says where it ran

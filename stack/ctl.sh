@@ -97,7 +97,7 @@ start_mariadb() {
   local dir=$M2M_STATE/mariadb
   make_tls
   if [ ! -d "$dir/data/mysql" ]; then
-    mkdir -p "$dir/data"
+    mkdir -p "$dir/data" "$M2M_LOGS"
     mariadb-install-db --no-defaults --datadir="$dir/data" --user="$(id -un)" \
       --auth-root-authentication-method=socket --skip-test-db > "$M2M_LOGS/mariadb-install.log" 2>&1 \
       || die "mariadb-install-db failed; see $M2M_LOGS/mariadb-install.log"

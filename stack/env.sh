@@ -17,12 +17,13 @@ M2M_MONGO_PORT=${M2M_MONGO_PORT:-27017}
 # Downloads live outside the checkout so a fresh clone (CI) reuses them.
 M2M_MAVEN_REPO=${M2M_MAVEN_REPO:-$HOME/.m2/repository}
 M2M_VENV=${M2M_VENV:-$M2M_STATE/venv}
-M2M_JARS=$M2M_STATE/jars
+# Another state folder (a second stack on other ports, e.g. the fault campaign's) can share the jars.
+M2M_JARS=${M2M_JARS:-$M2M_STATE/jars}
 M2M_LOGS=$M2M_STATE/logs
 # The local CA, MariaDB's server certificate and a client certificate (stack/ctl.sh make_tls).
 M2M_TLS=$M2M_STATE/tls
 export M2M_ROOT M2M_STATE M2M_HOST M2M_MYSQL_PORT M2M_MYSQL_USER M2M_MYSQL_PASSWORD M2M_MYSQL_DATABASE \
-  M2M_KAFKA_PORT M2M_KAFKA_CONTROLLER_PORT M2M_MONGO_PORT M2M_MAVEN_REPO M2M_VENV
+  M2M_KAFKA_PORT M2M_KAFKA_CONTROLLER_PORT M2M_MONGO_PORT M2M_MAVEN_REPO M2M_VENV M2M_JARS
 
 say() { printf '%s\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }

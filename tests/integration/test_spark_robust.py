@@ -132,8 +132,8 @@ def test_spark_quarantines_the_events_mysql_refuses_and_applies_the_rest(mysql_d
     assert "cannot decode the event" in no_event, no_event
     assert checksums(spark_db) == checksums(native_db)
     native_quarantine = query(native_db, "SELECT topic, `offset`, error FROM _m2m_quarantine")
-    assert sorted((t, int(o), e) for t, o, e in native_quarantine) == sorted(
-        (t, int(o), e) for t, _, o, e, _ in quarantine)
+    assert sorted((t, int(o), e.replace(native_db, "<db>")) for t, o, e in native_quarantine) == sorted(
+        (t, int(o), e.replace(spark_db, "<db>")) for t, _, o, e, _ in quarantine)
 
     # Spark replays a batch whose commit it did not record: MySQL's offsets say it is applied.
     commits = tmp_path / "spark" / "checkpoint" / "commits"

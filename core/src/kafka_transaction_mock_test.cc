@@ -143,7 +143,7 @@ TEST(KafkaTransactionMockTest, ACommitRidesOutABrokerThatIsDownForAWhile) {
   EXPECT_EQ(cluster.ReadCommitted(), (std::vector<std::string>{"a"}));
 }
 
-// The coordinator's retriable refusal of EndTxn is retried; the commit succeeds.
+// The coordinator's retriable refusals of EndTxn (librdkafka retries these itself) end in one commit.
 TEST(KafkaTransactionMockTest, ACommitTheCoordinatorIsNotReadyForIsRetried) {
   MockCluster cluster;
   auto producer = cluster.TransactionalProducer();

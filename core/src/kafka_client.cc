@@ -3,7 +3,11 @@
 #include <librdkafka/rdkafka.h>
 
 #include <algorithm>
+#include <atomic>
+#include <cstdlib>
 #include <thread>
+
+#include "m2m/backoff.h"
 
 namespace m2m {
 namespace {
@@ -30,6 +34,46 @@ Status KafkaStatus(rd_kafka_error_t* error, std::string_view what) {
             rd_kafka_error_code(error));
   rd_kafka_error_destroy(error);
   return st;
+}
+
+// Makes a transaction call (commit or abort, given the time it may block) until librdkafka settles
+// it. A retriable error, a timeout above all, means the call goes on in the background and must be
+// made again, not replaced by another: an abort after a commit that timed out fails with "Conflicting
+// commit_transaction API call is already in progress". Within one transaction timeout of the first
+// failure librdkafka has timed out every record of the transaction (message.timeout.ms is capped at
+// transaction.timeout.ms), which makes the commit abortable; a call still retriable then is reported.
+template <typename Call>
+Status SettleTransaction(Call call, std::chrono::milliseconds timeout, std::chrono::milliseconds transaction_timeout,
+                         std::string_view what) {
+  const std::atomic<bool> never_stop{false};
+  Backoff backoff;
+  std::optional<std::chrono::steady_clock::time_point> deadline;
+  while (true) {
+    auto attempt = timeout;
+    if (deadline) {
+      attempt = std::min(attempt, std::chrono::duration_cast<std::chrono::milliseconds>(
+                                      *deadline - std::chrono::steady_clock::now()));
+    }
+    rd_kafka_error_t* error = call(static_cast<int>(std::max<int64_t>(attempt.count(), 0)));
+    if (error == nullptr) return Status::OK();
+    auto now = std::chrono::steady_clock::now();
+    if (!deadline) deadline = now + transaction_timeout;
+    bool resumable = rd_kafka_error_is_retriable(error) && !rd_kafka_error_txn_requires_abort(error) &&
+                     !rd_kafka_error_is_fatal(error);
+    if (!resumable || now + backoff.next() >= *deadline) return KafkaStatus(error, what);
+    rd_kafka_error_destroy(error);
+    backoff.Wait(never_stop);
+  }
+}
+
+// The producer's transaction.timeout.ms.
+std::chrono::milliseconds TransactionTimeout(rd_kafka_t* rk) {
+  char value[32];
+  size_t size = sizeof value;
+  if (rd_kafka_conf_get(rd_kafka_conf(rk), "transaction.timeout.ms", value, &size) != RD_KAFKA_CONF_OK) {
+    return std::chrono::milliseconds(60000);  // librdkafka's default
+  }
+  return std::chrono::milliseconds(std::atoll(value));
 }
 
 // Whether the broker (or librdkafka) refused a record for its size or content, which no retry changes.
@@ -189,6 +233,7 @@ Status KafkaAdmin::DeleteTopic(const std::string& name, std::chrono::millisecond
 // ---------------------------------------------------------------------------------------------------
 struct KafkaProducer::Impl {
   HandlePtr rk;
+  std::chrono::milliseconds transaction_timeout{0};
   // Written by the delivery-report callback, which runs inside rd_kafka_poll/flush on our thread.
   Status first_delivery_error;
 
@@ -213,6 +258,7 @@ Result<std::unique_ptr<KafkaProducer>> KafkaProducer::Make(const KafkaConfig& co
   rd_kafka_conf_set_opaque(conf, impl.get());
   M2M_ASSIGN_OR_RETURN(rd_kafka_t * rk, MakeHandle(RD_KAFKA_PRODUCER, conf));
   impl->rk.reset(rk);
+  impl->transaction_timeout = TransactionTimeout(rk);
   return std::unique_ptr<KafkaProducer>(new KafkaProducer(std::move(impl)));
 }
 
@@ -268,8 +314,9 @@ Status KafkaProducer::BeginTransaction() {
 }
 
 Status KafkaProducer::CommitTransaction(std::chrono::milliseconds timeout) {
-  Status st = KafkaStatus(rd_kafka_commit_transaction(impl_->rk.get(), static_cast<int>(timeout.count())),
-                          "committing a Kafka transaction");
+  rd_kafka_t* rk = impl_->rk.get();
+  Status st = SettleTransaction([rk](int ms) { return rd_kafka_commit_transaction(rk, ms); }, timeout,
+                                impl_->transaction_timeout, "committing a Kafka transaction");
   // The commit flushed every message; a delivery error recorded meanwhile means the broker refused
   // part of the transaction, which librdkafka reports through the commit as well (as abortable).
   Status delivery = std::move(impl_->first_delivery_error);
@@ -281,8 +328,9 @@ Status KafkaProducer::CommitTransaction(std::chrono::milliseconds timeout) {
 }
 
 Status KafkaProducer::AbortTransaction(std::chrono::milliseconds timeout) {
-  Status st = KafkaStatus(rd_kafka_abort_transaction(impl_->rk.get(), static_cast<int>(timeout.count())),
-                          "aborting a Kafka transaction");
+  rd_kafka_t* rk = impl_->rk.get();
+  Status st = SettleTransaction([rk](int ms) { return rd_kafka_abort_transaction(rk, ms); }, timeout,
+                                impl_->transaction_timeout, "aborting a Kafka transaction");
   // Whatever failed inside the aborted transaction is void with it.
   impl_->first_delivery_error = Status::OK();
   return st;

@@ -114,8 +114,11 @@ class KafkaProducer {
   // with the same transactional.id and aborts its open transaction, so a restarted process never
   // publishes on top of its crashed predecessor's half-written batch. Messages produced between
   // BeginTransaction and CommitTransaction become visible to read_committed consumers together, or
-  // not at all. After a failed commit call AbortTransaction; when that fails too, the producer is
-  // unusable (fatal) and the process must start over from its last committed checkpoint.
+  // not at all. `timeout` bounds one attempt of a commit or abort: one that times out or meets another
+  // retriable error goes on in the background and is resumed, after a Backoff pause, until it
+  // succeeds, turns abortable or fatal, or transaction.timeout.ms has passed since its first failure.
+  // After a failed commit call AbortTransaction; when that fails too, the producer is unusable (fatal)
+  // and the process must start over from its last committed checkpoint.
   Status InitTransactions(std::chrono::milliseconds timeout = std::chrono::seconds(60));
   Status BeginTransaction();
   Status CommitTransaction(std::chrono::milliseconds timeout = std::chrono::seconds(60));

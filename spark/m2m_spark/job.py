@@ -6,6 +6,7 @@ transaction of `mongo2mysql apply`, its offsets stored in MySQL with the rows (d
 mode by default; spark-submit it for a cluster (README, "Spark").
 """
 import argparse
+import importlib.util
 import logging
 import os
 import sys
@@ -13,7 +14,7 @@ from pathlib import Path
 
 from . import core
 from . import lost
-from .session import build_session
+from .session import build_session, extension_path
 from .writer import BatchWriter
 
 _ROOT = Path(__file__).resolve().parents[2]
@@ -97,6 +98,12 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if "PYSPARK_GATEWAY_PORT" not in os.environ and extension_path() is None and importlib.util.find_spec(
+            "m2m_core") is None:  # local mode: the executors would fail on their first record
+        logging.getLogger("m2m_spark").error(
+            "the m2m_core extension (the C++ apply core the executors run) is not built: run `make`, which "
+            "builds it into build/python (or set M2M_BUILD to the build folder that has it)")
+        return 2
     job = args.job_name or f"spark-{args.mysql_database}"
     checkpoint = args.checkpoint or str(Path(os.environ.get("M2M_STATE", _ROOT / ".stack")) / "spark-checkpoints" / job)
     mysql = {"host": args.mysql_host, "port": args.mysql_port, "user": args.mysql_user,

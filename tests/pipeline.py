@@ -294,3 +294,18 @@ def applied_offsets(conn, database, group):
         cur.execute(f"SELECT topic, `partition`, next_offset FROM `{database}`._m2m_offsets WHERE group_id = %s",
                     (group,))
         return {(bytes(t).decode() if isinstance(t, (bytes, bytearray)) else t, p): o for t, p, o in cur.fetchall()}
+
+
+def pump(src, dst):
+    """Copies bytes from socket src to dst until either side closes, then shuts both down: one
+    direction of a test's TCP proxy (a thread each)."""
+    try:
+        while data := src.recv(65536):
+            dst.sendall(data)
+    except OSError:
+        pass
+    for s in (src, dst):
+        try:
+            s.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass

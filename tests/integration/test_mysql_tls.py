@@ -86,7 +86,7 @@ class MysqlProxy:
             if self.strip_tls:
                 client.sendall(self._stripped(self._packet(server)))
             for a, b in ((client, server), (server, client)):
-                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+                threading.Thread(target=pipeline.pump, args=(a, b), daemon=True).start()
 
     @staticmethod
     def _packet(sock):
@@ -104,19 +104,6 @@ class MysqlProxy:
         at = packet.index(b"\0", 5) + 1 + 4 + 8 + 1
         flags = int.from_bytes(packet[at:at + 2], "little") & ~CLIENT_SSL
         return packet[:at] + flags.to_bytes(2, "little") + packet[at + 2:]
-
-    @staticmethod
-    def _pump(src, dst):
-        try:
-            while data := src.recv(65536):
-                dst.sendall(data)
-        except OSError:
-            pass
-        for s in (src, dst):
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
 
 
 # ---------------------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ bench/results/faults-<time>/faults.json and faults.md, and are printed.
 """
 import argparse
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -114,10 +115,14 @@ DESCRIPTION = {"capture-kill": "kill -9 of capture", "apply-kill": "kill -9 of a
 class Campaign:
     def __init__(self, args):
         self.args = args
-        self.binary = benchlib.BUILD / "mongo2mysql"
         names = ("mysql", "kafka", "controller", "mongo")
         ports = dict(zip(names, map(int, args.ports.split(",")))) if args.ports else None
         self.stack = faultlib.PrivateStack(args.state, ports)
+        # A copy: a rebuild during the campaign (it runs for most of an hour) must not replace, or
+        # for the seconds of linking remove, the binary the supervisors restart.
+        self.binary = self.stack.state / "bin" / "mongo2mysql"
+        self.binary.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(benchlib.BUILD / "mongo2mysql", self.binary)
         self.env = {**self.stack.env, "M2M_MYSQL_PASSWORD": self.stack.mysql["password"]}
         self.work = self.stack.state / "work"
         self.topics = {c: f"{PREFIX}.{DB}.{c}" for c in COLLECTIONS}

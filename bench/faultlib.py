@@ -187,6 +187,8 @@ class Supervised:
         """SIGTERM, as systemctl stop; returns the exit status."""
         self._stopping.set()
         proc = self.proc
+        if proc is None:  # never started
+            return None
         if proc.poll() is None:
             proc.send_signal(signal.SIGCONT)
             proc.terminate()

@@ -3,6 +3,7 @@
 #include <mongoc/mongoc.h>
 
 #include <algorithm>
+#include <iterator>
 
 #include <nlohmann/json.hpp>
 
@@ -13,10 +14,8 @@ namespace {
 
 using nlohmann::json;
 
-// BSON type classes in MongoDB's sort order, as $type aliases. Types that cannot be an _id (array)
-// are absent, and so are the deprecated symbol, JavaScript, regex, undefined and DBPointer types: a
-// collection with an _id outside these classes is reported before anything is copied, never half
-// copied.
+// BSON type classes in MongoDB's sort order, as $type aliases, that ranges can cover. Types that
+// cannot be an _id (array) are absent, and so are the types of kUnrangedClass.
 constexpr const char* kTypeClasses[] = {"minKey", "null", "number", "string", "object", "binData",
                                         "objectId", "bool", "date", "timestamp", "maxKey"};
 
@@ -51,10 +50,29 @@ struct CollectionHandle {
   ~CollectionHandle() { mongoc_collection_destroy(c); }
 };
 
-// {_id: {$type: class[, $gte: lo][, $lt: hi]}}
+// $type: [every class a range covers]
+void AppendRangedTypes(bson_t* parent) {
+  bson_t types;
+  BSON_APPEND_ARRAY_BEGIN(parent, "$type", &types);
+  for (size_t i = 0; i < std::size(kTypeClasses); ++i) {
+    BSON_APPEND_UTF8(&types, std::to_string(i).c_str(), kTypeClasses[i]);
+  }
+  bson_append_array_end(parent, &types);
+}
+
+// {_id: {$type: class[, $gte: lo][, $lt: hi]}}, or {_id: {$not: {$type: [ranged classes]}}} for the
+// unranged chunk.
 void AppendChunkFilter(bson_t* filter, const SnapshotChunk& chunk) {
   bson_t id;
   BSON_APPEND_DOCUMENT_BEGIN(filter, "_id", &id);
+  if (chunk.type_class == kUnrangedClass) {
+    bson_t negated;
+    BSON_APPEND_DOCUMENT_BEGIN(&id, "$not", &negated);
+    AppendRangedTypes(&negated);
+    bson_append_document_end(&id, &negated);
+    bson_append_document_end(filter, &id);
+    return;
+  }
   BSON_APPEND_UTF8(&id, "$type", chunk.type_class.c_str());
   bson_iter_t it;
   if (chunk.lo && bson_iter_init_find(&it, chunk.lo->get(), "v")) bson_append_iter(&id, "$gte", -1, &it);
@@ -232,16 +250,14 @@ Result<std::vector<Namespace>> ListCollections(MongoClient& client, const Stream
   return out;
 }
 
-Status ChunkPlanner::Add(const bson_iter_t& id) {
+void ChunkPlanner::AddUnranged(int64_t n) {
+  unranged_ += n;
+  documents_ += n;
+}
+
+void ChunkPlanner::Add(const bson_iter_t& id) {
   int type_class = TypeClassOf(bson_iter_type(&id));
-  if (type_class < 0) {
-    bson_t shown = BSON_INITIALIZER;
-    bson_append_iter(&shown, "_id", 3, &id);
-    std::string example = BsonDocument(&shown).ToRelaxedJson();
-    bson_destroy(&shown);
-    return Status::Invalid("has documents whose _id the snapshot cannot range-scan (symbol, JavaScript, regex, "
-                           "undefined or DBPointer type), e.g. " + example);
-  }
+  if (type_class < 0) return AddUnranged(1);
   ClassChunks& c = classes_[type_class];
   if (c.in_open == chunk_size_) {
     BsonDocument bound;
@@ -252,7 +268,6 @@ Status ChunkPlanner::Add(const bson_iter_t& id) {
   }
   ++c.in_open;
   ++documents_;
-  return Status::OK();
 }
 
 std::vector<SnapshotChunk> ChunkPlanner::Finish() {
@@ -261,29 +276,41 @@ std::vector<SnapshotChunk> ChunkPlanner::Finish() {
     for (auto& chunk : c.closed) chunks.push_back(std::move(chunk));
     chunks.push_back({kTypeClasses[type_class], std::move(c.open_lo), std::nullopt});
   }
+  if (unranged_ > 0) chunks.push_back({kUnrangedClass, std::nullopt, std::nullopt});
   classes_.clear();
+  unranged_ = 0;
   return chunks;
 }
 
 Result<CollectionSnapshot> PlanSnapshot(MongoClient& client, const Namespace& ns, int chunk_size) {
   CollectionHandle coll(client, ns);
-  bson_t filter = BSON_INITIALIZER;
+  bson_t filter = BSON_INITIALIZER, id;
+  BSON_APPEND_DOCUMENT_BEGIN(&filter, "_id", &id);
+  AppendRangedTypes(&id);
+  bson_append_document_end(&filter, &id);
   bson_t* opts = BCON_NEW("projection", "{", "_id", BCON_INT32(1), "}", "sort", "{", "_id", BCON_INT32(1), "}");
   mongoc_cursor_t* cursor = mongoc_collection_find_with_opts(coll.c, &filter, opts, nullptr);
   bson_destroy(opts);
+  bson_destroy(&filter);
   ChunkPlanner planner(chunk_size);
   const bson_t* doc;
-  Status st;
-  while (st.ok() && mongoc_cursor_next(cursor, &doc)) {
+  while (mongoc_cursor_next(cursor, &doc)) {
     bson_iter_t it;
-    if (bson_iter_init_find(&it, doc, "_id")) {
-      st = planner.Add(it);
-      if (!st.ok()) st = Status(StatusCode::kMongo, Name(ns) + " " + st.message() + "; capture it with --snapshot never");
-    }
+    if (bson_iter_init_find(&it, doc, "_id")) planner.Add(it);
   }
-  if (st.ok()) st = CursorError(cursor, "planning the snapshot of " + Name(ns));
+  Status st = CursorError(cursor, "planning the snapshot of " + Name(ns));
   mongoc_cursor_destroy(cursor);
   M2M_RETURN_NOT_OK(st);
+  bson_t unranged = BSON_INITIALIZER;
+  AppendChunkFilter(&unranged, {kUnrangedClass, std::nullopt, std::nullopt});
+  bson_t reply;
+  bson_error_t error;
+  int64_t others = mongoc_collection_count_documents(coll.c, &unranged, nullptr, nullptr, &reply, &error);
+  bson_destroy(&unranged);
+  if (others < 0) st = MongoStatus(error, "counting the documents of " + Name(ns) + " whose _id no range covers", &reply);
+  bson_destroy(&reply);
+  M2M_RETURN_NOT_OK(st);
+  planner.AddUnranged(others);
   CollectionSnapshot plan;
   plan.ns = ns;
   plan.documents = planner.documents();
@@ -297,7 +324,8 @@ Status ReadChunk(MongoClient& client, const Namespace& ns, const SnapshotChunk& 
   CollectionHandle coll(client, ns);
   bson_t filter = BSON_INITIALIZER;
   AppendChunkFilter(&filter, chunk);
-  bson_t* opts = BCON_NEW("sort", "{", "_id", BCON_INT32(1), "}");
+  // The unranged chunk is read whole, so its order does not matter (and regexes have none to rely on).
+  bson_t* opts = chunk.type_class == kUnrangedClass ? bson_new() : BCON_NEW("sort", "{", "_id", BCON_INT32(1), "}");
   mongoc_cursor_t* cursor = mongoc_collection_find_with_opts(coll.c, &filter, opts, nullptr);
   bson_destroy(opts);
   bson_destroy(&filter);

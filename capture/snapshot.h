@@ -39,9 +39,14 @@ struct SnapshotOptions {
   Status Validate() const;
 };
 
+// The class of the _id types no range can cover: MongoDB refuses a regular expression as a bound
+// ($gte: /re/ is an error), and JavaScript, symbol, DBPointer and undefined _ids are as rare as they
+// are deprecated. Their documents form one chunk without bounds, read by type.
+inline constexpr const char* kUnrangedClass = "unranged";
+
 // Documents of one _id type class whose _id lies in [lo, hi); an absent bound is open.
 struct SnapshotChunk {
-  std::string type_class;            // a $type alias: "number", "string", "objectId", ...
+  std::string type_class;            // a $type alias: "number", "string", "objectId", ..., or kUnrangedClass
   std::optional<BsonDocument> lo;    // {"v": <_id>}
   std::optional<BsonDocument> hi;    // {"v": <_id>}
 };
@@ -81,9 +86,11 @@ Result<std::vector<Namespace>> ListCollections(MongoClient& client, const Stream
 class ChunkPlanner {
  public:
   explicit ChunkPlanner(int chunk_size) : chunk_size_(chunk_size) {}
-  // `id` is an iterator on an _id value. An _id of a type no class covers (symbol, JavaScript,
-  // regex, undefined, DBPointer) is an error showing it: a range scan would silently skip it.
-  Status Add(const bson_iter_t& id);
+  // `id` is an iterator on an _id value. An _id of a type no range covers (regex, JavaScript,
+  // symbol, DBPointer, undefined) is counted in the kUnrangedClass chunk.
+  void Add(const bson_iter_t& id);
+  // `n` documents whose _id no range covers, counted without reading them.
+  void AddUnranged(int64_t n);
   // The chunks, classes in MongoDB's sort order; together they cover every _id added exactly once.
   std::vector<SnapshotChunk> Finish();
   int64_t documents() const { return documents_; }
@@ -96,10 +103,12 @@ class ChunkPlanner {
   };
   int chunk_size_;
   int64_t documents_ = 0;
+  int64_t unranged_ = 0;
   std::map<int, ClassChunks> classes_;  // by index into the type-class table
 };
 
-// Plans the chunks of one collection with one keys-only pass over its _id index.
+// Plans the chunks of one collection with one keys-only pass over the _ids a range can cover, in
+// index order, and a count of the others.
 Result<CollectionSnapshot> PlanSnapshot(MongoClient& client, const Namespace& ns, int chunk_size);
 
 // The documents of one chunk, in _id order, each handed to `each` as it arrives; `each` returning

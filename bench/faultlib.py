@@ -74,8 +74,18 @@ class PrivateStack:
         if done.returncode != 0:
             raise RuntimeError(f"stack/ctl.sh {' '.join(args)} (state {self.state}) failed:\n{done.stderr[-2000:]}")
 
-    def up(self, *names):
-        self.ctl("up", *names)
+    def up(self, *names, attempts=3):
+        """ctl.sh up, as an operator would: a server too slow to become healthy on a loaded machine
+        (the stand-in's start has taken over 120 s here) is stopped and started again."""
+        for attempt in range(1, attempts + 1):
+            try:
+                return self.ctl("up", *names)
+            except RuntimeError as e:
+                if attempt == attempts:
+                    raise
+                print(f"faults: start {attempt} of {' '.join(names) or 'the stack'} failed, stopping and "
+                      f"starting again: {str(e).strip().splitlines()[-1]}", flush=True)
+                self.down(*names)
 
     def down(self, *names):
         self.ctl("down", *names)

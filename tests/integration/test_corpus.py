@@ -156,9 +156,6 @@ def apply_and_report(source, engine_name, mysql_db, workdir):
 OPEN_NATIVE = {
     "ids": "verify reports the MinKey and MaxKey _ids extra after capture and apply (not when the same rows are "
            "written by preview's SQL; cause not found yet)",
-    "regexids": "verify cannot plan _id ranges over regular expressions on the MongoDB stand-in",
-    "users": "verify expects NULL for an empty array once other documents made a child table for its path",
-    "updates": "a delta on a table with an overflow column needs the document; the test gives apply no --mongo-uri",
 }
 
 

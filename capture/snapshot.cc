@@ -60,26 +60,6 @@ void AppendRangedTypes(bson_t* parent) {
   bson_append_array_end(parent, &types);
 }
 
-// {_id: {$type: class[, $gte: lo][, $lt: hi]}}, or {_id: {$not: {$type: [ranged classes]}}} for the
-// unranged chunk.
-void AppendChunkFilter(bson_t* filter, const SnapshotChunk& chunk) {
-  bson_t id;
-  BSON_APPEND_DOCUMENT_BEGIN(filter, "_id", &id);
-  if (chunk.type_class == kUnrangedClass) {
-    bson_t negated;
-    BSON_APPEND_DOCUMENT_BEGIN(&id, "$not", &negated);
-    AppendRangedTypes(&negated);
-    bson_append_document_end(&id, &negated);
-    bson_append_document_end(filter, &id);
-    return;
-  }
-  BSON_APPEND_UTF8(&id, "$type", chunk.type_class.c_str());
-  bson_iter_t it;
-  if (chunk.lo && bson_iter_init_find(&it, chunk.lo->get(), "v")) bson_append_iter(&id, "$gte", -1, &it);
-  if (chunk.hi && bson_iter_init_find(&it, chunk.hi->get(), "v")) bson_append_iter(&id, "$lt", -1, &it);
-  bson_append_document_end(filter, &id);
-}
-
 Status CursorError(mongoc_cursor_t* cursor, const std::string& what) {
   bson_error_t error;
   const bson_t* reply = nullptr;
@@ -112,6 +92,28 @@ Result<SnapshotChunk> ChunkFromJson(const json& c) {
 }
 
 }  // namespace
+
+bool RangeCovers(bson_type_t type) { return TypeClassOf(type) >= 0; }
+
+// {_id: {$type: class[, $gte: lo][, $lt: hi]}}, or {_id: {$not: {$type: [ranged classes]}}} for the
+// unranged chunk.
+void AppendChunkFilter(bson_t* filter, const SnapshotChunk& chunk) {
+  bson_t id;
+  BSON_APPEND_DOCUMENT_BEGIN(filter, "_id", &id);
+  if (chunk.type_class == kUnrangedClass) {
+    bson_t negated;
+    BSON_APPEND_DOCUMENT_BEGIN(&id, "$not", &negated);
+    AppendRangedTypes(&negated);
+    bson_append_document_end(&id, &negated);
+    bson_append_document_end(filter, &id);
+    return;
+  }
+  BSON_APPEND_UTF8(&id, "$type", chunk.type_class.c_str());
+  bson_iter_t it;
+  if (chunk.lo && bson_iter_init_find(&it, chunk.lo->get(), "v")) bson_append_iter(&id, "$gte", -1, &it);
+  if (chunk.hi && bson_iter_init_find(&it, chunk.hi->get(), "v")) bson_append_iter(&id, "$lt", -1, &it);
+  bson_append_document_end(filter, &id);
+}
 
 Status SnapshotOptions::Validate() const {
   if (chunk_size <= 0) return Status::Invalid("snapshot.chunk_size must be positive");

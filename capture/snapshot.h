@@ -107,6 +107,12 @@ class ChunkPlanner {
   std::map<int, ClassChunks> classes_;  // by index into the type-class table
 };
 
+// Whether a range can cover an _id of this type (else its document is in the kUnrangedClass chunk).
+bool RangeCovers(bson_type_t type);
+
+// Appends the chunk's filter, {_id: …}, to `filter`.
+void AppendChunkFilter(bson_t* filter, const SnapshotChunk& chunk);
+
 // Plans the chunks of one collection with one keys-only pass over the _ids a range can cover, in
 // index order, and a count of the others.
 Result<CollectionSnapshot> PlanSnapshot(MongoClient& client, const Namespace& ns, int chunk_size);

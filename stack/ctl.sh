@@ -102,7 +102,10 @@ start_mariadb() {
       --auth-root-authentication-method=socket --skip-test-db > "$M2M_LOGS/mariadb-install.log" 2>&1 \
       || die "mariadb-install-db failed; see $M2M_LOGS/mariadb-install.log"
   fi
-  launch mariadb mariadbd --no-defaults --datadir="$dir/data" --user="$(id -un)" \
+  # Its temporary tables live in the state folder: a cleaner of the shared /tmp removed them under
+  # running queries ("Error on delete of '/tmp/#sql-temptable-…'", errno 6) and failed apply.
+  mkdir -p "$dir/tmp"
+  launch mariadb mariadbd --no-defaults --datadir="$dir/data" --user="$(id -un)" --tmpdir="$dir/tmp" \
     --bind-address="$M2M_HOST" --port="$M2M_MYSQL_PORT" --socket="$dir/mysqld.sock" \
     --pid-file="$dir/mysqld.pid" --log-error="$M2M_LOGS/mariadb.log" \
     --innodb-buffer-pool-size=512M --max-connections=300 --character-set-server=utf8mb4 \

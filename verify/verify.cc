@@ -263,6 +263,10 @@ Result<std::vector<BsonDocument>> CollectionCheck::FindDocuments(const std::vect
                                                                  bool keys_only) {
   bson_t by_key = BSON_INITIALIZER, opts = BSON_INITIALIZER, projection;
   bson_append_document_begin(&opts, "projection", -1, &projection);
+  // An _id no range covers (a regex above all) is not asked for by value: MongoDB's $in matches a
+  // regex against strings rather than as a value. The few such documents are read by type instead
+  // (the snapshot's unranged chunk) and, like every candidate, kept only when their key matches.
+  bool unranged = false;
   if (root_ != nullptr && !keys.empty()) {
     for (size_t i = 0; i < root_->primary_key.size(); ++i) {
       const ColumnSchema* c = root_->FindColumn(root_->primary_key[i]);
@@ -275,8 +279,12 @@ Result<std::vector<BsonDocument>> CollectionCheck::FindDocuments(const std::vect
       for (const KeyTexts& k : keys) {
         for (const BsonDocument& candidate : KeyCandidates(k[i], c->type)) {
           bson_iter_t it;
-          std::string index = std::to_string(n++);
-          if (bson_iter_init_find(&it, candidate.get(), "v")) bson_append_iter(&in, index.c_str(), -1, &it);
+          if (!bson_iter_init_find(&it, candidate.get(), "v")) continue;
+          if (dotted == "_id" && !capture::RangeCovers(bson_iter_type(&it))) {
+            unranged = true;
+            continue;
+          }
+          bson_append_iter(&in, std::to_string(n++).c_str(), -1, &it);
         }
       }
       bson_append_array_end(&field, &in);
@@ -287,6 +295,12 @@ Result<std::vector<BsonDocument>> CollectionCheck::FindDocuments(const std::vect
   bson_append_array_begin(&filter, "$or", 3, &any);
   int clauses = 0;
   if (!bson_empty(&by_key)) bson_append_document(&any, std::to_string(clauses++).c_str(), -1, &by_key);
+  if (unranged) {
+    bson_t clause;
+    bson_append_document_begin(&any, std::to_string(clauses++).c_str(), -1, &clause);
+    capture::AppendChunkFilter(&clause, {capture::kUnrangedClass, std::nullopt, std::nullopt});
+    bson_append_document_end(&any, &clause);
+  }
   if (!ids.empty()) {
     bson_append_document_begin(&any, std::to_string(clauses++).c_str(), -1, &id_clause);
     bson_append_document_begin(&id_clause, "_id", 3, &id_field);

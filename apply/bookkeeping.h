@@ -7,12 +7,13 @@
 //                    NOT yet applied. Written in the same transaction as the rows, so the rows and the
 //                    position never disagree. applied_events (a running count) and last_event_ms (the
 //                    Kafka timestamp of the last event applied) are for `mongo2mysql status`.
-//   _m2m_quarantine  (id, group_id, topic, partition, offset, msg_key, raw_event, error, at): events
-//                    that could not be applied, written in the transaction that moves past them.
+//   _m2m_quarantine  (id, group_id, topic, partition, offset, msg_key, raw_event, error, at,
+//                    replayed_at, replay): events that could not be applied, written in the transaction
+//                    that moves past them; replayed_at and replay say when and how `mongo2mysql
+//                    quarantine` dealt with one (quarantine.h), NULL until then.
 //   _m2m_quarantine_parts (quarantine_id, part, bytes): the raw event of a quarantine row whose
 //                    raw_event is NULL because it was too large for one statement (max_allowed_packet),
-//                    in parts 0, 1, ... to be joined in order. replayed_at and replay say when and how
-//                    `mongo2mysql quarantine replay` dealt with a row (quarantine.h); NULL until then.
+//                    in parts 0, 1, ... to be joined in order.
 //   _m2m_collection_events (group_id, topic, cluster_t, cluster_i, partition, offset, event, copies,
 //                    arrived_at, executed_at): the copies of the drops and renames that change tables,
 //                    one row per partition that reached its copy (docs/apply.md, "Collection events").
@@ -39,8 +40,8 @@ inline constexpr char kQuarantineTable[] = "_m2m_quarantine";
 inline constexpr char kQuarantinePartsTable[] = "_m2m_quarantine_parts";
 inline constexpr char kCollectionEventsTable[] = "_m2m_collection_events";
 
-// CREATE TABLE IF NOT EXISTS for both tables, then the columns an older _m2m_offsets lacks (the
-// database must be selected).
+// CREATE TABLE IF NOT EXISTS for the tables above, and the columns older ones lack (the database
+// must be selected).
 std::vector<std::string> BookkeepingDdl();
 
 // A partition, without a position.

@@ -302,15 +302,22 @@ struct Applier::Impl {
     if (!mapped.ok()) return Quarantine(m, mapped.status().message());
     if (mapped->document && mapped->document->kind == DocumentOpKind::kNeedsFullDocument) {
       const DocumentOp& op = *mapped->document;
-      if (!lookup) {
+      if (!lookup && ev.document_gone) {
+        // What the lookup would find: no document. Its delete follows in the stream; the row goes now,
+        // with the child rows the delta would have needed the whole document for.
+        auto deleted = MapCurrentState(ev.db, ev.collection, ev.document_key, std::nullopt);
+        if (!deleted.ok()) return Quarantine(m, deleted.status().message());
+        mapped->document = std::move(deleted->document);
+      } else if (!lookup) {
         std::string error = op.label + ": the update cannot be applied column by column (" + op.reason +
                             ") and apply has no --mongo-uri to fetch the document; run capture with "
                             "--full-document updateLookup (its default) or give apply --mongo-uri";
         mapped->document.reset();  // keep the schema changes the catalog already holds
         pending.batch.Add(std::move(*mapped), catalog);
         return Quarantine(m, std::move(error));
+      } else {
+        pending.lookups[op.label] = Lookup{ev.db, ev.collection, ev.document_key};
       }
-      pending.lookups[op.label] = Lookup{ev.db, ev.collection, ev.document_key};
     }
     pending.batch.Add(std::move(*mapped), catalog);
     Advance(m);
@@ -466,16 +473,22 @@ struct Applier::Impl {
     for (const std::string& label : labels) {
       const Lookup& l = pending.lookups.at(label);
       M2M_ASSIGN_OR_RETURN(auto doc, lookup->Find(l.db, l.collection, l.key));
-      ChangeEvent ev;
-      ev.kind = doc ? EventKind::kReplace : EventKind::kDelete;
-      ev.db = l.db;
-      ev.collection = l.collection;
-      ev.document_key = l.key;
-      ev.after = std::move(doc);
-      M2M_ASSIGN_OR_RETURN(MappedEvent mapped, mapper.Map(ev, catalog));
+      M2M_ASSIGN_OR_RETURN(MappedEvent mapped, MapCurrentState(l.db, l.collection, l.key, std::move(doc)));
       pending.batch.Add(std::move(mapped), catalog);
     }
     return Status::OK();
+  }
+
+  // A document written whole as it is now, or its row deleted when `doc` is nullopt (gone).
+  Result<MappedEvent> MapCurrentState(const std::string& db, const std::string& collection, const BsonDocument& key,
+                                      std::optional<BsonDocument> doc) {
+    ChangeEvent ev;
+    ev.kind = doc ? EventKind::kReplace : EventKind::kDelete;
+    ev.db = db;
+    ev.collection = collection;
+    ev.document_key = key;
+    ev.after = std::move(doc);
+    return mapper.Map(ev, catalog);
   }
 
   // Fails (retriable) unless the group's offsets of the batch's partitions are still what this
@@ -665,26 +678,35 @@ struct Applier::Impl {
     return AddAgain(std::move(records), /*commit_each=*/false);
   }
 
-  Status WriteNow(const std::vector<ChangeEvent>& events, std::vector<std::string> also) {
+  Status WriteCurrentState(const std::string& db, const std::string& collection, const BsonDocument& key,
+                           const std::optional<BsonDocument>& doc, std::vector<std::string> also) {
     M2M_RETURN_NOT_OK(NotKept());
     if (pending.events > 0 || !pending.records.empty()) {
-      return Status::Invalid("apply: WriteNow needs an empty batch; commit or abandon it first");
+      return Status::Invalid("apply: WriteCurrentState needs an empty batch; commit or abandon it first");
     }
     for (int remaps = 0;; ++remaps) {
       M2M_RETURN_NOT_OK(ReloadCatalogIfStale());
-      for (const ChangeEvent& ev : events) {
-        auto mapped = mapper.Map(ev, catalog);
-        if (!mapped.ok()) {
-          TakeRecords();  // the catalog ran ahead
-          return mapped.status();
-        }
-        pending.batch.Add(std::move(*mapped), catalog);
+      auto mapped = MapCurrentState(db, collection, key, doc);
+      if (!mapped.ok()) {
+        catalog_stale = true;
+        return mapped.status();
       }
+      pending.batch.Add(std::move(*mapped), catalog);
       pending.bookkeeping = also;
       schema_moved = false;
       Status st = WriteBatch();
       if (st.ok()) {
         pending = Pending{};
+        return Status::OK();
+      }
+      if (mysql) (void)mysql->Rollback();
+      catalog_stale = true;
+      pending = Pending{};
+      if (!schema_moved || remaps >= kRemaps) return st;
+      spdlog::info("apply {}: {}", o.group, st.message());
+    }
+  }
+};
         return Status::OK();
       }
       if (mysql) (void)mysql->Rollback();
@@ -729,8 +751,9 @@ Status Applier::Commit() { return impl_->Commit(); }
 Status Applier::Redo() { return impl_->Redo(); }
 void Applier::Abandon() { impl_->TakeRecords(); }
 Result<bool> Applier::Arrive(const PreparedRecord& record) { return impl_->Arrive(record); }
-Status Applier::WriteNow(const std::vector<ChangeEvent>& events, std::vector<std::string> also) {
-  return impl_->WriteNow(events, std::move(also));
+Status Applier::WriteCurrentState(const std::string& db, const std::string& collection, const BsonDocument& key,
+                                  const std::optional<BsonDocument>& doc, std::vector<std::string> also) {
+  return impl_->WriteCurrentState(db, collection, key, doc, std::move(also));
 }
 int Applier::pending_events() const { return impl_->pending.events; }
 size_t Applier::pending_bytes() const { return impl_->pending.bytes; }

@@ -152,11 +152,13 @@ class Applier {
   // Drops the batch in flight and the records kept; nothing of them is in MySQL.
   void Abandon();
 
-  // Writes `events` now, outside any partition's order, in one transaction with `also` (statements
-  // of the caller's bookkeeping); moves no offset. For documents read from MongoDB just now (the
-  // quarantine replay, quarantine.h): snapshot reads, or deletes of documents that are gone. Needs
-  // an empty batch. Fails without writing anything on a mapping error or a MySQL error.
-  Status WriteNow(const std::vector<ChangeEvent>& events, std::vector<std::string> also);
+  // Writes a document as MongoDB holds it now (`doc`, read just now by `key`), or deletes its row
+  // when it is gone (nullopt), as the lookup of an update does, outside any partition's order, in one
+  // transaction with `also` (statements of the caller's bookkeeping); moves no offset. For the
+  // quarantine replay (quarantine.h). Needs an empty batch. Fails without writing anything on a
+  // mapping error or a MySQL error.
+  Status WriteCurrentState(const std::string& db, const std::string& collection, const BsonDocument& key,
+                           const std::optional<BsonDocument>& doc, std::vector<std::string> also);
 
   int pending_events() const;
   // The bytes of the records in the batch in flight (keys and values).

@@ -151,22 +151,17 @@ Result<ReplayOutcome> QuarantineTool::Replay(const QuarantineRow& row) {
                              "collection again (mongo2mysql capture ... --resnapshot), then dismiss it"};
   }
   M2M_ASSIGN_OR_RETURN(auto doc, impl_->lookup->Find(event->db, event->collection, event->document_key));
-  ChangeEvent now;
-  now.kind = doc ? EventKind::kRead : EventKind::kDelete;
-  now.db = event->db;
-  now.collection = event->collection;
-  now.document_key = event->document_key;
-  now.after = std::move(doc);
   std::string label = event->db + "." + event->collection + " " + event->document_key.ToRelaxedJson();
-  std::string replay = now.after ? "written from MongoDB's current document" : "deleted: the document is gone from MongoDB";
-  Status st = impl_->applier->WriteNow({now}, {MarkSql(row.id, replay)});
+  std::string replay = doc ? "written from MongoDB's current document" : "deleted: the document is gone from MongoDB";
+  Status st = impl_->applier->WriteCurrentState(event->db, event->collection, event->document_key, doc,
+                                                {MarkSql(row.id, replay)});
   if (!st.ok()) {
     if (!IsEventError(st)) return st.WithContext("replaying quarantine row " + std::to_string(row.id));
     return ReplayOutcome{Kind::kFailed, label + ": " + st.message()};
   }
   spdlog::info("quarantine row {} ({}@{}): {}: {}", row.id, PartitionName({row.topic, row.partition}), row.offset,
                label, replay);
-  return ReplayOutcome{now.after ? Kind::kWritten : Kind::kDeleted, label + ": " + replay};
+  return ReplayOutcome{doc ? Kind::kWritten : Kind::kDeleted, label + ": " + replay};
 }
 
 Status QuarantineTool::Dismiss(const QuarantineRow& row, const std::string& note) {

@@ -143,8 +143,14 @@ class Supervised:
                 log.flush()
                 # PR_SET_PDEATHSIG fires when the thread that forked exits: this thread lives as long as
                 # the daemon it watches.
-                self.proc = subprocess.Popen(self.args, stdout=log, stderr=subprocess.STDOUT, env=self.env,
-                                             preexec_fn=_die_with_parent)
+                try:
+                    self.proc = subprocess.Popen(self.args, stdout=log, stderr=subprocess.STDOUT, env=self.env,
+                                                 preexec_fn=_die_with_parent)
+                except OSError as e:  # as systemd: a start that fails is a failed start, retried
+                    log.write(f"=== supervisor: cannot start: {e}\n".encode())
+                    self.exits.append({"at": time.monotonic(), "status": None, "caused": False, "last_line": str(e)})
+                    self._stopping.wait(self.restart_sec)
+                    continue
             self._started.set()
             status = self.proc.wait()
             if self._stopping.is_set():
@@ -181,6 +187,8 @@ class Supervised:
         """SIGTERM, as systemctl stop; returns the exit status."""
         self._stopping.set()
         proc = self.proc
+        if proc is None:  # never started
+            return None
         if proc.poll() is None:
             proc.send_signal(signal.SIGCONT)
             proc.terminate()

@@ -23,6 +23,7 @@ bench/results/faults-<time>/faults.json and faults.md, and are printed.
 """
 import argparse
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -114,10 +115,10 @@ DESCRIPTION = {"capture-kill": "kill -9 of capture", "apply-kill": "kill -9 of a
 class Campaign:
     def __init__(self, args):
         self.args = args
-        self.binary = benchlib.BUILD / "mongo2mysql"
         names = ("mysql", "kafka", "controller", "mongo")
         ports = dict(zip(names, map(int, args.ports.split(",")))) if args.ports else None
         self.stack = faultlib.PrivateStack(args.state, ports)
+        self.binary = self.stack.state / "work" / "mongo2mysql"
         self.env = {**self.stack.env, "M2M_MYSQL_PASSWORD": self.stack.mysql["password"]}
         self.work = self.stack.state / "work"
         self.topics = {c: f"{PREFIX}.{DB}.{c}" for c in COLLECTIONS}
@@ -144,6 +145,9 @@ class Campaign:
         self.stack.fresh()
         self.stack.up()
         self.work.mkdir()
+        # A copy: a rebuild during the campaign (it runs for most of an hour) must not replace, or
+        # for the seconds of linking remove, the binary the supervisors restart.
+        shutil.copy2(benchlib.BUILD / "mongo2mysql", self.binary)
         self.say(f"own stack up in {time.monotonic() - started:.0f} s: MariaDB :{self.stack.ports['mysql']}, "
                  f"Kafka :{self.stack.ports['kafka']}, MongoDB stand-in :{self.stack.ports['mongo']} "
                  f"(state {self.stack.state})")

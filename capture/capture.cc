@@ -314,6 +314,8 @@ struct Capture::Loop {
     auto converted = FromChangeStreamDocument(raw, collection_scope ? &fallback : nullptr);
     if (!converted.ok()) return DeadLetter(raw, converted.status().message(), "");
     ChangeEvent& event = *converted;
+    // Only a lookup that found nothing proves the document gone; a missing post-image does not.
+    event.document_gone = o.stream.full_document == FullDocumentMode::kUpdateLookup && FullDocumentIsNull(raw);
     stats.last_cluster_time_s = event.cluster_time_s;
     if (event.kind == EventKind::kInvalidate) {
       // The watched collection or database is gone (drop/rename, already published). startAfter the

@@ -79,6 +79,8 @@ def encode(event, prefix, ordinal):
         m2m["document_key"] = dumps(key_doc)
     if op == "rename":
         m2m["rename_to"] = {"db": event.get("to_db", db), "collection": event["to"]}
+    if event.get("document_gone"):
+        m2m["document_gone"] = True
     value = {
         "before": None,
         "after": dumps(document) if document is not None and op != "delete" else None,

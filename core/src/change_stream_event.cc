@@ -237,6 +237,13 @@ bool IsSupportedOperationType(std::string_view operation_type) {
   return KindOfOperationType(operation_type).has_value();
 }
 
+bool FullDocumentIsNull(const bson_t* change) {
+  bson_iter_t it;
+  auto op = OptionalString(change, "operationType", "operationType");
+  return op.ok() && *op == std::optional<std::string>("update") && bson_iter_init_find(&it, change, "fullDocument") &&
+         BSON_ITER_HOLDS_NULL(&it);
+}
+
 Result<ChangeEvent> FromChangeStreamDocument(const bson_t* change, const Namespace* fallback) {
   auto op = OptionalString(change, "operationType", "operationType");
   if (!op.ok()) return op.status().WithContext("change stream event");

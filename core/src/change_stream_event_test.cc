@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 
+#include <map>
+
 #include "event_fixtures.h"
 #include "m2m/event_codec.h"
 
@@ -54,6 +56,27 @@ TEST(ChangeStreamEventTest, SupportedOperationTypes) {
   for (const char* type : {"create", "createIndexes", "dropIndexes", "modify", "shardCollection", "", "Insert"}) {
     EXPECT_FALSE(IsSupportedOperationType(type)) << type;
   }
+}
+
+// Capture marks document_gone from this and its own fullDocument mode; the converter cannot know the mode.
+TEST(ChangeStreamEventTest, FullDocumentIsNullOnlyForUpdatesWhoseLookupOrImageFoundNothing) {
+  std::map<std::string, bool> expected{{"update_lookup_deleted", true}, {"update_images_unavailable", true},
+                                       {"update", false}, {"update_pre_post_images", false}, {"insert", false},
+                                       {"replace", false}, {"delete_pre_image", false}};
+  size_t seen = 0;
+  for (const auto& f : testing::LoadEventFixtures()) {
+    auto it = expected.find(f.name);
+    if (it == expected.end()) continue;
+    SCOPED_TRACE(f.name);
+    EXPECT_EQ(FullDocumentIsNull(f.Get("raw")->get()), it->second);
+    Result<ChangeEvent> event = ConvertFixture(f);
+    ASSERT_TRUE(event.ok()) << event.status().ToString();
+    EXPECT_FALSE(event->document_gone);
+    seen++;
+  }
+  EXPECT_EQ(seen, expected.size());
+  auto insert_with_null = BsonDocument::FromJson(R"({"operationType": "insert", "fullDocument": null})");
+  EXPECT_FALSE(FullDocumentIsNull(insert_with_null->get()));
 }
 
 TEST(ChangeStreamEventTest, MissingOperationTypeIsNamed) {

@@ -162,6 +162,7 @@ inline void ExpectSameEvent(const ChangeEvent& actual, const ChangeEvent& expect
     EXPECT_TRUE(a.disambiguated_paths == b.disambiguated_paths)
         << a.disambiguated_paths.ToCanonicalJson() << " vs " << b.disambiguated_paths.ToCanonicalJson();
   }
+  EXPECT_EQ(actual.document_gone, expected.document_gone);
   EXPECT_EQ(actual.rename_to_db, expected.rename_to_db);
   EXPECT_EQ(actual.rename_to_collection, expected.rename_to_collection);
   EXPECT_EQ(actual.copies, expected.copies);

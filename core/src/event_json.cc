@@ -92,6 +92,7 @@ ordered_json M2mJson(const ChangeEvent& event) {
   if (event.update && !event.update->disambiguated_paths.empty()) {
     m["disambiguated_paths"] = event.update->disambiguated_paths.ToCanonicalJson();
   }
+  if (event.document_gone) m["document_gone"] = true;
   return m;
 }
 
@@ -269,6 +270,13 @@ Status DecodeM2m(const json& value, const json& m2m, ChangeEvent* event) {
   if (paths) {
     if (!event->update) return FieldError("value.m2m.disambiguated_paths", "present without updateDescription");
     event->update->disambiguated_paths = std::move(*paths);
+  }
+  if (const json* gone = Member(m2m, "document_gone")) {
+    if (!gone->is_boolean()) return FieldError("value.m2m.document_gone", "must be true or false");
+    if (gone->get<bool>() && event->kind != EventKind::kUpdate) {
+      return FieldError("value.m2m.document_gone", "present on an event that is not an update");
+    }
+    event->document_gone = gone->get<bool>();
   }
   return Status::OK();
 }

@@ -52,6 +52,26 @@ TEST(EventJsonTest, EveryFixtureRoundTripsLosslessly) {
   }
 }
 
+TEST(EventJsonTest, DocumentGoneTravelsInOurBlockOnUpdatesOnly) {
+  for (const auto& f : testing::LoadEventFixtures()) {
+    if (f.name != "update_lookup_deleted") continue;
+    ChangeEvent event = Convert(f);
+    EXPECT_EQ(json::parse(EncodeValue(event))["m2m"].count("document_gone"), 0u);
+    event.document_gone = true;
+    std::string value = EncodeValue(event);
+    EXPECT_EQ(json::parse(value)["m2m"]["document_gone"], true);
+    ChangeEvent decoded = Decoded(EncodeKey(event), value);
+    EXPECT_TRUE(decoded.document_gone);
+    testing::ExpectSameEvent(decoded, event);
+
+    json v = json::parse(value);
+    v["m2m"]["document_gone"] = "yes";
+    EXPECT_EQ(DecodeError(std::nullopt, v.dump()), "value.m2m.document_gone: must be true or false");
+    return;
+  }
+  FAIL() << "fixture update_lookup_deleted not found";
+}
+
 TEST(EventJsonTest, KeyIsTheCanonicalIdAndStable) {
   ChangeEvent a;
   a.document_key = Doc(R"({"_id": {"$oid": "64f1d7f0a4f4d7a37f6c3a75"}, "region": "eu"})");
@@ -301,6 +321,10 @@ TEST(EventJsonTest, DecodeErrorsNameTheFieldAndCause) {
   v["m2m"]["event"] = "truncate";
   EXPECT_EQ(DecodeError(std::nullopt, v.dump()), "value.m2m.event: unknown event kind \"truncate\"");
   v["m2m"]["event"] = "read";
+  v["m2m"]["document_gone"] = true;
+  EXPECT_EQ(DecodeError(std::nullopt, v.dump()),
+            "value.m2m.document_gone: present on an event that is not an update");
+  v["m2m"].erase("document_gone");
   v["m2m"].erase("cluster_time");
   EXPECT_EQ(DecodeError(std::nullopt, v.dump()), "value.m2m.cluster_time: missing");
 }

@@ -486,8 +486,14 @@ Status EventMapper::WalkField(Level& lvl, Row& row, const bson_iter_t* it, Path&
                         TableSource(collection_, levels).size() <= kMaxTableComment;
       if (!child_fits) break;
       bool table_mode = o_.scalar_arrays == ScalarArrayMode::kTable;
-      if (any_doc || (n > 0 && table_mode) || (n == 0 && FindTable(TableSource(collection_, levels)))) {
-        return EmitChildren(lvl, it, path);
+      if (any_doc || (n > 0 && table_mode)) return EmitChildren(lvl, it, path);
+      if (n == 0 && FindTable(TableSource(collection_, levels))) {
+        M2M_RETURN_NOT_OK(EmitChildren(lvl, it, path));  // no rows: the document's old ones go
+        // An empty array met before the array's first document made a JSON column holding []. While
+        // that column exists every empty array is written there too: a row must not depend on which
+        // document came first (verify maps every document with the tables as they are now).
+        if (lvl.table->FindSource(source) == nullptr) return Status::OK();
+        break;
       }
       if (n == 0 && table_mode) return Status::OK();
       break;

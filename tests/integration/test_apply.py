@@ -447,6 +447,51 @@ def test_updates_that_need_the_document_fetch_it_from_mongodb(mongo_db, mysql_db
     assert sorted(items) == [("1", "0", "a", "1"), ("1", "1", "b", "7"), ("1", "2", "e", "5"), ("3", "0", "d", "4")]
 
 
+def test_updates_whose_document_mongodb_found_gone_delete_it_without_a_lookup(mysql_db, topics):
+    """Capture marks an update whose updateLookup found no document (m2m.document_gone): it was
+    deleted after the update, and its delete follows. Apply without --mongo-uri then does what the
+    lookup would: the row and its child rows go, nothing is quarantined. The same delta without the
+    mark still needs the document and is quarantined, naming it."""
+    database, conn = mysql_db
+    prefix = stack.unique("gone")
+    topic = make_topic(prefix, "orders", 1)
+    topics.append(topic)
+
+    def event(op, **fields):
+        return {"op": op, "collection": "orders", **fields}
+
+    events = [
+        event("insert", document='{"_id": 1, "name": "a", "items": [{"sku": "a", "qty": 1}, {"sku": "b", "qty": 2}]}'),
+        event("insert", document='{"_id": 2, "name": "b", "items": [{"sku": "c", "qty": 1}]}'),
+        event("insert", document='{"_id": 3, "name": "c", "items": [{"sku": "d", "qty": 4}]}'),
+        event("update", key='{"_id": 1}', updated='{"items.1.qty": 7}', document_gone=True),  # its delete follows
+        event("update", key='{"_id": 2}', updated='{"items.0.qty": 9}', document_gone=True),  # delete not yet read
+        event("update", key='{"_id": 3}', updated='{"name": "c2"}', document_gone=True),  # column-wise: applied
+        event("update", key='{"_id": 3}', updated='{"items.0.qty": 5}'),  # no mark: needs the document
+        event("delete", key='{"_id": 1}'),
+    ]
+    producer = Producer({"bootstrap.servers": stack.KAFKA_BOOTSTRAP})
+    for n, e in enumerate(events, 1):
+        t, key, value = scenarios.encode(e, prefix, n)
+        assert t == topic
+        producer.produce(topic, key=key, value=value)
+    assert producer.flush(60) == 0
+
+    pipeline.run_apply(database, stack.unique("g"), topics=[topic])
+
+    with conn.cursor() as cur:
+        cur.execute("SELECT `offset`, error FROM _m2m_quarantine")
+        quarantined = cur.fetchall()
+        cur.execute("SELECT `_id`, name FROM orders")
+        rows = sorted(tuple(str(v) for v in r) for r in cur.fetchall())
+        cur.execute("SELECT `_id`, `_idx1`, sku, qty FROM orders_items")
+        items = sorted(tuple(str(v) for v in r) for r in cur.fetchall())
+    assert [o for o, _ in quarantined] == [6], quarantined
+    assert "has no --mongo-uri" in quarantined[0][1] and "orders _id=3" in quarantined[0][1], quarantined
+    assert rows == [("3", "c2")]
+    assert items == [("3", "0", "d", "4")]
+
+
 @pytest.mark.parametrize("batch", [None, 1], ids=["batched", "one_per_batch"])
 def test_rename_on_a_multi_partition_topic_then_writes_to_the_new_name(mysql_db, topics, batch):
     """old's topic has 3 partitions; the rename is copied to each, as capture does, and the writes to

@@ -66,6 +66,44 @@ def test_restart_continues_after_the_last_checkpoint_without_duplicates(mongo_db
     assert ids == [str(i) for i in range(13)]  # each insert once, in order, none lost while down
 
 
+def test_an_update_read_after_its_document_was_deleted_is_marked_gone_and_lands(mongo_db, mysql_db, tmp_path):
+    """Capture reads an update only after the document was deleted (it was down): updateLookup finds
+    nothing, so capture marks the update m2m.document_gone. Apply, without --mongo-uri, then does what
+    a lookup would (the row and its child rows go) instead of quarantining a delta into a child
+    table it cannot apply column by column."""
+    database, conn = mysql_db
+    prefix = stack.unique("cap")
+    topic = capture_topic(prefix, mongo_db.name, "orders")
+    cap = pipeline.start_capture(tmp_path, mongo_db.name, "orders", prefix=prefix, name="g")
+    pipeline.wait_for_checkpoint(prefix, cap)
+    mongo_db.orders.insert_many([{"_id": 1, "items": [{"sku": "a", "qty": 1}]},
+                                 {"_id": 2, "items": [{"sku": "b", "qty": 1}]}])
+    pipeline.read_topic(topic, 2, process=cap)
+    assert cap.stop() == 0, cap.log()[-3000:]
+
+    mongo_db.orders.update_one({"_id": 1}, {"$push": {"items": {"sku": "c", "qty": 5}}})  # while capture is down
+    mongo_db.orders.update_one({"_id": 2}, {"$push": {"items": {"sku": "d", "qty": 6}}})
+    mongo_db.orders.delete_one({"_id": 1})
+    cap = pipeline.start_capture(tmp_path, mongo_db.name, "orders", prefix=prefix, name="g")
+    try:
+        messages = pipeline.read_topic(topic, 5, process=cap)
+    finally:
+        assert cap.stop() == 0, cap.log()[-3000:]
+    updates = [v for _, v in messages if v["m2m"]["event"] == "update"]
+    assert [(json.loads(v["m2m"]["document_key"])["_id"]["$numberInt"], v["m2m"].get("document_gone"))
+            for v in updates] == [("1", True), ("2", None)], updates
+    assert updates[0]["after"] is None and json.loads(updates[1]["after"])["items"][1]["qty"]["$numberInt"] == "6"
+
+    pipeline.run_apply(database, stack.unique("g"), topics=[topic])
+    with conn.cursor() as cur:
+        cur.execute("SELECT COUNT(*) FROM _m2m_quarantine")
+        assert cur.fetchone()[0] == 0
+        cur.execute("SELECT `_id` FROM orders")
+        assert [str(r[0]) for r in cur.fetchall()] == ["2"]
+        cur.execute("SELECT `_id`, sku, qty FROM orders_items")
+        assert sorted(tuple(str(v) for v in r) for r in cur.fetchall()) == [("2", "b", "1"), ("2", "d", "6")]
+
+
 def test_a_backlog_after_a_restart_is_published_in_batches_not_event_by_event(mongo_db, tmp_path):
     # Catching up reads whole server batches into each Kafka transaction: each transaction adds one
     # checkpoint record, so their count says how the backlog was cut. Event by event would be 2,000.

@@ -55,6 +55,11 @@ struct ChangeEvent {
   std::optional<BsonDocument> before;
   // Updates only.
   std::optional<UpdateDescription> update;
+  // Updates only: capture asked MongoDB to look the document up (fullDocument: updateLookup) and
+  // MongoDB found none, so the document was deleted after this update and its delete follows in the
+  // stream. Capture sets it (FullDocumentIsNull); under other fullDocument modes a null means only
+  // that no post-image was kept, which says nothing about the document.
+  bool document_gone = false;
   // Renames only: the new namespace.
   std::string rename_to_db;
   std::string rename_to_collection;

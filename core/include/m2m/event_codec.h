@@ -67,6 +67,11 @@ bool IsSupportedOperationType(std::string_view operation_type);
 // 'change stream "insert" event: field "documentKey" is missing'.
 Result<ChangeEvent> FromChangeStreamDocument(const bson_t* change, const Namespace* fallback = nullptr);
 
+// True when `change` is an update whose fullDocument is present and null: MongoDB was asked for the
+// document (updateLookup or a post-image) and had none to give. What that means depends on the mode
+// the stream was opened with; see ChangeEvent::document_gone.
+bool FullDocumentIsNull(const bson_t* change);
+
 // A document copied by the initial snapshot: kind kRead, document_key {_id}, after = doc, no resume
 // token (the snapshot's checkpoint is kept by capture, not in events). Fails when doc has no _id.
 Result<ChangeEvent> MakeSnapshotRead(std::string_view db, std::string_view collection, const bson_t* doc);

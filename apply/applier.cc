@@ -707,16 +707,6 @@ struct Applier::Impl {
     }
   }
 };
-        return Status::OK();
-      }
-      if (mysql) (void)mysql->Rollback();
-      catalog_stale = true;
-      pending = Pending{};
-      if (!schema_moved || remaps >= kRemaps) return st;
-      spdlog::info("apply {}: {}", o.group, st.message());
-    }
-  }
-};
 
 Applier::Applier(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Applier::~Applier() = default;

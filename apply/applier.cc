@@ -85,6 +85,8 @@ struct Applier::Impl {
     std::map<PartitionId, int64_t> next;  // per partition: the offset after its last record
     std::map<PartitionId, AppliedEvents> applied;  // per partition: how many, and the last one's time
     std::vector<QuarantinedEvent> quarantine;
+    // Statements of the transaction's own: a collection event's record, a quarantine replay's mark.
+    std::vector<std::string> bookkeeping;
     std::map<std::string, Lookup> lookups;  // by DocumentOp::label
     int events = 0;
     // Every record added since the last commit, in order: to redo the batch one event at a time, to
@@ -159,13 +161,24 @@ struct Applier::Impl {
   // Spark tasks). The batch was mapped against the schema this Applier last read; if another writer
   // changed it since, the DDL could undo that change (narrow a column it widened), so the batch is
   // mapped again instead (schema_moved).
-  Status RunSchemaChanges(const std::vector<SchemaChange>& changes) {
-    if (changes.empty()) return Status::OK();
-    std::string lock = mysql->QuoteString("mongo2mysql-ddl:" + o.mysql.database);
-    M2M_ASSIGN_OR_RETURN(auto got, mysql->Query("SELECT GET_LOCK(" + lock + ", 120)"));
+  std::string DdlLockName() const { return mysql->QuoteString("mongo2mysql-ddl:" + o.mysql.database); }
+
+  // The lock every writer of the database takes around its DDL (held by the session; it nests).
+  Status LockDdl() {
+    M2M_ASSIGN_OR_RETURN(auto got, mysql->Query("SELECT GET_LOCK(" + DdlLockName() + ", 120)"));
     if (got.empty() || got[0].at(0).value_or("0") != "1") {
       return Status(StatusCode::kMysql, "timed out waiting for the DDL lock of " + o.mysql.database, true);
     }
+    return Status::OK();
+  }
+
+  void UnlockDdl() {
+    if (mysql) (void)mysql->Query("SELECT RELEASE_LOCK(" + DdlLockName() + ")");
+  }
+
+  Status RunSchemaChanges(const std::vector<SchemaChange>& changes) {
+    if (changes.empty()) return Status::OK();
+    M2M_RETURN_NOT_OK(LockDdl());
     size_t now = 0;
     auto schema = ReadSchema(&now);
     Status st = schema.status();
@@ -176,7 +189,7 @@ struct Applier::Impl {
     }
     for (size_t i = 0; st.ok() && i < changes.size(); ++i) st = RunSchemaChange(changes[i]);
     if (st.ok()) st = ReadSchema(&schema_fingerprint).status();
-    (void)mysql->Query("SELECT RELEASE_LOCK(" + lock + ")");
+    UnlockDdl();
     return st;
   }
 
@@ -311,10 +324,80 @@ struct Applier::Impl {
     return Status::OK();
   }
 
+  // A drop or rename that changes tables (on_drop: drop, on_rename: rename) runs once for all its
+  // copies (Arrive); any other is only logged, by each copy.
+  bool ChangesTables(const ChangeEvent& ev) const {
+    const MappingOptions& m = mapper.config().options;
+    return (ev.kind == EventKind::kDrop && m.on_drop == DropPolicy::kDrop) ||
+           (ev.kind == EventKind::kRename && m.on_rename == RenamePolicy::kRename);
+  }
+
+  static CollectionEventCopy CopyOf(const ChangeEvent& ev, const KafkaMessage& m) {
+    return {{m.topic, ev.cluster_time_s, ev.cluster_time_i}, m.partition, m.offset,
+            std::string(EventKindName(ev.kind)), ev.copies};
+  }
+
+  // The copies of an event that arrived (their partitions), and whether it was executed.
+  struct Copies {
+    std::vector<int32_t> arrived;
+    bool executed = false;
+  };
+
+  Result<Copies> ReadCopies(const CollectionEventId& id) {
+    M2M_ASSIGN_OR_RETURN(auto rows, mysql->Query(SelectCollectionEventSql(o.group, id)));
+    Copies out;
+    for (const auto& r : rows) {
+      out.arrived.push_back(std::stoi(r.at(0).value()));
+      out.executed |= r.at(1).value_or("0") == "1";
+    }
+    return out;
+  }
+
+  Result<bool> Arrive(const PreparedRecord& r) {
+    if (!r.collection_event || !r.event || !o.wait_for_copies || r.event->copies <= 1 || !ChangesTables(*r.event)) {
+      return true;
+    }
+    M2M_RETURN_NOT_OK(NotKept());
+    const KafkaMessage& m = r.message;
+    PartitionId tp{m.topic, m.partition};
+    if (!stored.count(tp)) M2M_RETURN_NOT_OK(Own({tp}).status());
+    if (const auto& s = stored.at(tp); s && m.offset < *s) return true;  // applied already: Add skips it
+    M2M_RETURN_NOT_OK(Commit());  // everything before the copy
+    // The offsets check makes the record mean "the partition's stored offset is the copy's": all
+    // before it is applied.
+    CollectionEventCopy copy = CopyOf(*r.event, m);
+    M2M_RETURN_NOT_OK(EnsureConnected());
+    Status st = mysql->Begin();
+    if (st.ok()) st = CheckOffsetsUnchanged({tp});
+    if (st.ok()) st = mysql->Execute(InsertCopyArrivalSql(o.group, copy));
+    const bool first_arrival = st.ok() && mysql->affected_rows() > 0;
+    if (st.ok()) st = mysql->Commit();
+    if (!st.ok()) {
+      (void)mysql->Rollback();
+      return st;
+    }
+    M2M_ASSIGN_OR_RETURN(Copies copies, ReadCopies(copy.id));
+    std::vector<int32_t> missing;
+    for (int32_t p = 0; p < r.event->copies; ++p) {
+      if (std::find(copies.arrived.begin(), copies.arrived.end(), p) == copies.arrived.end()) missing.push_back(p);
+    }
+    if (copies.executed || missing.empty()) return true;
+    if (first_arrival) {
+      spdlog::info("apply {}: {} of {}.{} ({}@{}) waits until the other partitions of {} have reached their copies "
+                   "(missing: {}); nothing after it is applied from {} meanwhile",
+                   o.group, copy.event, r.event->db, r.event->collection, PartitionName(tp), m.offset, m.topic,
+                   fmt::join(missing, ", "), PartitionName(tp));
+    }
+    return false;
+  }
+
   // A drop or rename: after the batch before it has committed, its DDL (RENAME TABLE / DROP TABLE IF
-  // EXISTS, or nothing when kept) runs alone, then a transaction moves the offset past it. Replayed
-  // after a crash in between, the catalog read back from the server no longer has the old tables,
-  // so the mapper produces no statement the second time: the DDL is idempotent.
+  // EXISTS, or nothing when kept) runs alone, then a transaction moves the offset past it. One that
+  // changes tables runs under the DDL lock, against the schema read there, once for all its copies:
+  // the first copy to get there with every copy arrived (Arrive) runs it and records that in the
+  // transaction that moves its offset; the others find the record and change nothing. Replayed after
+  // a crash between the DDL and that commit, the schema read back no longer has the old tables, so
+  // the mapper produces no statement the second time: the DDL is idempotent.
   Status AddCollectionEvent(const ChangeEvent& ev) {
     KafkaMessage m = std::move(pending.records.back());
     pending.records.pop_back();
@@ -324,12 +407,42 @@ struct Applier::Impl {
     pending.records.push_back(std::move(m));  // after a failure, kept behind the batch's records
     M2M_RETURN_NOT_OK(before);
     const KafkaMessage& message = pending.records.back();
-    M2M_RETURN_NOT_OK(ReloadCatalogIfStale());
-    auto mapped = mapper.Map(ev, catalog);
-    if (!mapped.ok()) {
-      M2M_RETURN_NOT_OK(Quarantine(message, mapped.status().message()));
+    if (!ChangesTables(ev)) {
+      M2M_RETURN_NOT_OK(RunCollectionEvent(ev, message));
       return Commit();
     }
+    M2M_RETURN_NOT_OK(EnsureConnected());
+    M2M_RETURN_NOT_OK(LockDdl());
+    Status st = RunOnce(ev, message);
+    if (st.ok()) st = Commit();
+    UnlockDdl();
+    return st;
+  }
+
+  // Under the DDL lock: the event unless another copy ran it, recorded with the offset.
+  Status RunOnce(const ChangeEvent& ev, const KafkaMessage& message) {
+    CollectionEventCopy copy = CopyOf(ev, message);
+    M2M_ASSIGN_OR_RETURN(Copies copies, ReadCopies(copy.id));
+    if (copies.executed) {
+      spdlog::info("apply {}: {} of {}.{} ({}@{}): done already, by the copy of another partition", o.group,
+                   copy.event, ev.db, ev.collection, PartitionName({message.topic, message.partition}), message.offset);
+      Advance(message);
+      return Status::OK();
+    }
+    if (o.wait_for_copies && static_cast<int32_t>(copies.arrived.size()) < ev.copies) {
+      return Status::Internal("apply: a copy of a collection event was added before every copy arrived");
+    }
+    catalog_stale = true;  // the copies' other owners may have changed the tables since
+    M2M_RETURN_NOT_OK(RunCollectionEvent(ev, message));
+    pending.bookkeeping.push_back(MarkCollectionEventExecutedSql(o.group, copy));
+    return Status::OK();
+  }
+
+  // Maps the event and runs its DDL, then takes it as applied (or quarantines it).
+  Status RunCollectionEvent(const ChangeEvent& ev, const KafkaMessage& message) {
+    M2M_RETURN_NOT_OK(ReloadCatalogIfStale());
+    auto mapped = mapper.Map(ev, catalog);
+    if (!mapped.ok()) return Quarantine(message, mapped.status().message());
     if (mapped->collection) {
       spdlog::info("apply {}: {} ({}@{})", o.group, DescribeCollectionOp(*mapped->collection),
                    PartitionName({message.topic, message.partition}), message.offset);
@@ -347,7 +460,7 @@ struct Applier::Impl {
       catalog_stale = false;
     }
     Advance(message);
-    return Commit();
+    return Status::OK();
   }
 
   // ---- Writing a batch -------------------------------------------------------------------------
@@ -380,9 +493,7 @@ struct Applier::Impl {
 
   // Fails (retriable) unless the group's offsets of the batch's partitions are still what this
   // Applier last read or wrote: another owner may have applied them meanwhile.
-  Status CheckOffsetsUnchanged() {
-    std::vector<PartitionId> ids;
-    for (const auto& [tp, next] : pending.next) ids.push_back(tp);
+  Status CheckOffsetsUnchanged(const std::vector<PartitionId>& ids) {
     M2M_ASSIGN_OR_RETURN(auto rows, mysql->Query(SelectOffsetsSql(o.group, ids, /*for_update=*/true)));
     std::map<PartitionId, int64_t> now;
     for (const auto& r : rows) now[{r.at(0).value(), std::stoi(r.at(1).value())}] = std::stoll(r.at(2).value());
@@ -443,12 +554,15 @@ struct Applier::Impl {
       for (std::string& s : sql.rows) rows.push_back(std::move(s));
     }
     M2M_RETURN_NOT_OK(mysql->Begin());
-    M2M_RETURN_NOT_OK(CheckOffsetsUnchanged());
+    std::vector<PartitionId> ids;
+    for (const auto& [tp, next] : pending.next) ids.push_back(tp);
+    if (!ids.empty()) M2M_RETURN_NOT_OK(CheckOffsetsUnchanged(ids));
     Status st = ExecuteRows(rows);
     if (st.native_code() == kPacketTooLarge) st = st.WithContext(BatchDocuments());
     M2M_RETURN_NOT_OK(st);
     M2M_RETURN_NOT_OK(ExecuteRows(InsertQuarantineSql(o.group, pending.quarantine, o.sql.max_statement_bytes)));
-    M2M_RETURN_NOT_OK(mysql->Execute(UpsertOffsetsSql(o.group, pending.next, pending.applied)));
+    for (const std::string& s : pending.bookkeeping) M2M_RETURN_NOT_OK(mysql->Execute(s));
+    if (!ids.empty()) M2M_RETURN_NOT_OK(mysql->Execute(UpsertOffsetsSql(o.group, pending.next, pending.applied)));
     return mysql->Commit();
   }
 
@@ -563,6 +677,35 @@ struct Applier::Impl {
     }
     return AddAgain(std::move(records), /*commit_each=*/false);
   }
+
+  Status WriteCurrentState(const std::string& db, const std::string& collection, const BsonDocument& key,
+                           const std::optional<BsonDocument>& doc, std::vector<std::string> also) {
+    M2M_RETURN_NOT_OK(NotKept());
+    if (pending.events > 0 || !pending.records.empty()) {
+      return Status::Invalid("apply: WriteCurrentState needs an empty batch; commit or abandon it first");
+    }
+    for (int remaps = 0;; ++remaps) {
+      M2M_RETURN_NOT_OK(ReloadCatalogIfStale());
+      auto mapped = MapCurrentState(db, collection, key, doc);
+      if (!mapped.ok()) {
+        catalog_stale = true;
+        return mapped.status();
+      }
+      pending.batch.Add(std::move(*mapped), catalog);
+      pending.bookkeeping = also;
+      schema_moved = false;
+      Status st = WriteBatch();
+      if (st.ok()) {
+        pending = Pending{};
+        return Status::OK();
+      }
+      if (mysql) (void)mysql->Rollback();
+      catalog_stale = true;
+      pending = Pending{};
+      if (!schema_moved || remaps >= kRemaps) return st;
+      spdlog::info("apply {}: {}", o.group, st.message());
+    }
+  }
 };
 
 Applier::Applier(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -597,6 +740,11 @@ Status Applier::Add(PreparedRecord record) { return impl_->Add(std::move(record)
 Status Applier::Commit() { return impl_->Commit(); }
 Status Applier::Redo() { return impl_->Redo(); }
 void Applier::Abandon() { impl_->TakeRecords(); }
+Result<bool> Applier::Arrive(const PreparedRecord& record) { return impl_->Arrive(record); }
+Status Applier::WriteCurrentState(const std::string& db, const std::string& collection, const BsonDocument& key,
+                                  const std::optional<BsonDocument>& doc, std::vector<std::string> also) {
+  return impl_->WriteCurrentState(db, collection, key, doc, std::move(also));
+}
 int Applier::pending_events() const { return impl_->pending.events; }
 size_t Applier::pending_bytes() const { return impl_->pending.bytes; }
 void Applier::OnCommit(CommitListener listener) { impl_->on_commit = std::move(listener); }

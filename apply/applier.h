@@ -18,7 +18,10 @@
 // the DDL under a lock shared by every writer of the database (it commits implicitly, so before
 // BEGIN; every statement is idempotent against the schema read back after a crash), then BEGIN, the
 // row statements, the quarantined events, the offsets, COMMIT. A collection event (drop, rename)
-// commits the batch before it and runs alone. The Applier keeps the records of the batch in flight:
+// commits the batch before it and runs alone. Capture copies it to every partition of its topic, and
+// those partitions may be applied by different processes: one that changes tables runs once, when
+// every partition has reached its copy (Arrive), and later copies change nothing (docs/apply.md,
+// "Collection events"). The Applier keeps the records of the batch in flight:
 // a batch MySQL refuses because of one event is redone one event at a time, and that event alone is
 // quarantined; a batch whose DDL meets a schema another writer changed is mapped again.
 //
@@ -63,6 +66,12 @@ struct ApplierOptions {
   std::optional<MongoOptions> mongo;
   // SQL rendering (statement size, ALGORITHM=INSTANT). Default: SqlOptions defaults
   SqlOptions sql;
+  // Whether a drop or rename that changes tables waits until every partition of its topic has
+  // reached its copy (Arrive). A host whose processes may own different partitions of a topic needs
+  // it (the native daemon); the Spark engine's driver orders the copies of a batch itself
+  // (docs/spark.md), and its tasks cannot wait for one another. Without it the first copy runs the
+  // event and the later ones change nothing. Default: true
+  bool wait_for_copies = true;
 
   Status Validate() const;
 };
@@ -116,6 +125,16 @@ class Applier {
   // undecodable record is prepared with `error`.
   Result<PreparedRecord> Prepare(KafkaMessage&& message);
 
+  // Whether a prepared record may be added now. False only for a copy of a drop or rename that
+  // changes tables (with options().wait_for_copies, and more than one copy) while other partitions
+  // have not reached their copies yet: applying it now would let their older events land after it
+  // (e.g. in the tables of a new collection of the same name, which its DDL would then drop). The
+  // host then holds the partition at the copy, applies nothing after it, and asks again later.
+  // Commits the batch in flight first, then records in MySQL (offsets checked) that this partition
+  // has reached the copy, so the copies' owners meet there whichever processes they are, through
+  // crashes and rebalances. True at once, without I/O, for every other record. May fail as Commit.
+  Result<bool> Arrive(const PreparedRecord& record);
+
   // Adds a prepared record to the batch in flight; a record below its partition's stored offset is
   // skipped. A collection event commits the batch before it, runs its DDL and commits its offset, so
   // it may fail as Commit does.
@@ -132,6 +151,14 @@ class Applier {
 
   // Drops the batch in flight and the records kept; nothing of them is in MySQL.
   void Abandon();
+
+  // Writes a document as MongoDB holds it now (`doc`, read just now by `key`), or deletes its row
+  // when it is gone (nullopt), as the lookup of an update does, outside any partition's order, in one
+  // transaction with `also` (statements of the caller's bookkeeping); moves no offset. For the
+  // quarantine replay (quarantine.h). Needs an empty batch. Fails without writing anything on a
+  // mapping error or a MySQL error.
+  Status WriteCurrentState(const std::string& db, const std::string& collection, const BsonDocument& key,
+                           const std::optional<BsonDocument>& doc, std::vector<std::string> also);
 
   int pending_events() const;
   // The bytes of the records in the batch in flight (keys and values).

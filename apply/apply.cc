@@ -15,6 +15,10 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
+// How often copies of a collection event parked for the copies of other members' partitions
+// (barrier.h) are offered again: one small MySQL transaction each.
+constexpr auto kParkedRetry = std::chrono::seconds(1);
+
 int64_t NowMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
       .count();
@@ -88,6 +92,7 @@ struct Apply::Loop : RebalanceListener {
   // Barriers held until the partitions before them have caught up (barrier.h), and the messages
   // queued behind them.
   BarrierGate gate;
+  Clock::time_point parked_retry;  // when the copies parked in `gate` are offered again
   std::unique_ptr<KafkaInspector> inspector;  // reads partition ends for the gate; made when first needed
   std::unique_ptr<KafkaConsumer> consumer;  // last: destroyed first, while the listener still exists
 
@@ -220,12 +225,20 @@ struct Apply::Loop : RebalanceListener {
         return Status::OK();
       }
     }
+    M2M_ASSIGN_OR_RETURN(bool arrived, applier->Arrive(record));
+    if (!arrived) {  // other partitions, of other members maybe, have not reached their copies yet
+      gate.Park(std::move(record.message), record.key);
+      parked_retry = Clock::now() + kParkedRetry;
+      return Status::OK();
+    }
     const int64_t offset = record.message.offset;
     const std::optional<OrderKey> key = record.event ? std::optional<OrderKey>(record.key) : std::nullopt;
+    const bool collection_event = record.collection_event;
     if (applier->pending_events() == 0) batch_started = Clock::now();
     M2M_RETURN_NOT_OK(applier->Add(std::move(record)));
     found->second.position = offset + 1;
     if (key) gate.Admitted(*key);
+    if (collection_event) gate.Unpark();  // the copies parked here may have been waiting for this one
     return Status::OK();
   }
 
@@ -338,6 +351,7 @@ struct Apply::Loop : RebalanceListener {
       if (batching && waited >= o.max_batch_time) break;
       if (o.until_caught_up && CaughtUp()) break;
       M2M_RETURN_NOT_OK(Throttle());
+      if (Clock::now() >= parked_retry && gate.Unpark()) parked_retry = Clock::now() + kParkedRetry;
       if (!gate.empty()) {
         gate.Release(ConsumedPositions());
         if (auto next = gate.Pop()) {

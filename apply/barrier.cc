@@ -13,6 +13,12 @@ OrderKey WaitsFor(const OrderKey& b) {
   return {b.t, b.i, b.rank, {std::string(), std::numeric_limits<int32_t>::min()}, std::numeric_limits<int64_t>::min()};
 }
 
+// `parked`, a parked copy, and barrier `b` are copies of one collection event.
+bool SameEvent(const OrderKey& parked, const OrderKey& b) {
+  return b.rank == OrderKey::Rank::kCollection && parked.rank == OrderKey::Rank::kCollection && parked.t == b.t &&
+         parked.i == b.i && parked.partition.first == b.partition.first;
+}
+
 int64_t SizeOf(const KafkaMessage& m) {
   return static_cast<int64_t>(m.topic.size() + (m.key ? m.key->size() : 0) + (m.value ? m.value->size() : 0));
 }
@@ -46,7 +52,8 @@ std::vector<PartitionId> BarrierGate::Undecided(const OrderKey& barrier, const s
     if (tp == barrier.partition) continue;
     auto p = parts_.find(tp);
     bool decided = p != parts_.end() && ((p->second.last && *p->second.last > bound) ||
-                                         (p->second.barrier && *p->second.barrier > bound));
+                                         (p->second.barrier && *p->second.barrier > bound) ||
+                                         (p->second.parked && SameEvent(*p->second.barrier, barrier)));
     if (!decided) out.push_back(tp);
   }
   return out;
@@ -59,6 +66,23 @@ void BarrierGate::Hold(KafkaMessage message, const OrderKey& key, std::map<Parti
   p.ends = std::move(ends);
   queued_bytes_ += SizeOf(message);
   p.waiting.push_front(std::move(message));
+}
+
+void BarrierGate::Park(KafkaMessage message, const OrderKey& key) {
+  Hold(std::move(message), key, {});
+  parts_[key.partition].parked = true;
+}
+
+bool BarrierGate::Unpark() {
+  bool any = false;
+  for (auto& [tp, p] : parts_) {
+    if (!p.parked) continue;
+    p.parked = false;
+    p.barrier.reset();
+    p.released = true;
+    any = true;
+  }
+  return any;
 }
 
 bool BarrierGate::Queued(const PartitionId& tp) const {
@@ -107,6 +131,7 @@ bool BarrierGate::CanGo(const PartitionId& tp, const Partition& p,
       if (o->second.last && *o->second.last > bound) continue;  // 1
       if (o->second.barrier) {
         if (*o->second.barrier > bound) continue;  // 2
+        if (o->second.parked && SameEvent(*o->second.barrier, *p.barrier)) continue;  // reached this event
         return false;  // that one goes first
       }
       // Consumed, but not admitted yet (queued, or let go to be read again).
@@ -120,7 +145,7 @@ bool BarrierGate::CanGo(const PartitionId& tp, const Partition& p,
 
 void BarrierGate::Release(const std::map<PartitionId, int64_t>& consumed) {
   for (auto& [tp, p] : parts_) {
-    if (p.barrier && CanGo(tp, p, consumed)) {
+    if (p.barrier && !p.parked && CanGo(tp, p, consumed)) {
       p.barrier.reset();
       p.ends.clear();
       p.released = true;

@@ -27,6 +27,13 @@
 // collections before it, and its partition's messages pile up meanwhile. Change-stream events
 // still wait for every snapshot read before them: they come after the snapshot's start.
 //
+// Copies of a collection event: capture sends a drop or rename to every partition of its topic, and
+// one that changes tables runs only once every partition has reached its copy (Applier::Arrive), as
+// the copies may belong to different processes. A copy let go before the others have arrived is
+// parked: held at the head of its partition like a barrier, until the host unparks it to be offered
+// again. Its partition has applied everything before it, so a barrier that is another copy of the
+// same event need not wait for it (else two copies owned here would wait for each other).
+//
 // Memory: the messages queued behind held barriers are bounded in bytes (max_queued_bytes). Past
 // the bound a partition's later messages are not kept: the partition stops being fetched (TakeFlow
 // says which to pause) and is read again from the first message not kept once its queue has
@@ -105,6 +112,13 @@ class BarrierGate {
   Flow TakeFlow();
   int64_t queued_bytes() const { return queued_bytes_; }
 
+  // Holds `message`, a copy (key `key`) that waits for the copies of other partitions, at the head of
+  // its partition until Unpark; later messages of the partition queue behind it (Queued).
+  void Park(KafkaMessage message, const OrderKey& key);
+  // Lets every parked copy go (Pop returns it, as a barrier let go) to be offered again; false when
+  // none was parked.
+  bool Unpark();
+
   // Lets go every held barrier for which each other partition has nothing left before it.
   // `consumed` gives, per owned partition, the offset it has been consumed to (the next offset to
   // apply, or the end the consumer reported, whichever is further).
@@ -125,6 +139,7 @@ class BarrierGate {
     std::optional<OrderKey> last;     // the last event admitted
     std::optional<OrderKey> barrier;  // set while the head of `waiting` is a held barrier
     bool released = false;            // the head of `waiting` is a barrier that was let go
+    bool parked = false;              // the head of `waiting` is a copy parked (`barrier` is its key)
     std::map<PartitionId, int64_t> ends;  // the barrier's condition 3, per undecided partition
     std::deque<KafkaMessage> waiting;
     std::optional<int64_t> let_go;  // the first message let go to be read again, while any is

@@ -223,4 +223,39 @@ TEST(BarrierGateTest, AResetResumesWhatWasPaused) {
 }
 
 }  // namespace
+// A drop at i=10 copied to both partitions of a topic this process owns, p1's copy held first. p0's
+// copy goes (p1 holds a later key), but other members' partitions have not reached their copies:
+// parked. p1's copy need not wait for it (same event), whereas a later barrier of p1 must.
+TEST(BarrierGateTest, CopiesOfOneEventParkedHereDoNotWaitForEachOther) {
+  const PartitionId p0{"m2m.db.c", 0}, p1{"m2m.db.c", 1};
+  BarrierGate gate;
+  OrderKey c0 = Key(p0, 5, 10, false), c1 = Key(p1, 7, 10, false);
+  gate.Hold(Message(p1, 7), c1, {{p0, 5}});
+  EXPECT_TRUE(gate.Undecided(c0, {p0, p1}).empty());
+  gate.Park(Message(p0, 5), c0);
+  gate.Queue(Message(p0, 6));
+  EXPECT_TRUE(gate.Queued(p0));
+  EXPECT_TRUE(gate.Undecided(Key(p1, 7, 10, false), {p0, p1}).empty());
+  EXPECT_EQ(gate.Undecided(Key(p1, 8, 11), {p0, p1}), std::vector<PartitionId>{p0});
+
+  gate.Release({{p0, 5}, {p1, 7}});
+  auto copy = gate.Pop();
+  ASSERT_TRUE(copy);
+  EXPECT_EQ(copy->message.partition, 1);
+  EXPECT_TRUE(copy->released);
+  EXPECT_FALSE(gate.Pop());  // p0 stays parked, its later message behind it
+
+  EXPECT_TRUE(gate.Unpark());
+  auto again = gate.Pop();
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->message.offset, 5);
+  EXPECT_TRUE(again->released);
+  auto next = gate.Pop();
+  ASSERT_TRUE(next);
+  EXPECT_EQ(next->message.offset, 6);
+  EXPECT_FALSE(next->released);
+  EXPECT_TRUE(gate.empty());
+  EXPECT_FALSE(gate.Unpark());
+}
+
 }  // namespace m2m::apply

@@ -48,13 +48,57 @@ std::vector<std::string> BookkeepingDdl() {
           " (id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY, group_id VARBINARY(255) NOT NULL, "
           "topic VARBINARY(255) NOT NULL, `partition` INT NOT NULL, `offset` BIGINT NOT NULL, "
           "msg_key LONGBLOB NULL, raw_event LONGBLOB NULL, error TEXT NOT NULL, at DATETIME(3) NOT NULL, "
-          "KEY (topic, `partition`, `offset`)) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 "
+          "replayed_at DATETIME(3) NULL, replay TEXT NULL, KEY (topic, `partition`, `offset`)) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 "
           "COMMENT='mongo2mysql apply: events that could not be applied'",
       std::string("CREATE TABLE IF NOT EXISTS ") + kQuarantinePartsTable +
           " (quarantine_id BIGINT NOT NULL, part INT NOT NULL, bytes LONGBLOB NOT NULL, "
           "PRIMARY KEY (quarantine_id, part)) ENGINE=InnoDB "
           "COMMENT='mongo2mysql apply: raw events of _m2m_quarantine too large for one statement, in order'",
+      // Quarantine tables made before `mongo2mysql quarantine replay` existed get its columns.
+      std::string("SET @m2m_ddl = (SELECT IF(COUNT(*) = 0, 'ALTER TABLE ") + kQuarantineTable +
+          " ADD COLUMN replayed_at DATETIME(3) NULL, ADD COLUMN replay TEXT NULL', 'DO 0') "
+          "FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = '" +
+          kQuarantineTable + "' AND COLUMN_NAME = 'replayed_at')",
+      "PREPARE m2m_ddl FROM @m2m_ddl",
+      "EXECUTE m2m_ddl",
+      "DEALLOCATE PREPARE m2m_ddl",
+      std::string("CREATE TABLE IF NOT EXISTS ") + kCollectionEventsTable +
+          " (group_id VARBINARY(255) NOT NULL, topic VARBINARY(255) NOT NULL, cluster_t INT UNSIGNED NOT NULL, "
+          "cluster_i INT UNSIGNED NOT NULL, `partition` INT NOT NULL, `offset` BIGINT NOT NULL, "
+          "event VARCHAR(32) NOT NULL, copies INT NOT NULL, arrived_at DATETIME(3) NOT NULL, "
+          "executed_at DATETIME(3) NULL, PRIMARY KEY (group_id, topic, cluster_t, cluster_i, `partition`)) "
+          "ENGINE=InnoDB COMMENT='mongo2mysql apply: the copies of drops and renames that reached each partition, "
+          "and whether the event was executed'",
   };
+}
+
+namespace {
+
+std::string CopyRow(const std::string& group, const CollectionEventCopy& c, bool executed) {
+  return "(" + QuoteString(group) + "," + QuoteString(c.id.topic) + "," + std::to_string(c.id.t) + "," +
+         std::to_string(c.id.i) + "," + std::to_string(c.partition) + "," + std::to_string(c.offset) + "," +
+         QuoteString(c.event) + "," + std::to_string(c.copies) + ",UTC_TIMESTAMP(3)," +
+         (executed ? "UTC_TIMESTAMP(3)" : "NULL") + ")";
+}
+
+constexpr char kCopyColumns[] =
+    " (group_id, topic, cluster_t, cluster_i, `partition`, `offset`, event, copies, arrived_at, executed_at) VALUES ";
+
+}  // namespace
+
+std::string InsertCopyArrivalSql(const std::string& group, const CollectionEventCopy& copy) {
+  return std::string("INSERT IGNORE INTO ") + kCollectionEventsTable + kCopyColumns + CopyRow(group, copy, false);
+}
+
+std::string MarkCollectionEventExecutedSql(const std::string& group, const CollectionEventCopy& copy) {
+  return std::string("INSERT INTO ") + kCollectionEventsTable + kCopyColumns + CopyRow(group, copy, true) +
+         " ON DUPLICATE KEY UPDATE executed_at = VALUES(executed_at)";
+}
+
+std::string SelectCollectionEventSql(const std::string& group, const CollectionEventId& id) {
+  return std::string("SELECT `partition`, executed_at IS NOT NULL FROM ") + kCollectionEventsTable +
+         " WHERE group_id=" + QuoteString(group) + " AND topic=" + QuoteString(id.topic) +
+         " AND cluster_t=" + std::to_string(id.t) + " AND cluster_i=" + std::to_string(id.i);
 }
 
 std::string SelectOffsetsSql(const std::string& group, const std::vector<PartitionId>& partitions,

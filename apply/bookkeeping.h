@@ -7,11 +7,19 @@
 //                    NOT yet applied. Written in the same transaction as the rows, so the rows and the
 //                    position never disagree. applied_events (a running count) and last_event_ms (the
 //                    Kafka timestamp of the last event applied) are for `mongo2mysql status`.
-//   _m2m_quarantine  (id, group_id, topic, partition, offset, msg_key, raw_event, error, at): events
-//                    that could not be applied, written in the transaction that moves past them.
+//   _m2m_quarantine  (id, group_id, topic, partition, offset, msg_key, raw_event, error, at,
+//                    replayed_at, replay): events that could not be applied, written in the transaction
+//                    that moves past them; replayed_at and replay say when and how `mongo2mysql
+//                    quarantine` dealt with one (quarantine.h), NULL until then.
 //   _m2m_quarantine_parts (quarantine_id, part, bytes): the raw event of a quarantine row whose
 //                    raw_event is NULL because it was too large for one statement (max_allowed_packet),
 //                    in parts 0, 1, ... to be joined in order.
+//   _m2m_collection_events (group_id, topic, cluster_t, cluster_i, partition, offset, event, copies,
+//                    arrived_at, executed_at): the copies of the drops and renames that change tables,
+//                    one row per partition that reached its copy (docs/apply.md, "Collection events").
+//                    The event is identified by its topic and cluster time; it was executed (its DDL
+//                    run) when any of its rows has executed_at, written in the transaction that moves
+//                    the executing copy's offset.
 //
 // Thread safety: pure functions.
 #pragma once
@@ -30,9 +38,10 @@ namespace m2m::apply {
 inline constexpr char kOffsetsTable[] = "_m2m_offsets";
 inline constexpr char kQuarantineTable[] = "_m2m_quarantine";
 inline constexpr char kQuarantinePartsTable[] = "_m2m_quarantine_parts";
+inline constexpr char kCollectionEventsTable[] = "_m2m_collection_events";
 
-// CREATE TABLE IF NOT EXISTS for both tables, then the columns an older _m2m_offsets lacks (the
-// database must be selected).
+// CREATE TABLE IF NOT EXISTS for the tables above, and the columns older ones lack (the database
+// must be selected).
 std::vector<std::string> BookkeepingDdl();
 
 // A partition, without a position.
@@ -84,6 +93,31 @@ struct QuarantinedEvent {
 // transaction. None when `events` is empty.
 std::vector<std::string> InsertQuarantineSql(const std::string& group, const std::vector<QuarantinedEvent>& events,
                                              size_t max_statement_bytes);
+
+// A drop or rename, as each of its copies names it: its topic and its cluster time.
+struct CollectionEventId {
+  std::string topic;
+  uint32_t t = 0;
+  uint32_t i = 0;
+};
+
+// One copy of a collection event at `partition`@`offset`; `event` names it (drop, rename) and `copies`
+// is how many there are (0: not known).
+struct CollectionEventCopy {
+  CollectionEventId id;
+  int32_t partition = 0;
+  int64_t offset = 0;
+  std::string event;
+  int32_t copies = 0;
+};
+
+// Records that the copy's partition has reached it (INSERT IGNORE: again after a crash or a rewind,
+// nothing changes).
+std::string InsertCopyArrivalSql(const std::string& group, const CollectionEventCopy& copy);
+// Marks the event executed, on the copy's row (inserted when missing).
+std::string MarkCollectionEventExecutedSql(const std::string& group, const CollectionEventCopy& copy);
+// SELECT `partition`, executed_at IS NOT NULL: one row per copy that arrived.
+std::string SelectCollectionEventSql(const std::string& group, const CollectionEventId& id);
 
 // True when `status` says the event itself cannot be applied, so the same statements would fail
 // again on every retry: a mapping error, or a MySQL error about the data or the table it needs (value

@@ -22,6 +22,21 @@ TEST(BookkeepingTest, OffsetsAreLockedOnlyForTheBatchPartitions) {
   EXPECT_EQ(SelectOffsetsSql("g", {}, false), "SELECT topic, `partition`, next_offset FROM _m2m_offsets WHERE group_id='g'");
 }
 
+// The copies of one drop meet in one set of rows: its topic and cluster time, one row per partition.
+TEST(BookkeepingTest, CopiesOfACollectionEventAreRecordedPerPartitionAndExecutedOnce) {
+  CollectionEventCopy copy{{"m2m.db.c", 1700000000, 7}, 1, 42, "drop", 2};
+  EXPECT_EQ(InsertCopyArrivalSql("g", copy),
+            "INSERT IGNORE INTO _m2m_collection_events (group_id, topic, cluster_t, cluster_i, `partition`, `offset`, "
+            "event, copies, arrived_at, executed_at) VALUES ('g','m2m.db.c',1700000000,7,1,42,'drop',2,"
+            "UTC_TIMESTAMP(3),NULL)");
+  EXPECT_TRUE(MarkCollectionEventExecutedSql("g", copy).ends_with(
+      "VALUES ('g','m2m.db.c',1700000000,7,1,42,'drop',2,UTC_TIMESTAMP(3),UTC_TIMESTAMP(3)) "
+      "ON DUPLICATE KEY UPDATE executed_at = VALUES(executed_at)"));
+  EXPECT_EQ(SelectCollectionEventSql("g", copy.id),
+            "SELECT `partition`, executed_at IS NOT NULL FROM _m2m_collection_events WHERE group_id='g' AND "
+            "topic='m2m.db.c' AND cluster_t=1700000000 AND cluster_i=7");
+}
+
 TEST(BookkeepingTest, QuarantineKeepsRawBytesAndNulls) {
   QuarantinedEvent e{"t", 2, 40, std::nullopt, std::string("\x00{x", 3), "cannot decode"};
   EXPECT_EQ(InsertQuarantineSql("g", {e}, 1 << 20),

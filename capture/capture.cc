@@ -332,6 +332,10 @@ struct Capture::Loop {
     std::string topic = TopicFor(o.topic_prefix, event.db, event.collection);
     std::string where = "document " + event.document_key.ToRelaxedJson() + " in " + event.db + "." + event.collection;
     if (auto bad = NotUtf8(raw)) return DeadLetter(raw, *bad + " (" + where + ")", topic);
+    if (event.document_key.empty()) {
+      // A drop or rename goes to every partition (below); apply waits for all the copies.
+      M2M_ASSIGN_OR_RETURN(event.copies, EnsureTopic(topic));
+    }
     EncodeOptions eo;
     eo.server_name = o.topic_prefix;
     eo.processed_at_ms = NowMs();

@@ -20,6 +20,7 @@ void AddCaptureCommand(CLI::App& app, Action& action);
 void AddApplyCommand(CLI::App& app, Action& action);
 void AddStatusCommand(CLI::App& app, Action& action);
 void AddVerifyCommand(CLI::App& app, Action& action);
+void AddQuarantineCommand(CLI::App& app, Action& action);
 
 // 0 success; 2 bad usage or configuration; 3 a server could not be reached (retrying may help);
 // 1 any other failure.

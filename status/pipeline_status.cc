@@ -105,8 +105,14 @@ struct Reader {
                                                    QuoteString(o.mysql->database) + " AND TABLE_NAME = '" +
                                                    apply::kQuarantineTable + "'"));
     if (exists.empty()) return out;
+    // Pending ones: `mongo2mysql quarantine` marks what it replayed or dismissed (a table of an apply
+    // before it has no such column).
+    M2M_ASSIGN_OR_RETURN(auto marked, mysql->Query("SELECT 1 FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = " +
+                                                   QuoteString(o.mysql->database) + " AND TABLE_NAME = '" +
+                                                   apply::kQuarantineTable + "' AND COLUMN_NAME = 'replayed_at'"));
     M2M_ASSIGN_OR_RETURN(auto rows, mysql->Query("SELECT topic, COUNT(*) FROM " + Table(apply::kQuarantineTable) +
-                                                 " WHERE group_id = " + QuoteString(o.group) + " GROUP BY topic"));
+                                                 " WHERE group_id = " + QuoteString(o.group) +
+                                                 (marked.empty() ? "" : " AND replayed_at IS NULL") + " GROUP BY topic"));
     for (const auto& r : rows) out[r.at(0).value()] = std::stoll(r.at(1).value());
     return out;
   }

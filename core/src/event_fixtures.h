@@ -165,6 +165,7 @@ inline void ExpectSameEvent(const ChangeEvent& actual, const ChangeEvent& expect
   EXPECT_EQ(actual.document_gone, expected.document_gone);
   EXPECT_EQ(actual.rename_to_db, expected.rename_to_db);
   EXPECT_EQ(actual.rename_to_collection, expected.rename_to_collection);
+  EXPECT_EQ(actual.copies, expected.copies);
   EXPECT_EQ(actual.resume_token, expected.resume_token);
   EXPECT_EQ(actual.cluster_time_s, expected.cluster_time_s);
   EXPECT_EQ(actual.cluster_time_i, expected.cluster_time_i);

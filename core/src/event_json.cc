@@ -2,6 +2,7 @@
 #include <fmt/format.h>
 
 #include <array>
+#include <limits>
 #include <nlohmann/json.hpp>
 
 #include "event_bson.h"
@@ -87,6 +88,7 @@ ordered_json M2mJson(const ChangeEvent& event) {
   if (event.kind == EventKind::kRename) {
     m["rename_to"] = {{"db", event.rename_to_db}, {"collection", event.rename_to_collection}};
   }
+  if (event.copies > 0) m["copies"] = event.copies;
   if (event.update && !event.update->disambiguated_paths.empty()) {
     m["disambiguated_paths"] = event.update->disambiguated_paths.ToCanonicalJson();
   }
@@ -259,6 +261,11 @@ Status DecodeM2m(const json& value, const json& m2m, ChangeEvent* event) {
     M2M_ASSIGN_OR_RETURN(event->rename_to_collection,
                          RequiredStringMember(*rename_to, "collection", "value.m2m.rename_to"));
   }
+  M2M_ASSIGN_OR_RETURN(std::optional<int64_t> copies, IntegerMember(m2m, "copies", kPath));
+  if (copies && (*copies < 1 || *copies > std::numeric_limits<int32_t>::max())) {
+    return FieldError("value.m2m.copies", fmt::format("{} is not a partition count", *copies));
+  }
+  event->copies = static_cast<int32_t>(copies.value_or(0));
   M2M_ASSIGN_OR_RETURN(std::optional<BsonDocument> paths, EjsonMember(m2m, "disambiguated_paths", kPath));
   if (paths) {
     if (!event->update) return FieldError("value.m2m.disambiguated_paths", "present without updateDescription");

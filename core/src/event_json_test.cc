@@ -136,7 +136,25 @@ TEST(EventJsonTest, CollectionEventsUseOpM) {
     EXPECT_EQ(v["op"], "m");
     EXPECT_TRUE(v["after"].is_null());
     EXPECT_FALSE(v["m2m"].contains("document_key"));
+    EXPECT_FALSE(v["m2m"].contains("copies"));  // not known: apply acts on each copy alone
   }
+}
+
+// Capture says how many partitions got a copy of a drop or rename; apply waits for all of them.
+TEST(EventJsonTest, CollectionEventsCarryTheirCopyCount) {
+  auto fixtures = testing::LoadEventFixtures();
+  auto it = std::find_if(fixtures.begin(), fixtures.end(), [](const auto& f) { return f.name == "drop"; });
+  ASSERT_NE(it, fixtures.end());
+  ChangeEvent drop = Convert(*it);
+  drop.copies = 4;
+  std::string value = EncodeValue(drop);
+  EXPECT_EQ(json::parse(value)["m2m"]["copies"], 4);
+  testing::ExpectSameEvent(Decoded(EncodeKey(drop), value), drop);
+  json bad = json::parse(value);
+  bad["m2m"]["copies"] = 0;
+  auto decoded = DecodeEvent(EncodeKey(drop), bad.dump());
+  ASSERT_FALSE(decoded.ok());
+  EXPECT_EQ(decoded.status().message(), "value.m2m.copies: 0 is not a partition count");
 }
 
 TEST(EventJsonTest, SnapshotReadsAreMarked) {

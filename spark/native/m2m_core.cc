@@ -127,6 +127,9 @@ class PyApplier {
     }
     if (mongo_uri) o.mongo = MongoOptions{.uri = *mongo_uri};
     o.sql.instant_add_column = instant_add_column;
+    // The driver orders the copies of a drop or rename within a batch (docs/spark.md), and one task
+    // cannot wait for another's: the first copy runs the event, the later ones change nothing.
+    o.wait_for_copies = false;
     applier_ = Take(Applier::Make(std::move(o), &stats_));
   }
 

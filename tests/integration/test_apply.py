@@ -533,3 +533,92 @@ def test_rename_on_a_multi_partition_topic_then_writes_to_the_new_name(mysql_db,
         assert sorted(cur.fetchall()) == [(i, i) for i in range(1, 41)]
         cur.execute("SELECT COUNT(*) FROM _m2m_quarantine")
         assert cur.fetchone()[0] == 0
+
+
+@pytest.mark.parametrize("kill_parked", [False, True], ids=["members_stay", "parked_member_killed"])
+def test_a_drop_copied_to_two_members_runs_once_both_reached_it(mysql_db, topics, tmp_path, kill_parked):
+    """--on-drop drop on a topic of 2 partitions shared by two members of one group. The drop is copied
+    to both partitions (with m2m.copies, as capture writes it) and a new collection of the same name is
+    written after it. Partition 1's events arrive late, as if its member lagged: its old documents must
+    land before the drop (never in the new collection's tables), and its copy must not drop the new
+    tables partition 0 may have filled meanwhile (docs/apply.md, "Collection events"). With
+    kill_parked, the member waiting at its copy is killed and the other takes its partition over."""
+    database, conn = mysql_db
+    prefix = stack.unique("redrop")
+    topic = make_topic(prefix, "c", 2)
+    topics.append(topic)
+    group = stack.unique("g")
+    plan = {0: [], 1: []}  # per partition, in MongoDB's order: (event, ordinal)
+    ordinal = 0
+
+    def add(event, partitions):
+        nonlocal ordinal
+        ordinal += 1
+        for p in partitions:
+            plan[p].append((event, ordinal))
+
+    def document(i, gen):
+        return {"op": "insert", "collection": "c", "document": json.dumps({"_id": i, "gen": gen, "items": [{"a": i}]})}
+
+    for i in range(1, 11):
+        add(document(i, "old"), [i % 2])
+    add({"op": "drop", "collection": "c"}, [0, 1])
+    for i in range(5, 15):
+        add(document(i, "new"), [i % 2])
+    producer = Producer({"bootstrap.servers": stack.KAFKA_BOOTSTRAP, "enable.idempotence": True})
+
+    def produce_partition(p):
+        for event, n in plan[p]:
+            _, key, value = scenarios.encode(event, prefix, n)
+            if event["op"] == "drop":
+                value = json.loads(value)
+                value["m2m"]["copies"] = 2
+                value = json.dumps(value).encode()
+            producer.produce(topic, key=key, value=value, partition=p)
+        assert producer.flush(60) == 0
+
+    extra = ["--on-drop", "drop", "--max-batch-ms", "100"]
+    members = {name: pipeline.start_apply(tmp_path, database, group, topics=[topic], name=name,
+                                          extra=member(name) + extra) for name in ("a", "b")}
+    copy_offset, end = len(plan[0]) - 6, len(plan[0])  # partition 0: 5 old, the drop, 5 new
+    try:
+        def both_own_a_partition():
+            for p in members.values():
+                p.assert_running()
+            return all(f"{topic}[" in p.log() for p in members.values())
+
+        stack.wait_for(both_own_a_partition, timeout=120, what="both members to own a partition")
+        produce_partition(0)
+
+        def partition_0_at_its_copy_or_past_it():
+            for p in members.values():
+                p.assert_running()
+            at = pipeline.applied_offsets(conn, database, group).get((topic, 0))
+            return at == end or (at == copy_offset and any("waits until" in p.log() for p in members.values()))
+
+        stack.wait_for(partition_0_at_its_copy_or_past_it, timeout=120, what="partition 0 to reach the drop")
+        if kill_parked:
+            def last_assignment(p):
+                return [line for line in p.log().splitlines() if "assigned " in line][-1]
+
+            owner = next(name for name, p in members.items() if f"{topic}[0]@" in last_assignment(p))
+            members.pop(owner).kill()
+        produce_partition(1)
+        stack.wait_for(lambda: all(p.assert_running() is None for p in members.values()) and
+                       pipeline.applied_offsets(conn, database, group) == {(topic, 0): end, (topic, 1): end},
+                       timeout=180, what="both partitions applied")
+    finally:
+        for p in members.values():
+            p.stop()
+    with conn.cursor() as cur:
+        cur.execute("SELECT `_id`, gen FROM c")
+        assert sorted(cur.fetchall()) == [(i, "new") for i in range(5, 15)]
+        cur.execute("SELECT `_id`, a FROM c_items")
+        assert sorted(cur.fetchall()) == [(i, i) for i in range(5, 15)]
+        cur.execute("SELECT `partition`, `offset`, event, copies, executed_at IS NOT NULL FROM _m2m_collection_events "
+                    "WHERE group_id = %s ORDER BY `partition`", (group,))
+        copies = [tuple(r) for r in cur.fetchall()]
+        cur.execute("SELECT COUNT(*) FROM _m2m_quarantine")
+        assert cur.fetchone()[0] == 0
+    assert [c[:4] for c in copies] == [(0, copy_offset, "drop", 2), (1, copy_offset, "drop", 2)]
+    assert sum(c[4] for c in copies) == 1  # run once

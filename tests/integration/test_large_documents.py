@@ -12,7 +12,6 @@ import pymongo
 import pymysql
 import pytest
 from bson import json_util
-from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, NewTopic
 
 import pipeline
@@ -169,16 +168,19 @@ def test_a_row_over_max_allowed_packet_is_quarantined_whole_with_the_setting_to_
         assert raw.decode() == pipeline.read_all_raw(topic)[0][1]
         assert json_util.loads(messages[0][1]["after"]) == large
 
-        # The way out the error gives: a larger packet, then the quarantined event replayed.
+        # The way out the error gives: a larger packet, then the quarantined event replayed, from the
+        # document as MongoDB holds it now (a field set since).
         with conn.cursor() as cur:
             cur.execute("SET GLOBAL max_allowed_packet = 64 * 1024 * 1024")
-        producer = Producer({"bootstrap.servers": stack.KAFKA_BOOTSTRAP, "message.max.bytes": 100_000_000})
-        producer.produce(topic, value=raw, key=key)
-        producer.flush(60)
-        pipeline.run_apply(database, group, topics=[topic], extra=args)
+        mongo_db.docs.update_one({"_id": 1}, {"$set": {"n": 5}})
+        replay = subprocess.run([str(stack.BINARY), "quarantine", "replay", "--all", "--mongo-uri", stack.MONGO_URI,
+                                 "--mysql-host", stack.HOST, "--mysql-port", str(server.mysql["port"]),
+                                 "--mysql-database", database], capture_output=True, text=True, timeout=300,
+                                env={**os.environ, "M2M_MYSQL_PASSWORD": stack.MYSQL["password"]})
+        assert replay.returncode == 0 and "1 replayed" in replay.stdout, replay.stdout + replay.stderr
         with conn.cursor() as cur:
             cur.execute(f"SELECT SHA2(payload, 256), n FROM `{database}`.docs WHERE `_id` = 1")
-            assert cur.fetchone() == (sha(large["payload"]), 1)
+            assert cur.fetchone() == (sha(large["payload"]), 5)
         conn.close()
     finally:
         assert server.stop() == 0, server.log()[-3000:]

@@ -63,6 +63,10 @@ struct ChangeEvent {
   // Renames only: the new namespace.
   std::string rename_to_db;
   std::string rename_to_collection;
+  // Drops and renames: how many partitions capture sent a copy of the event to (every partition of
+  // the topic, docs/events.md); apply applies the event once all of them have reached their copy.
+  // 0: not known (events of earlier versions).
+  int32_t copies = 0;
   // The change stream's resume token, as canonical Extended JSON; opaque. Empty for snapshot reads.
   std::string resume_token;
   // The operation's cluster time (the oplog timestamp): seconds and increment.

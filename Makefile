@@ -120,6 +120,7 @@ sanitize-asan sanitize-tsan: sanitize-%:
 # libFuzzer targets (fuzz/, docs/testing.md), built with clang, ASan and UBSan; each runs FUZZ_SECONDS from
 # its seed corpus fuzz/corpus/<target>, with the tokens of fuzz/extended_json.dict. New inputs go to build-fuzz/corpus/<target>; a crash stops here
 # and is saved as build-fuzz/<target>-crash-<sha1> (rerun it: build-fuzz/fuzz/<target> <file>).
+# CI (.ci/run) runs it with FUZZ_SECONDS=30 after sanitize-asan; clang and its runtimes come from install.sh.
 FUZZ_SECONDS ?= 60
 FUZZ_TARGETS := event_decoder_fuzzer extended_json_fuzzer mapping_sql_fuzzer
 fuzz: install

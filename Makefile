@@ -10,7 +10,7 @@
 #   make faults     the fault campaign on a stack of its own, FAULT_CYCLES failures of each kind (bench/faults.py)
 #   make soak       the same workload for SOAK_SECONDS without failures: memory and lag over time
 #   make clean      remove build/ (the stack's data stays in .stack/; `make down` then rm -rf .stack)
-#   make sanitize   C++ unit tests under ASan+UBSan (build-asan/) and under TSan (build-tsan/); docs/testing.md
+#   make sanitize   C++ tests under ASan+UBSan (build-asan/, all of ctest) and TSan (build-tsan/, unit); docs/testing.md
 #   make fuzz       the libFuzzer targets under fuzz/ (build-fuzz/, needs clang), FUZZ_SECONDS each (default 60)
 
 SHELL := /bin/bash
@@ -100,21 +100,27 @@ SPARK_ARGS ?= --help
 spark: up
 	@M2M_MYSQL_PASSWORD=$${M2M_MYSQL_PASSWORD:-mongo2mysql} PYTHONPATH=$(CURDIR)/spark $(PYTHON) -m m2m_spark.job $(SPARK_ARGS)
 
-# Sanitizer builds (docs/testing.md): the C++ unit tests under AddressSanitizer + UndefinedBehaviorSanitizer,
-# then under ThreadSanitizer, each in a build directory of its own. CI (.ci/run) runs sanitize-asan and a
-# short `make fuzz` after `make test`. TSan builds carry their suppressions (sanitize/tsan_suppressions.cc).
+# Sanitizer builds (docs/testing.md), each in a build directory of its own and building only the test
+# executables (target m2m_tests), at -O1 -g1 (CMakeLists.txt says why):
+#   sanitize-asan  every ctest test, unit and integration (so it starts the stack), under AddressSanitizer
+#                  + UndefinedBehaviorSanitizer (build-asan/, gcc). CI (.ci/run) runs it after `make test`.
+#   sanitize-tsan  the unit tests under ThreadSanitizer (build-tsan/, gcc), which carries its suppressions
+#                  (sanitize/tsan_suppressions.cc). Not in CI: docs/testing.md says why.
 SANITIZER_ENV := UBSAN_OPTIONS=print_stacktrace=1 TSAN_OPTIONS=second_deadlock_stack=1
 sanitize: sanitize-asan sanitize-tsan
 
-sanitize-asan sanitize-tsan: sanitize-%: install
+sanitize-asan: install up
+sanitize-tsan: install
+sanitize-asan sanitize-tsan: sanitize-%:
 	@cmake -S . -B build-$* -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
 		-DM2M_SANITIZE=$(if $(filter asan,$*),address,thread) $(CCACHE_LAUNCHER) > /dev/null
-	@cmake --build build-$* -j $(JOBS)
-	@cd build-$* && $(SANITIZER_ENV) ctest -L unit --output-on-failure -j $(JOBS) --timeout 900
+	@cmake --build build-$* -j $(JOBS) --target m2m_tests
+	@cd build-$* && $(SANITIZER_ENV) ctest $(if $(filter tsan,$*),-L unit) --output-on-failure -j $(JOBS) --timeout 900
 
 # libFuzzer targets (fuzz/, docs/testing.md), built with clang, ASan and UBSan; each runs FUZZ_SECONDS from
 # its seed corpus fuzz/corpus/<target>, with the tokens of fuzz/extended_json.dict. New inputs go to build-fuzz/corpus/<target>; a crash stops here
 # and is saved as build-fuzz/<target>-crash-<sha1> (rerun it: build-fuzz/fuzz/<target> <file>).
+# CI (.ci/run) runs it with FUZZ_SECONDS=30 after sanitize-asan; clang and its runtimes come from install.sh.
 FUZZ_SECONDS ?= 60
 FUZZ_TARGETS := event_decoder_fuzzer extended_json_fuzzer mapping_sql_fuzzer
 fuzz: install

@@ -14,6 +14,7 @@
 #include "event_bson.h"
 #include "m2m/change_event.h"
 #include "m2m/event_codec.h"
+#include "test_source_dir.h"
 
 namespace m2m::testing {
 
@@ -50,7 +51,7 @@ inline std::string ReadFile(const std::filesystem::path& path) {
 }
 
 inline std::filesystem::path FixtureDir() {
-  return std::filesystem::path(M2M_SOURCE_DIR) / "tests" / "fixtures" / "change_events";
+  return std::filesystem::path(kSourceDir) / "tests" / "fixtures" / "change_events";
 }
 
 // Every fixture, sorted by name; a file that does not parse fails the calling test.

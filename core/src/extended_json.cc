@@ -10,7 +10,16 @@
 namespace m2m::ejson {
 namespace {
 
-using json = nlohmann::ordered_json;
+// nlohmann's ordered_map, except that a field name read twice is kept twice, in order, as BSON and
+// libbson's reader keep it (ordered_map would keep the last value in the first one's place): the
+// parser adds each member through operator[]. Lookups (find) see the first copy.
+template <class Key, class T, class Compare, class Allocator>
+struct MembersInOrder : nlohmann::ordered_map<Key, T, Compare, Allocator> {
+  using nlohmann::ordered_map<Key, T, Compare, Allocator>::ordered_map;
+  T& operator[](const Key& key) { return this->emplace_back(key, T()).second; }
+};
+
+using json = nlohmann::basic_json<MembersInOrder>;
 
 std::optional<std::string_view> StringOf(const json& v) {
   if (!v.is_string()) return std::nullopt;

@@ -6,6 +6,7 @@
 
 #include "m2m/identifiers.h"
 #include "test_env.h"
+#include "test_source_dir.h"
 
 namespace m2m {
 namespace {
@@ -106,7 +107,7 @@ TEST(MysqlConnectTest, UnreachableServerIsRetriableAndNamesTheAddress) {
 
 // The stack's CA (stack/ctl.sh makes it when it starts MariaDB), or empty when its MariaDB predates TLS.
 std::string StackCa() {
-  std::string ca = testing::Env("M2M_STATE", M2M_SOURCE_DIR "/.stack") + "/tls/ca.pem";
+  std::string ca = testing::Env("M2M_STATE", (std::string(testing::kSourceDir) + "/.stack").c_str()) + "/tls/ca.pem";
   return access(ca.c_str(), R_OK) == 0 ? ca : "";
 }
 

@@ -17,6 +17,7 @@
 #include "m2m/event_codec.h"
 #include "m2m/mapping.h"
 #include "m2m/sql_writer.h"
+#include "test_source_dir.h"
 
 namespace m2m::testing {
 
@@ -105,7 +106,7 @@ inline Result<Scenario> LoadScenario(const std::string& path) {
 
 inline std::vector<std::string> ScenarioFiles() {
   std::vector<std::string> out;
-  for (const auto& f : std::filesystem::directory_iterator(M2M_SOURCE_DIR "/tests/scenarios")) {
+  for (const auto& f : std::filesystem::directory_iterator(std::filesystem::path(kSourceDir) / "tests" / "scenarios")) {
     if (f.path().extension() == ".yaml") out.push_back(f.path().string());
   }
   std::sort(out.begin(), out.end());

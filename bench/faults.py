@@ -61,6 +61,7 @@ class NativeEngine:
     name = "native"
     FAULTS = {"apply-kill": "kill", "apply-stop": "stop_member"}
     BASELINE_S = 10.0
+    RECOVER_TIMEOUT_S = 300.0
 
     def __init__(self, campaign):
         self.c = campaign
@@ -133,6 +134,10 @@ class SparkEngine:
     FAULTS = {"spark-driver-kill": "kill_driver", "spark-executor-kill": "kill_executor"}
     # Its lag rises and falls with each micro-batch (seconds to tens of seconds on a busy machine).
     BASELINE_S = 90.0
+    # A new driver starts its JVM, registers a new application, gets new executors whose Python
+    # workers load the extension, and only then applies what piled up: 2 to 5 minutes on a
+    # 2-core machine at a load of 20-30.
+    RECOVER_TIMEOUT_S = 900.0
 
     def __init__(self, campaign):
         self.c = campaign
@@ -694,7 +699,8 @@ def main():
     ap.add_argument("--session-timeout-ms", type=int, default=10000, help="apply's session.timeout.ms (default 10000)")
     ap.add_argument("--lag-threshold", type=float, default=3.0,
                     help="end-to-end lag, s, that counts as recovered (at least twice the p95 without failures)")
-    ap.add_argument("--recover-timeout", type=float, default=300, help="s to wait for recovery before giving up")
+    ap.add_argument("--recover-timeout", type=float,
+                    help="s to wait for recovery before giving up (default: the engine's, native 300, spark 900)")
     ap.add_argument("--gap", type=float, default=2.0, help="s of steady flow between two failures")
     ap.add_argument("--baseline-s", type=float,
                     help="s of lag measured before the first failure (default: the engine's, native 10, spark 90: "
@@ -712,6 +718,7 @@ def main():
     ap.add_argument("--keep", action="store_true", help="leave the campaign's stack running at the end")
     args = ap.parse_args()
     args.baseline_s = args.baseline_s or ENGINES[args.engine].BASELINE_S
+    args.recover_timeout = args.recover_timeout or ENGINES[args.engine].RECOVER_TIMEOUT_S
     known = kinds_of(args.engine)
     args.kinds = [] if args.soak else [k for k in args.kinds.split(",") if k] if args.kinds else known
     unknown = set(args.kinds) - set(known)

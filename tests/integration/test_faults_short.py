@@ -29,7 +29,7 @@ def campaign(*args, timeout=840):
     try:
         proc = subprocess.Popen([sys.executable, str(stack.ROOT / "bench" / "faults.py"), "--cycles", "1",
                                  "--state", str(work / "stack"), "--results", str(work / "results"),
-                                 "--recover-timeout", "240", *args],
+                                 *args],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ))
         try:
             stdout, stderr = proc.communicate(timeout=timeout)
@@ -60,7 +60,7 @@ def campaign(*args, timeout=840):
 
 @pytest.mark.faults
 def test_one_failure_of_each_kind_loses_and_repeats_nothing():
-    run, _ = campaign("--baseline-s", "5")
+    run, _ = campaign("--baseline-s", "5", "--recover-timeout", "240")
     assert set(run["summary"]) == {"capture-kill", "apply-kill", "kafka-kill", "mariadb-kill", "mongo-restart",
                                    "apply-stop"}
 

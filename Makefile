@@ -75,10 +75,13 @@ bench: build up
 # MariaDB, a MongoDB restart, SIGSTOP of an apply member), on a stack of its own (.stack-faults/, free
 # ports; the shared stack is never touched). Ends with verify and exact counts; figures to
 # bench/results/faults-<time>/. 20 cycles (the issue's bar) take about 40 min on 2 cores.
+# FAULT_ENGINE=spark: the Spark job on a standalone cluster on loopback instead of the apply members,
+# with kills of its driver and of an executor (README, "Fault campaign").
 FAULT_CYCLES ?= 20
+FAULT_ENGINE ?= native
 FAULT_ARGS ?=
 faults: build install
-	@M2M_BUILD=$(BUILD) $(PYTHON) bench/faults.py --cycles $(FAULT_CYCLES) $(FAULT_ARGS)
+	@M2M_BUILD=$(BUILD) $(PYTHON) bench/faults.py --engine $(FAULT_ENGINE) --cycles $(FAULT_CYCLES) $(FAULT_ARGS)
 
 # The soak (bench/faults.py --soak): the campaign's stack, workload and final checks, no failures, for
 # SOAK_SECONDS; resident memory of every process and the lag sampled, written to bench/results/soak-<time>/.

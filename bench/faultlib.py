@@ -40,7 +40,7 @@ def free_ports(count):
     raise RuntimeError("no free ports between 20000 and the ephemeral range")
 
 
-def _alive(pid):
+def alive(pid):
     """Whether `pid` still holds anything. A process killed with -9 empties /proc/<pid>/cmdline as it
     releases its memory, before it closes its files (a server's listening socket); only as a zombie
     (state Z) or gone has it let go of everything."""
@@ -97,7 +97,7 @@ class PrivateStack:
         """kill -9 of a server; returns once it is gone."""
         pid = self.pid(name)
         os.kill(pid, signal.SIGKILL)
-        stack.wait_for(lambda: not _alive(pid), timeout=60, what=f"{name} (pid {pid}) to die")
+        stack.wait_for(lambda: not alive(pid), timeout=60, what=f"{name} (pid {pid}) to die")
 
     def fresh(self):
         """Stops what a previous run left running in this state folder and empties it (the jars and
@@ -119,7 +119,7 @@ def rss_mb(pid):
     return None
 
 
-def _die_with_parent():
+def die_with_parent():
     """Run in the child before exec: SIGKILL it if the campaign dies, so no daemon outlives it."""
     import ctypes
 
@@ -130,7 +130,9 @@ class Supervised:
     """One daemon run as systemd runs a service with Restart=always and RestartSec=`restart_sec`:
     started again after every exit, whatever its status. Keeps each exit (time, status, whether the
     campaign caused it with kill(), the log's last line) so the restarts a failure needed are counted
-    apart from the kills."""
+    apart from the kills. The daemon leads a process group, which plays the service's cgroup: kill(),
+    signal() and stop() reach all of it (spark-submit's JVM and the job's Python under it), and what
+    is left of it after the daemon exits is killed before the restart."""
 
     def __init__(self, name, args, env, log_path, restart_sec=1.0):
         self.name, self.args, self.env, self.log_path, self.restart_sec = name, args, env, Path(log_path), restart_sec
@@ -155,7 +157,7 @@ class Supervised:
                 # the daemon it watches.
                 try:
                     self.proc = subprocess.Popen(self.args, stdout=log, stderr=subprocess.STDOUT, env=self.env,
-                                                 preexec_fn=_die_with_parent)
+                                                 preexec_fn=die_with_parent, start_new_session=True)
                 except OSError as e:  # as systemd: a start that fails is a failed start, retried
                     log.write(f"=== supervisor: cannot start: {e}\n".encode())
                     self.exits.append({"at": time.monotonic(), "status": None, "caused": False, "last_line": str(e)})
@@ -163,6 +165,7 @@ class Supervised:
                     continue
             self._started.set()
             status = self.proc.wait()
+            self._signal_group(signal.SIGKILL)
             if self._stopping.is_set():
                 break
             self.exits.append({"at": time.monotonic(), "status": status, "caused": self.proc.pid in self._killed,
@@ -182,13 +185,18 @@ class Supervised:
         return self.proc.pid
 
     def kill(self):
-        """kill -9, counted as caused by the campaign."""
-        proc = self.proc
-        self._killed.add(proc.pid)
-        proc.kill()
+        """kill -9 of the process group, counted as caused by the campaign."""
+        self._killed.add(self.proc.pid)
+        self._signal_group(signal.SIGKILL)
 
     def signal(self, sig):
-        self.proc.send_signal(sig)
+        self._signal_group(sig)
+
+    def _signal_group(self, sig):
+        try:
+            os.killpg(self.proc.pid, sig)
+        except ProcessLookupError:  # the group is empty
+            pass
 
     def restarts_since(self, t, caused=False):
         return [e for e in self.exits if e["at"] >= t and e["caused"] == caused]
@@ -200,14 +208,15 @@ class Supervised:
         if proc is None:  # never started
             return None
         if proc.poll() is None:
-            proc.send_signal(signal.SIGCONT)
-            proc.terminate()
+            self._signal_group(signal.SIGCONT)
+            self._signal_group(signal.SIGTERM)
         try:
             status = proc.wait(timeout)
         except subprocess.TimeoutExpired:
-            proc.kill()
+            self._signal_group(signal.SIGKILL)
             status = proc.wait(30)
         self._thread.join(30)
+        self._signal_group(signal.SIGKILL)
         return status
 
 

@@ -1,16 +1,19 @@
 """`make faults`: the fault campaign. A steady workload flows MongoDB -> capture -> Kafka -> apply ->
 MySQL while each process is failed in turn, `--cycles` times each: kill -9 of capture, kill -9 of
-an apply member, kill -9 of the Kafka broker, kill -9 of MariaDB, a stop and restart of the MongoDB
-stand-in, and SIGSTOP of one of the two apply members of the group for longer than its session
-timeout (so the group fences it and hands its partitions to the other), then SIGCONT.
+the Kafka broker, kill -9 of MariaDB, a stop and restart of the MongoDB stand-in, and the engine's
+own. With --engine native (two `mongo2mysql apply` members of one group): kill -9 of an apply
+member, and SIGSTOP of one of them for longer than its session timeout (so the group fences it and
+hands its partitions to the other), then SIGCONT. With --engine spark (the Spark job on a
+standalone cluster on loopback): kill -9 of the Spark driver, and kill -9 of a Spark executor.
 
 Everything runs on a stack of the campaign's own (stack/ctl.sh with its own state folder, --state,
-and free ports), never the shared one: servers are killed here. Capture and the apply members run
-under a supervisor as systemd runs a service (Restart=always, RestartSec=1 s); nothing else
-touches them, so what a failure costs them shows as restarts. Killed servers are started again
-through stack/ctl.sh. After each failure the campaign waits until the end-to-end lag is back near
-zero (heartbeat documents, one in every partition, written after the failure ended, visible in
-MySQL with a lag under --lag-threshold), and records that time.
+and free ports), never the shared one: servers are killed here. Capture and the apply members (or
+the Spark driver) run under a supervisor as systemd runs a service (Restart=always, RestartSec=1 s);
+nothing else touches them, so what a failure costs them shows as restarts. Killed servers are
+started again through stack/ctl.sh. After each failure the campaign waits until the end-to-end lag
+is back to what it was (heartbeat documents, one in every partition, written after the failure
+ended, visible in MySQL with a lag under --lag-threshold, or twice the p95 measured before the
+first failure if higher), and records that time.
 
 At the end the writer stops, the pipeline drains, and the run must show: `mongo2mysql verify`
 clean; every document in MySQL as the writer's log of acknowledged writes left it (count, seq and
@@ -20,9 +23,11 @@ bench/results/faults-<time>/faults.json and faults.md, and are printed.
 
   .stack/venv/bin/python bench/faults.py --cycles 20      # the issue's bar: 20 of each kind
   .stack/venv/bin/python bench/faults.py --cycles 1 --kinds capture-kill,kafka-kill
+  .stack/venv/bin/python bench/faults.py --engine spark --cycles 20 --kinds spark-driver-kill,spark-executor-kill
 """
 import argparse
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -33,6 +38,7 @@ from pathlib import Path
 
 import benchlib
 import faultlib
+import spark_cluster
 from benchlib import ROOT, stack
 
 DB = "faults"
@@ -47,18 +53,29 @@ HEARTBEAT_CANDIDATES = 16
 class NativeEngine:
     """`mongo2mysql apply`, two members of one consumer group, each with a static member id (the
     docs' advice, so that a restarted member takes its partitions back at once) and the campaign's
-    session timeout, and with --mongo-uri: an update whose document capture's lookup no longer found
-    (deleted since, common while capture catches up after an outage) and whose delta goes into a
-    child table needs the document fetched (docs/apply.md, "Updates that need the full document").
-    An engine gives the campaign its supervised processes and its own failures; --engine spark will
-    add the Spark driver and executor kills the same way."""
+    session timeout, and without --mongo-uri, as by default (--apply-lookup adds it): an update
+    whose document capture's lookup no longer found (deleted since, common while capture catches up
+    after an outage) comes marked m2m.document_gone and is applied as the delete it precedes
+    (docs/apply.md, "Updates that need the full document").
+    An engine gives the campaign its supervised processes and its own failures (FAULTS: kind ->
+    method)."""
 
     name = "native"
+    FAULTS = {"apply-kill": "kill", "apply-stop": "stop_member"}
+    BASELINE_S = 10.0
+    RECOVER_TIMEOUT_S = 300.0
 
     def __init__(self, campaign):
         self.c = campaign
         self.members = []
         self._next = 0
+
+    def settings(self):
+        return {"apply_members": 2, "session_timeout_ms": self.c.args.session_timeout_ms,
+                "apply_mongo_uri": self.c.args.apply_lookup}
+
+    def describe(self):
+        return (f"2 apply members in one group (session timeout {self.c.args.session_timeout_ms / 1000:.0f} s)")
 
     def start(self):
         c = self.c
@@ -67,7 +84,7 @@ class NativeEngine:
                     "--group", GROUP, *c.mysql_args(), "--mysql-database", DB,
                     "--kafka", f"group.instance.id=apply-{member}",
                     "--kafka", f"session.timeout.ms={c.args.session_timeout_ms}"]
-            if not c.args.no_apply_lookup:
+            if c.args.apply_lookup:
                 args += ["--mongo-uri", c.stack.mongo_uri]
             log = c.work / f"apply-{member}.log"
             self.members.append(faultlib.Supervised(f"apply-{member}", args, c.env, log).start())
@@ -97,19 +114,108 @@ class NativeEngine:
         return {"target": member.name, "stopped_s": round(hold, 1),
                 "taken_over_s": None if taken_over is None else round(taken_over - stopped_m, 1)}
 
-    def faults(self):
-        return {"apply-kill": self.kill, "apply-stop": self.stop_member}
-
     def supervised(self):
         return self.members
 
+    def stop(self):
+        for member in self.members:
+            member.stop()
 
-ENGINES = {"native": NativeEngine}
-ORDER = ("capture-kill", "apply-kill", "kafka-kill", "mariadb-kill", "mongo-restart", "apply-stop")
+
+class SparkEngine:
+    """The Spark job (spark/m2m_spark) on a Spark standalone cluster on loopback: a master and two
+    workers of one core each from the pyspark distribution (tests/spark_cluster.py, as the cluster
+    test starts them), the job spark-submitted to it as the README's "Spark" section says: the
+    package as a zip (--py-files), the m2m_core extension shipped to the executors (--files), its
+    group in MySQL's _m2m_offsets the campaign's, its checkpoint in the campaign's work folder, and
+    --mongo-uri only with --apply-lookup, as native apply. The driver (spark-submit's JVM and the job's Python, one
+    process group) runs under the supervisor like the native members, so a dead driver is started
+    again from its checkpoint. The executors are the workers' to restart, as in production."""
+
+    name = "spark"
+    FAULTS = {"spark-driver-kill": "kill_driver", "spark-executor-kill": "kill_executor"}
+    # Its lag rises and falls with each micro-batch (seconds to tens of seconds on a busy machine).
+    BASELINE_S = 90.0
+    # A new driver starts its JVM, registers a new application, gets new executors whose Python
+    # workers load the extension, and only then applies what piled up: 2 to 5 minutes on a
+    # 2-core machine at a load of 20-30.
+    RECOVER_TIMEOUT_S = 900.0
+
+    def __init__(self, campaign):
+        self.c = campaign
+        self.cluster = self.driver = None
+        self._next = 0
+
+    TRIGGER = "1 second"  # the job's default --trigger-interval
+
+    def settings(self):
+        return {"spark_workers": 2, "spark_worker_cores": 1, "spark_trigger_interval": self.TRIGGER,
+                "apply_mongo_uri": self.c.args.apply_lookup}
+
+    def describe(self):
+        return (f"the Spark job on a standalone cluster (a master, 2 workers of 1 core and 1 GB: one executor "
+                f"each; a micro-batch every {self.TRIGGER} at most)")
+
+    def start(self):
+        c = self.c
+        folder = c.work / "spark"
+        self.cluster = spark_cluster.Cluster(folder, port=faultlib.free_ports(1)[0],
+                                             preexec_fn=faultlib.die_with_parent).start()
+        job = ["--kafka-bootstrap", c.stack.kafka, "--topics", ",".join(c.topics.values()), *c.mysql_args(),
+               "--mysql-database", DB, "--job-name", GROUP, "--checkpoint", str(c.work / "spark-checkpoint"),
+               "--trigger-interval", self.TRIGGER]
+        if c.args.apply_lookup:
+            job += ["--mongo-uri", c.stack.mongo_uri]
+        self.driver = faultlib.Supervised(
+            "spark-driver", self.cluster.submit_command(folder, benchlib.BUILD, job),
+            spark_cluster.submit_env(c.env, c.stack.mysql["password"]), c.work / "spark-driver.log").start()
+
+    def kill_driver(self):
+        self.driver.kill()
+        return {"target": "spark-driver"}
+
+    def kill_executor(self):
+        """kill -9 of the executor JVM of one worker (each in turn), as the OOM killer would; the
+        worker's executor then exits lost, the master has the worker launch a new one, and the
+        driver retries the lost tasks. Down until the new executor runs."""
+        worker = self._next % len(self.cluster.workers)
+        self._next += 1
+        executors = stack.wait_for(lambda: self.cluster.executors(worker), timeout=self.c.args.recover_timeout,
+                                   interval=0.5, what=f"an executor on spark worker {worker + 1}")
+        victim = executors[0]
+        os.kill(victim, signal.SIGKILL)
+        stack.wait_for(lambda: not faultlib.alive(victim), timeout=60, what=f"executor {victim} to die")
+        stack.wait_for(lambda: set(self.cluster.executors(worker)) - {victim}, timeout=self.c.args.recover_timeout,
+                       interval=0.5, what=f"a new executor on spark worker {worker + 1}")
+        return {"target": f"executor of spark worker {worker + 1}"}
+
+    def supervised(self):
+        return [self.driver]
+
+    def stop(self):
+        if self.driver is not None:
+            self.driver.stop()
+        if self.cluster is not None:
+            self.cluster.stop()
+
+
+ENGINES = {"native": NativeEngine, "spark": SparkEngine}
+# Failures of the pipeline whatever the engine (Campaign's methods), then each engine's.
+COMMON = {"capture-kill": "kill_capture", "kafka-kill": "kill_kafka", "mariadb-kill": "kill_mariadb",
+          "mongo-restart": "restart_mongo"}
+ORDER = ("capture-kill", "apply-kill", "spark-driver-kill", "spark-executor-kill", "kafka-kill", "mariadb-kill",
+         "mongo-restart", "apply-stop")
 DESCRIPTION = {"capture-kill": "kill -9 of capture", "apply-kill": "kill -9 of an apply member",
+               "spark-driver-kill": "kill -9 of the Spark driver (spark-submit's process group)",
+               "spark-executor-kill": "kill -9 of a Spark executor (CoarseGrainedExecutorBackend)",
                "kafka-kill": "kill -9 of the Kafka broker", "mariadb-kill": "kill -9 of MariaDB (mariadbd)",
                "mongo-restart": "stop and restart of the MongoDB stand-in",
                "apply-stop": "SIGSTOP of an apply member past its session timeout, then SIGCONT"}
+
+
+def kinds_of(engine):
+    """The failure kinds a campaign with `engine` (a name in ENGINES) injects, in ORDER."""
+    return [k for k in ORDER if k in COMMON or k in ENGINES[engine].FAULTS]
 
 
 class Campaign:
@@ -166,8 +272,7 @@ class Campaign:
         self.writer.start()
         self.probe = faultlib.LagProbe(self.stack.mysql, DB, self.writer.heartbeat_ids)
         self.probe.start()
-        ready = self.probe.wait_recovered(time.time(), self.args.lag_threshold, timeout=600)
-        assert ready, "the pipeline did not come up: no heartbeat reached MySQL in 600 s"
+        self.settle()
         baseline_from = len(self.probe.samples)
         time.sleep(self.args.baseline_s)
         lags = [self.probe.lag_s(s) for s in self.probe.samples[baseline_from:] if s[2] is not None]
@@ -178,6 +283,22 @@ class Campaign:
         self.say(f"pipeline flowing after {time.monotonic() - started:.0f} s; lag over {self.args.baseline_s:.0f} s "
                  f"without failures: " + ", ".join(f"{k} {v:.2f} s" for k, v in self.baseline.items())
                  + f"; recovered from now on means a lag under {self.threshold} s")
+
+    def settle(self, timeout=900):
+        """Waits until the pipeline flows and has caught up with what piled up while it started:
+        heartbeats written from now on reach MySQL, and the time that takes is under --lag-threshold
+        or no longer shrinking by a fifth from one round to the next. (The Spark job's first batches
+        apply minutes of writes while its JVMs warm up; each later one the writes of the one before.)"""
+        deadline = time.monotonic() + timeout
+        took_before = None
+        while True:
+            since_m, since_w = time.monotonic(), time.time()
+            seen = self.probe.wait_recovered(since_w, float("inf"), timeout=max(0.0, deadline - since_m))
+            assert seen, f"the pipeline did not come up: the heartbeats did not reach MySQL in {timeout} s"
+            took = seen - since_m
+            if took <= self.args.lag_threshold or (took_before is not None and took > 0.8 * took_before):
+                return
+            took_before = took
 
     def _heartbeats(self):
         """Writes candidate heartbeat documents, finds the partition each landed in, keeps one per
@@ -209,20 +330,25 @@ class Campaign:
         self.stack.up(name)
         return {"target": name}
 
+    def kill_kafka(self):
+        return self.kill_server("kafka")
+
+    def kill_mariadb(self):
+        return self.kill_server("mariadb")
+
     def restart_mongo(self):
         self.stack.down("mongo")
         self.stack.up("mongo")
         return {"target": "mongo"}
 
-    def faults(self):
-        return {"capture-kill": self.kill_capture, "kafka-kill": lambda: self.kill_server("kafka"),
-                "mariadb-kill": lambda: self.kill_server("mariadb"), "mongo-restart": self.restart_mongo,
-                **self.engine.faults()}
+    def fault(self, kind):
+        """The function that injects a failure of `kind`: the campaign's or the engine's."""
+        return getattr(self, COMMON[kind]) if kind in COMMON else getattr(self.engine, self.engine.FAULTS[kind])
 
     def inject(self, kind, cycle):
         at_m = time.monotonic()
         record = {"kind": kind, "cycle": cycle, "at_s": round(at_m - self.started, 1)}
-        record.update(self.faults()[kind]())
+        record.update(self.fault(kind)())
         end_m, end_w = time.monotonic(), time.time()
         record["down_s"] = round(end_m - at_m, 1)
         recovered = self.probe.wait_recovered(end_w, self.threshold, timeout=self.args.recover_timeout)
@@ -382,9 +508,9 @@ class Campaign:
         return outcome
 
     def stop(self):
-        for s in self.supervised():
-            if s is not None:
-                s.stop()
+        if self.capture is not None:
+            self.capture.stop()
+        self.engine.stop()
         if self.writer is not None and self.writer.is_alive():
             self.writer.stop()
         if self.probe is not None:
@@ -399,9 +525,9 @@ class Campaign:
         result = {"engine": self.args.engine, "cycles": self.args.cycles, "kinds": self.args.kinds,
                   "settings": {"rate_per_s": self.args.rate, "documents_per_collection": self.args.documents,
                                "collections": list(COLLECTIONS), "partitions": self.args.partitions,
-                               "apply_members": 2, "session_timeout_ms": self.args.session_timeout_ms,
                                "lag_threshold_s": self.args.lag_threshold, "restart_sec": 1.0,
-                               "apply_mongo_uri": not self.args.no_apply_lookup, "writer_batch": self.args.batch}}
+                               "writer_batch": self.args.batch, **self.engine.settings(),
+                               "engine": self.engine.describe()}}
         try:
             self.setup()
             result["baseline_lag_s"] = self.baseline
@@ -513,8 +639,7 @@ def table(run):
              "versions: " + ", ".join(f"{k} {v}" for k, v in m["versions"].items() if v and k != "debezium_jdbc"),
              f"workload: {s['rate_per_s']} writes/s (inserts, updates, replaces, deletes) over "
              f"{len(s['collections'])} collections of up to {s['documents_per_collection']} documents, topics of "
-             f"{s['partitions']} partitions, {s['apply_members']} apply members in one group (session timeout "
-             f"{s['session_timeout_ms'] / 1000:.0f} s); supervisor restart delay {s['restart_sec']:.0f} s; "
+             f"{s['partitions']} partitions, {s['engine']}; supervisor restart delay {s['restart_sec']:.0f} s; "
              f"recovered = lag under {s['lag_threshold_s']} s again (without failures: "
              + ", ".join(f"{k} {v:.2f} s" for k, v in run.get("baseline_lag_s", {}).items()) + ")", "",
              "| failure | injected | survived | restarts needed | down, s (p50) | recovered after, s: p50 / p95 / max |",
@@ -568,19 +693,25 @@ def table(run):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cycles", type=int, default=3, help="failures of each kind (default 3; the issue's bar is 20)")
-    ap.add_argument("--kinds", default=",".join(ORDER), help=f"comma-separated, in this order each cycle: {','.join(ORDER)}")
-    ap.add_argument("--engine", choices=sorted(ENGINES), default="native")
+    ap.add_argument("--kinds", help="comma-separated, in this order each cycle: " + ",".join(ORDER)
+                    + "; apply-* are the native engine's, spark-* the Spark engine's. Default: all of the engine's")
+    ap.add_argument("--engine", choices=sorted(ENGINES), default="native",
+                    help="what applies the events: native (two mongo2mysql apply members) or spark (the Spark job on "
+                         "a standalone cluster of 2 workers). Default: native")
     ap.add_argument("--rate", type=float, default=150, help="writes per second (default 150)")
     ap.add_argument("--documents", type=int, default=1000, help="documents per collection the writer draws _ids from")
     ap.add_argument("--partitions", type=int, default=2, help="partitions of each topic (default 2: both apply members work)")
     ap.add_argument("--session-timeout-ms", type=int, default=10000, help="apply's session.timeout.ms (default 10000)")
     ap.add_argument("--lag-threshold", type=float, default=3.0,
                     help="end-to-end lag, s, that counts as recovered (at least twice the p95 without failures)")
-    ap.add_argument("--recover-timeout", type=float, default=300, help="s to wait for recovery before giving up")
+    ap.add_argument("--recover-timeout", type=float,
+                    help="s to wait for recovery before giving up (default: the engine's, native 300, spark 900)")
     ap.add_argument("--gap", type=float, default=2.0, help="s of steady flow between two failures")
-    ap.add_argument("--baseline-s", type=float, default=10.0, help="s of lag measured before the first failure")
-    ap.add_argument("--no-apply-lookup", action="store_true",
-                    help="run apply without --mongo-uri (updates whose lookup found nothing are then quarantined)")
+    ap.add_argument("--baseline-s", type=float,
+                    help="s of lag measured before the first failure (default: the engine's, native 10, spark 90: "
+                         "several of its micro-batches)")
+    ap.add_argument("--apply-lookup", action="store_true",
+                    help="give apply --mongo-uri (default: without, as apply runs by default)")
     ap.add_argument("--batch", type=int, default=1, help="writes per MongoDB round trip (default 1; raise for --soak rates)")
     ap.add_argument("--soak", type=float, default=0,
                     help="seconds of workload without failures, sampling memory and lag (make soak); --cycles ignored")
@@ -591,10 +722,16 @@ def main():
     ap.add_argument("--results", default=str(benchlib.RESULTS), help="folder for faults-<time>/ (default bench/results)")
     ap.add_argument("--keep", action="store_true", help="leave the campaign's stack running at the end")
     args = ap.parse_args()
-    args.kinds = [] if args.soak else [k for k in args.kinds.split(",") if k]
-    unknown = set(args.kinds) - set(ORDER)
+    args.baseline_s = args.baseline_s or ENGINES[args.engine].BASELINE_S
+    args.recover_timeout = args.recover_timeout or ENGINES[args.engine].RECOVER_TIMEOUT_S
+    known = kinds_of(args.engine)
+    args.kinds = [] if args.soak else [k for k in args.kinds.split(",") if k] if args.kinds else known
+    unknown = set(args.kinds) - set(known)
     if unknown:
-        ap.error(f"unknown --kinds {sorted(unknown)}; known: {', '.join(ORDER)}")
+        ap.error(f"--kinds {sorted(unknown)} do not apply to engine {args.engine}; its kinds: {', '.join(known)}")
+    # `kill <pid>` of a campaign in the background stops it as an interrupt does: its daemons, the
+    # Spark cluster and its stack go down with it (the finally of Campaign.run).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     run = Campaign(args).run()
     name = "soak" if args.soak else "faults"
     folder = Path(args.results) / f"{name}-{time.strftime('%Y%m%dT%H%M%S')}"

@@ -104,6 +104,17 @@ def _hwm_kb(pid):
     return None
 
 
+def rss_mb(pid):
+    """Resident memory of a live process in MB (VmRSS), or None."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except (FileNotFoundError, ProcessLookupError):
+        pass
+    return None
+
+
 class PeakRss:
     """Samples a process and its descendants (a Spark job's Python and its JVM) until stop(), and
     keeps each process's peak RSS (the kernel's VmHWM, so a peak between samples still counts).
@@ -232,11 +243,13 @@ def delete_topics(names):
         future.result(60)
 
 
-def produce(records):
-    """Sends (topic, key, value) records, idempotent, waiting for all; returns the value bytes sent."""
+def produce(records, **config):
+    """Sends (topic, key, value) records, idempotent, waiting for all; returns the value bytes sent.
+    `config`: more producer settings (dots as underscores: compression_type="lz4")."""
     from confluent_kafka import Producer
 
-    producer = Producer({"bootstrap.servers": stack.KAFKA_BOOTSTRAP, "linger.ms": 50, "enable.idempotence": True})
+    producer = Producer({"bootstrap.servers": stack.KAFKA_BOOTSTRAP, "linger.ms": 50, "enable.idempotence": True,
+                         **{k.replace("_", "."): v for k, v in config.items()}})
     sent = 0
     for topic, key, value in records:
         sent += len(value or b"")

@@ -108,17 +108,6 @@ class PrivateStack:
         self.state.mkdir(parents=True)
 
 
-def rss_mb(pid):
-    """Resident memory of a live process in MB (VmRSS), or None."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return round(int(line.split()[1]) / 1024, 1)
-    except (FileNotFoundError, ProcessLookupError):
-        pass
-    return None
-
-
 def die_with_parent():
     """Run in the child before exec: SIGKILL it if the campaign dies, so no daemon outlives it."""
     import ctypes

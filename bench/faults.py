@@ -565,7 +565,7 @@ class Campaign:
             t = time.monotonic() - started
             for name in samples:
                 pid = processes[name].pid if name in processes else self.stack.pid(name)
-                rss = faultlib.rss_mb(pid)
+                rss = benchlib.rss_mb(pid)
                 if rss is not None:
                     samples[name].append((t, rss))
             if int(t) % 300 < interval:

@@ -66,6 +66,10 @@ def build_session(app_name: str, master: str | None = None) -> SparkSession:
         # A task retried after its worker died must find MySQL's offsets, not a second copy of
         # the work: the core skips what is applied. Speculative copies would only wait on locks.
         .config("spark.speculation", "false")
+        # The Kafka source asks for each task to run where its partition's consumer is cached, and
+        # Spark holds a task up to spark.locality.wait (3 s) for such a slot: in every micro-batch,
+        # most of the latency (bench/latency_bench.py, Spark at 500 writes/s: p50 8.5 s -> 2.4 s).
+        .config("spark.locality.wait", "0s")
         # The Kafka source's V1 implementation. The V2 one (MicroBatchStream) of Spark 4.1.1 fails
         # with a NullPointerException in its metrics when a restarted query replays the batch the
         # previous run did not commit, i.e. after every crash mid-batch (SPARK-57438). V1 reads the

@@ -150,14 +150,6 @@ def apply_and_report(source, engine_name, mysql_db, workdir):
     return text, problems
 
 
-# Classes allowed to fail through the native engine, and why (issue #15 stays open for them). Every
-# other class must be clean. (Not required to fail.)
-OPEN_NATIVE = {
-    "ids": "once (2026-12-02) verify reported the MinKey and MaxKey _ids extra after capture and apply; clean in "
-           "every run since, alone and in the corpus; cause not found",
-}
-
-
 def class_outcomes(text):
     return dict(re.findall(r"^class (\w+) \[(ok|FAILS)\]", text, re.M))
 
@@ -166,9 +158,7 @@ def test_corpus_lands_through_native_apply(corpus_source, mysql_db, tmp_path):
     text, problems = apply_and_report(corpus_source, "native", mysql_db, tmp_path / "native")
     outcomes = class_outcomes(text)
     assert outcomes, text
-    failing = {name for name, outcome in outcomes.items() if outcome == "FAILS"}
-    assert failing - OPEN_NATIVE.keys() == set(), text
-    print("open classes now clean:", sorted(OPEN_NATIVE.keys() - failing))
+    assert [name for name, outcome in outcomes.items() if outcome == "FAILS"] == [], text
 
 
 @pytest.mark.spark

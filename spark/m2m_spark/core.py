@@ -1,4 +1,4 @@
-"""What the executors run: the records of one Kafka partition in a micro-batch into MySQL, through
+"""What the executors run: the records of a task's Kafka partitions in a micro-batch into MySQL, through
 the C++ apply core (the m2m_core extension, spark/native; docs/spark.md, "How a micro-batch is
 applied"). Python only hands the Arrow columns of Spark's Kafka source over; decoding, mapping, SQL,
 the exactly-once transaction, quarantine and retries are the core's, as in `mongo2mysql apply`."""
@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
-# The row each task returns to the driver: how far it got, and the barrier it stopped before.
+# The row a task returns to the driver per Kafka partition: how far it got, and the barrier it stopped before.
 OUTCOME_SCHEMA = ("topic string, partition int, records long, skipped long, retries long, "
                   "held_t long, held_i long, held_rank int, held_offset long")
 
@@ -47,33 +47,43 @@ def _applier(settings):
 
 
 def apply_partitions(settings, release):
-    """The mapInArrow function of one round: applies each task's records, stopping before any
-    barrier not in `release` (key tuples); yields one OUTCOME_SCHEMA row per task."""
+    """The mapInArrow function of one round: applies each task's records (whole Kafka partitions, one
+    or more per task), each partition stopping before its first barrier not in `release` (key tuples)
+    while the others go on, as they would in tasks of their own; yields one OUTCOME_SCHEMA row per
+    partition."""
     def run(batches):
         import m2m_core
 
-        task = m2m_core.RangeRun(_applier(settings), release, settings.max_batch_events, settings.max_batch_bytes,
-                                 settings.retry_for_seconds)
-        topic = partition = None
-        held = False
-        for batch in batches:  # read to the end even when held: the worker must drain its input
-            if held or batch.num_rows == 0:
+        applier = _applier(settings)
+        runs = {}  # (topic, partition) -> its RangeRun, all on the worker's one Applier
+        for batch in batches:  # read to the end even when every partition is held: the worker must drain its input
+            if batch.num_rows == 0:
                 continue
-            columns = {name: batch.column(name) for name in ("topic", "partition", "offset", "key", "value")}
-            topics = columns["topic"].to_pylist()
-            partitions = columns["partition"].to_pylist()
-            topic, partition = topics[0], partitions[0]
-            timestamps = batch.column("timestamp").cast(pa.int64()).to_pylist()
-            held = task.feed(topics, partitions, columns["offset"].to_pylist(), columns["key"].to_pylist(),
-                             columns["value"].to_pylist(), timestamps)
-        if topic is None:
-            return
-        outcome = task.finish()
-        key = outcome["held"] or (None, None, None, None, None, None)
-        yield pa.RecordBatch.from_pylist([{
-            "topic": topic, "partition": partition, "records": outcome["records"], "skipped": outcome["skipped"],
-            "retries": outcome["retries"], "held_t": key[0], "held_i": key[1], "held_rank": key[2],
-            "held_offset": key[5]}], schema=_OUTCOME_ARROW)
+            topics = batch.column("topic").to_pylist()
+            partitions = batch.column("partition").to_pylist()
+            columns = [topics, partitions] + [batch.column(name).to_pylist() for name in ("offset", "key", "value")]
+            columns.append(batch.column("timestamp").cast(pa.int64()).to_pylist())
+            # A partition's records are contiguous in a task's input (coalesce concatenates partitions).
+            start = 0
+            for end in range(1, len(topics) + 1):
+                if end < len(topics) and (topics[end], partitions[end]) == (topics[start], partitions[start]):
+                    continue
+                tp = (topics[start], partitions[start])
+                if tp not in runs:
+                    runs[tp] = m2m_core.RangeRun(applier, release, settings.max_batch_events, settings.max_batch_bytes,
+                                                 settings.retry_for_seconds)
+                if not runs[tp].held:
+                    runs[tp].feed(*(c[start:end] for c in columns))
+                start = end
+        rows = []
+        for (topic, partition), task in runs.items():
+            outcome = task.finish()
+            key = outcome["held"] or (None, None, None, topic, partition, None)
+            rows.append({"topic": topic, "partition": partition, "records": outcome["records"],
+                         "skipped": outcome["skipped"], "retries": outcome["retries"], "held_t": key[0],
+                         "held_i": key[1], "held_rank": key[2], "held_offset": key[5]})
+        if rows:
+            yield pa.RecordBatch.from_pylist(rows, schema=_OUTCOME_ARROW)
     return run
 
 

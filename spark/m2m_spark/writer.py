@@ -1,12 +1,12 @@
 """foreachBatch on the driver: runs the micro-batch's records on the executors, through the C++
-apply core (core.py), one task per Kafka partition, in rounds for the order across topics.
+apply core (core.py), whole Kafka partitions per task, in rounds for the order across topics.
 
-Exactly once (docs/spark.md, "Exactly once") is the core's: each task writes its partition's rows
+Exactly once (docs/spark.md, "Exactly once") is the core's: each task writes its partitions' rows
 and next offset in one MySQL transaction (`_m2m_offsets`, the native engine's table, under the
 job's group) and skips records below the stored offset, so a replayed batch, a retried task or a
 new checkpoint folder applies nothing twice. Spark's batch id plays no part.
 
-Order across topics (docs/spark.md): a task stops before a barrier (a drop or rename, or the first
+Order across topics (docs/spark.md): a partition's run stops before a barrier (a drop or rename, or the first
 event of a collection without tables) unless the driver released that one. After a round, every
 partition is at the end of its range or held; the held barrier that comes first in MongoDB's order
 has nothing before it in any other partition of the batch, so the next round releases it. Tasks of
@@ -75,7 +75,11 @@ class BatchWriter:
 
     def write(self, batch_df, batch_id):
         started = time.monotonic()
-        records = batch_df.select("topic", "partition", "offset", "key", "value", "timestamp")
+        # One task per Kafka partition would run in waves when partitions outnumber the task slots,
+        # each wave costing Spark's task launch; whole partitions per task (coalesce never splits
+        # one) keep each partition's order, and each of a task's partitions stops at its own barrier.
+        records = (batch_df.select("topic", "partition", "offset", "key", "value", "timestamp")
+                   .coalesce(batch_df.sparkSession.sparkContext.defaultParallelism))
         release, rounds, applied = [], 0, 0
         while True:
             rounds += 1

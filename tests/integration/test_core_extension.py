@@ -108,3 +108,44 @@ def test_an_unreachable_server_is_a_retriable_error(mysql_db):
     with pytest.raises(m2m_core.ApplyError) as e:
         task.feed(*records(stack.unique("x"), inserts(1)))
     assert e.value.retriable and "gave up after 1 s" in str(e.value)
+
+
+def test_a_task_of_several_partitions_holds_each_at_its_own_barrier(mysql_db):
+    """The Spark job coalesces Kafka partitions into as many tasks as it has slots: a barrier held in
+    one partition of a task must not hold the others (they would be neither at their range's end nor
+    held, and the driver could release a barrier ahead of them). Arrow batches as Spark hands them,
+    one of them spanning both partitions."""
+    import pyarrow as pa
+    from m2m_spark import core
+
+    database, group, prefix = mysql_db[0], stack.unique("g"), stack.unique("x")
+    known = records(prefix, inserts(1, "known"))
+    run(applier(database, group), known, release=run(applier(database, group), known)["held"])  # its tables exist
+    fresh = records(prefix, inserts(3, "fresh"))  # a collection without tables: a barrier first
+    more = records(prefix, [{"op": "insert", "collection": "known", "document": f'{{"_id": {i}, "n": {i * 10}}}'}
+                            for i in range(2, 6)], first_offset=1)
+    rows = [dict(zip(("topic", "partition", "offset", "key", "value"), r)) for r in zip(*fresh[:5])]
+    rows += [dict(zip(("topic", "partition", "offset", "key", "value"), r)) for r in zip(*more[:5])]
+    for r in rows:
+        r["timestamp"] = 1_700_000_000_000_000
+    schema = pa.schema([("topic", pa.string()), ("partition", pa.int32()), ("offset", pa.int64()),
+                        ("key", pa.binary()), ("value", pa.binary()), ("timestamp", pa.timestamp("us"))])
+    batches = [pa.RecordBatch.from_pylist(rows[:2], schema), pa.RecordBatch.from_pylist(rows[2:5], schema),
+               pa.RecordBatch.from_pylist(rows[5:], schema)]
+    settings = core.Settings(group=group, mysql=tuple(sorted({**stack.MYSQL, "database": database}.items())))
+
+    outcomes = [o for b in core.apply_partitions(settings, [])(iter(batches)) for o in b.to_pylist()]
+    by_topic = {o["topic"]: o for o in outcomes}
+    assert len(outcomes) == 2
+    held = by_topic[f"{prefix}.test.fresh"]
+    assert (held["records"], held["held_offset"], held["held_rank"]) == (0, 0, 2)
+    went_on = by_topic[f"{prefix}.test.known"]
+    assert (went_on["records"], went_on["skipped"], went_on["held_t"]) == (4, 0, None)
+    assert query(database, "SELECT _id, n FROM known ORDER BY _id") == tuple((i, i * 10) for i in range(1, 6))
+
+    # The next round releases the held barrier: the fresh partition lands, the other is skipped.
+    release = [core.held_key(held)]
+    outcomes = [o for b in core.apply_partitions(settings, release)(iter(batches)) for o in b.to_pylist()]
+    assert sorted((o["topic"].rsplit(".", 1)[1], o["records"], o["skipped"], o["held_t"]) for o in outcomes) == [
+        ("fresh", 3, 0, None), ("known", 4, 4, None)]
+    assert query(database, "SELECT _id, n FROM fresh ORDER BY _id") == tuple((i, i * 10) for i in range(1, 4))

@@ -39,6 +39,11 @@ class Stream:
         if new:
             for f in self.admin.create_topics([NewTopic(t, 1, 1, config=self.topic_config) for t in new]).values():
                 f.result(60)
+            # A topic deleted and made again: the producer's metadata may still have the old one, whose
+            # partition it then calls unknown; its own metadata request brings the new one in.
+            for t in new:
+                stack.wait_for(lambda: not (m := self.producer.list_topics(t, timeout=30).topics[t]).error
+                               and m.partitions, what=f"the producer seeing {t}")
         self.topics += new
         where = [None] * len(encoded)
 

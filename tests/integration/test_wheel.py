@@ -143,6 +143,20 @@ def test_the_installed_wheel_applies_records_exactly_once(venv, mysql_db):
         (len(events), len(events)),)
 
 
+def test_the_wheel_requires_what_the_package_imports(venv):
+    """Every module the installed m2m_spark imports is there from the wheel's requirements, but for
+    pyspark with its py4j (the `spark` extra) and the standard library."""
+    probe = ("import ast, importlib.util, pathlib, sys, m2m_spark; "
+             "names = {(a.name if isinstance(n, ast.Import) else n.module).split('.')[0] "
+             "for f in pathlib.Path(m2m_spark.__file__).parent.glob('*.py') for n in ast.walk(ast.parse(f.read_text())) "
+             "if isinstance(n, (ast.Import, ast.ImportFrom)) and not getattr(n, 'level', 0) "
+             "for a in (n.names if isinstance(n, ast.Import) else n.names[:1])}; "
+             "print(sorted(n for n in names if n not in sys.stdlib_module_names and importlib.util.find_spec(n) is None))")
+    missing = subprocess.run([str(venv / "bin" / "python"), "-c", probe], cwd=venv, env=clean_env(),
+                             capture_output=True, text=True, check=True).stdout.strip()
+    assert missing == "['py4j', 'pyspark']"  # py4j: pyspark's own dependency
+
+
 def test_the_job_finds_the_installed_extension(venv):
     """session.py and job.py's "not built" check from the installed package: no checkout paths, the
     extension found by import. PySpark (an optional extra the venv lacks) from the tests' Python."""

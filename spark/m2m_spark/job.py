@@ -14,10 +14,9 @@ from pathlib import Path
 
 from . import core
 from . import lost
-from .session import build_session, extension_path
+from .session import build_session, extension_path, state_folder
 from .writer import BatchWriter
 
-_ROOT = Path(__file__).resolve().parents[2]
 
 EXAMPLES = """examples:
   # apply everything in two topics, then exit (as `mongo2mysql apply --until-caught-up`)
@@ -102,10 +101,11 @@ def main(argv=None):
             "m2m_core") is None:  # local mode: the executors would fail on their first record
         logging.getLogger("m2m_spark").error(
             "the m2m_core extension (the C++ apply core the executors run) is not built: run `make`, which "
-            "builds it into build/python (or set M2M_BUILD to the build folder that has it)")
+            "builds it into build/python (or set M2M_BUILD to the build folder that has it), or install the "
+            "wheel `make wheel` builds (docs/spark.md, \"On a cluster\")")
         return 2
     job = args.job_name or f"spark-{args.mysql_database}"
-    checkpoint = args.checkpoint or str(Path(os.environ.get("M2M_STATE", _ROOT / ".stack")) / "spark-checkpoints" / job)
+    checkpoint = args.checkpoint or str(state_folder() / "spark-checkpoints" / job)
     mysql = {"host": args.mysql_host, "port": args.mysql_port, "user": args.mysql_user,
              "password": os.environ.get("M2M_MYSQL_PASSWORD", ""), "database": args.mysql_database,
              **tls(args)}

@@ -10,13 +10,20 @@ from pathlib import Path
 
 from pyspark.sql import SparkSession
 
-_ROOT = Path(__file__).resolve().parents[2]
+_PACKAGE_PARENT = Path(__file__).resolve().parents[1]
+# The checkout the package runs from (<root>/spark/m2m_spark), or None when it runs installed from the
+# wheel (site-packages/m2m_spark, with the m2m_core extension beside it) or from spark-submit's zip.
+CHECKOUT = _PACKAGE_PARENT.parent if (_PACKAGE_PARENT.parent / "spark" / "native").is_dir() else None
+
+
+def state_folder() -> Path:
+    """The local stack's state: M2M_STATE, else the checkout's .stack, else ./.stack."""
+    return Path(os.environ.get("M2M_STATE", (CHECKOUT or Path.cwd()) / ".stack"))
 
 
 def connector_jars() -> list[str]:
     """The Kafka connector jars fetched by stack/install.sh (M2M_SPARK_JARS overrides the folder)."""
-    folder = os.environ.get("M2M_SPARK_JARS") or str(
-        Path(os.environ.get("M2M_STATE", _ROOT / ".stack")) / "jars" / "spark")
+    folder = os.environ.get("M2M_SPARK_JARS") or str(state_folder() / "jars" / "spark")
     jars = sorted(glob.glob(os.path.join(folder, "*.jar")))
     if not any("spark-sql-kafka" in j for j in jars):
         raise RuntimeError(f"no spark-sql-kafka jar in {folder}; run stack/install.sh (or make up)")
@@ -25,16 +32,19 @@ def connector_jars() -> list[str]:
 
 def extension_path() -> str | None:
     """The folder of the m2m_core extension built by `make` (build/python, or $M2M_BUILD/python),
-    when there is one; on a cluster the extension comes installed instead (docs/spark.md)."""
-    folder = _ROOT / os.environ.get("M2M_BUILD", "build") / "python"
+    when there is one; installed from the wheel, the extension needs no path (docs/spark.md)."""
+    if CHECKOUT is None:
+        return None
+    folder = CHECKOUT / os.environ.get("M2M_BUILD", "build") / "python"
     return str(folder) if any(folder.glob("m2m_core*.so")) else None
 
 
 def executor_python_path() -> str:
     """PYTHONPATH of the executors' Python workers: this package and the extension, where the job
     runs from a checkout (local mode, or a standalone cluster on this machine), and the executor's
-    working directory, where spark-submit --files puts the extension on a cluster (README, "Spark")."""
-    paths = [str(_ROOT / "spark")] + ([extension_path()] if extension_path() else []) + ["."]
+    working directory, where spark-submit --files puts the extension on a cluster (README, "Spark").
+    The wheel's package and extension are in the site-packages of the executors' Python instead."""
+    paths = ([str(CHECKOUT / "spark")] if CHECKOUT else []) + ([extension_path()] if extension_path() else []) + ["."]
     inherited = os.environ.get("PYTHONPATH")
     return os.pathsep.join(paths + ([inherited] if inherited else []))
 

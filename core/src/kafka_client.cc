@@ -477,8 +477,16 @@ Status PartitionErrors(const rd_kafka_topic_partition_list_t* list, std::string_
 Status KafkaConsumer::Seek(const std::vector<TopicPartition>& positions, std::chrono::milliseconds timeout) {
   if (positions.empty()) return Status::OK();
   PartitionListPtr list = ToList(positions);
-  M2M_RETURN_NOT_OK(KafkaStatus(rd_kafka_seek_partitions(impl_->rk.get(), list.get(), static_cast<int>(timeout.count())),
-                                "seeking"));
+  rd_kafka_error_t* error = rd_kafka_seek_partitions(impl_->rk.get(), list.get(), static_cast<int>(timeout.count()));
+  if (error != nullptr && rd_kafka_error_code(error) == RD_KAFKA_RESP_ERR__TIMED_OUT) {
+    // The fetcher did not confirm every seek in time (a busy machine, a rebalance; the 1-hour soak met
+    // it once): where those partitions stand is unknown, and seeking them again settles it, so the
+    // caller may redo its work from the stored offsets instead of exiting.
+    Status st = KafkaStatus(rd_kafka_error_code(error), "seeking", /*retriable=*/true);
+    rd_kafka_error_destroy(error);
+    return st;
+  }
+  M2M_RETURN_NOT_OK(KafkaStatus(error, "seeking"));
   return PartitionErrors(list.get(), "seeking");
 }
 

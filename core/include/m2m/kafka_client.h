@@ -147,6 +147,7 @@ class KafkaConsumer {
   Result<std::optional<KafkaMessage>> Poll(std::chrono::milliseconds timeout);
 
   // Moves the positions of assigned partitions; messages already fetched from before are dropped.
+  // A timeout is retriable: the positions are then unknown until a seek succeeds.
   Status Seek(const std::vector<TopicPartition>& positions,
               std::chrono::milliseconds timeout = std::chrono::seconds(30));
   // Stops fetching `partitions` (offsets unused) and drops what was fetched of them and not yet

@@ -162,8 +162,6 @@ def test_corpus_lands_through_native_apply(corpus_source, mysql_db, tmp_path):
 
 
 @pytest.mark.spark
-@pytest.mark.skipif(not os.environ.get("M2M_CORPUS_SPARK"), reason="about 15 minutes; M2M_CORPUS_SPARK=1 runs it (the "
-                    "Spark engine runs the same core as the native run above)")
 @pytest.mark.timeout(1800)
 def test_corpus_lands_through_spark(corpus_source, mysql_db, tmp_path):
     text, problems = apply_and_report(corpus_source, "spark", mysql_db, tmp_path / "spark")

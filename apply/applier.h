@@ -89,6 +89,8 @@ struct ApplyStats {
   // read (MySQL unreachable); lag_events does not cover them, so their lag is unknown.
   std::atomic<int64_t> partitions_waiting{0};
   CounterVec events_by_topic;              // committed events per topic
+  // Start-up is done: MySQL connected, the group joined, a first step made (systemd's READY=1).
+  std::atomic<bool> ready{false};
 };
 
 // A record decoded, and what the host needs to order it.

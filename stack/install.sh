@@ -69,16 +69,11 @@ install_venv() {
   echo "$stamp" > "$M2M_VENV/.stamp"
 }
 
-# pyspark ships Spark's own jars; passing a second copy of any of them through spark.jars invites
-# class-version clashes, so keep only what pyspark lacks (the Kafka connector and its clients).
+# Only the connector jars pyspark lacks stay (stack/prune-spark-jars.sh says why).
 prune_spark_jars() {
-  local dir=$M2M_JARS/spark pyjars
+  local pyjars
   pyjars=$("$M2M_VENV/bin/python" -c 'import pyspark,os;print(os.path.join(os.path.dirname(pyspark.__file__),"jars"))')
-  for jar in "$dir"/*.jar; do
-    local artifact; artifact=$(basename "$jar" | sed -E 's/-[0-9][^-]*(-[A-Za-z0-9]+)?\.jar$//')
-    compgen -G "$pyjars/$artifact-[0-9]*.jar" >/dev/null && rm -f "$jar"
-  done
-  return 0
+  bash "$M2M_ROOT/stack/prune-spark-jars.sh" "$M2M_JARS/spark" "$pyjars"
 }
 
 mkdir -p "$M2M_STATE" "$M2M_JARS" "$M2M_LOGS"

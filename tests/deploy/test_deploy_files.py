@@ -204,3 +204,19 @@ def test_units_are_type_notify_and_restart_by_exit_code():
         assert s["RestartPreventExitStatus"] == usage
         assert int(s["WatchdogSec"].rstrip("s")) > 0
         assert s["ExecStart"].startswith("/usr/local/bin/mongo2mysql ")
+
+
+def test_the_spark_image_has_the_versions_the_tests_use():
+    """Dockerfile.spark repeats two pin lists, checked here: the Spark stack of stack/requirements.txt
+    (what the Spark tests run) and the wheel tools of the Makefile's `wheel` target."""
+    dockerfile = DOCKERFILES[1].read_text()
+    requirements = dict(line.split("==") for line in (stack.ROOT / "stack" / "requirements.txt").read_text().split("\n")
+                        if "==" in line and not line.startswith("#"))
+    for package in ("pyspark", "pyarrow", "pandas"):
+        assert f"{package}=={requirements[package]}" in dockerfile, package
+    tools = re.search(r"^WHEEL_TOOLS_PINS := (.*)$", (stack.ROOT / "Makefile").read_text(), re.M).group(1).split()
+    assert all(pin in dockerfile for pin in tools), tools
+    # The connector's version is pyspark's (stack/maven/spark/pom.xml, fetched by the image's jars stage).
+    pom = (stack.ROOT / "stack" / "maven" / "spark" / "pom.xml").read_text()
+    assert f"<version>{requirements['pyspark']}</version>" in pom
+    assert "COPY stack/maven/spark/pom.xml" in dockerfile

@@ -117,7 +117,7 @@ void ServiceNotifier::Loop() {
   while (!done_) {
     auto now = Clock::now();
     if (!stopping_sent_ && g_stop.load()) {
-      Notify("STOPPING=1\n" + StatusAssignment("stopping: finishing the batch in flight"));
+      Notify("STOPPING=1\n" + StatusAssignment("stopping"));
       stopping_sent_ = true;
     } else if (!stopping_sent_ && (ready_sent ? now >= next_status : ready_())) {
       std::string line = status_();

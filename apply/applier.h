@@ -89,6 +89,10 @@ struct ApplyStats {
   // read (MySQL unreachable); lag_events does not cover them, so their lag is unknown.
   std::atomic<int64_t> partitions_waiting{0};
   CounterVec events_by_topic;              // committed events per topic
+  // Start-up is done: MySQL connected with the bookkeeping tables in place, the consumer subscribed, a
+  // first step made (systemd's READY=1). Not the group's assignment: a topic pattern may match no
+  // topic until capture makes one, and apply is running all the same.
+  std::atomic<bool> ready{false};
 };
 
 // A record decoded, and what the host needs to order it.

@@ -132,6 +132,9 @@ struct CaptureStats {
   CounterVec events_by_collection;          // by "db.collection", republished events included
   std::atomic<int64_t> errors{0};           // batches abandoned after an error and redone
   std::atomic<bool> stream_idle{false};     // the last read found no event waiting: no lag
+  // Start-up is done: MongoDB connected, Kafka transactions initialised, the checkpoint read (systemd's
+  // READY=1).
+  std::atomic<bool> ready{false};
 };
 
 // Adds capture's metrics, read from `stats` at scrape time, to `registry` (docs/operations.md).

@@ -3,7 +3,7 @@ p50/p95/p99, at fixed write rates (by default 25%, 50% and 90% of --max-rate, th
 maximum), through capture and one engine: `mongo2mysql apply` (native) or the Spark job. Both run
 with the product's defaults (capture --max-batch-ms 200; apply --max-batch-ms 500), the Spark job
 with `--trigger-interval '0 seconds'` (a micro-batch as soon as the last one ends: its low-latency
-setting, docs/spark.md).
+setting, docs/spark.md), or in Real-time Mode (`--engine spark-real-time`: `--real-time`).
 
 Each written document has a new integer _id in write order and a due time on a fixed schedule; its
 latency counts from that due time (documents overdue when the writer gets to them go in one
@@ -84,8 +84,9 @@ def start_engine(engine, topic, database, work):
                 "--topics", topic, "--group", stack.unique("g"), *benchlib.mysql_args(database)]
     else:
         args = [benchlib.PYTHON, "-m", "m2m_spark.job", "--topics", topic, "--kafka-bootstrap", stack.KAFKA_BOOTSTRAP,
-                *benchlib.mysql_args(database), "--trigger-interval", "0 seconds",
-                "--checkpoint", str(work / "spark-checkpoint")]
+                *benchlib.mysql_args(database), "--checkpoint", str(work / "spark-checkpoint"),
+                # spark-real-time: Real-time Mode with its defaults (docs/spark.md)
+                *(["--real-time"] if engine == "spark-real-time" else ["--trigger-interval", "0 seconds"])]
     return subprocess.Popen(args, env=benchlib.env(), stdout=log, stderr=subprocess.STDOUT)
 
 
@@ -152,7 +153,7 @@ def run(engine, max_rate, fractions=(0.25, 0.5, 0.9), seconds=20):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--engine", choices=["native", "spark"], default="native")
+    ap.add_argument("--engine", choices=["native", "spark", "spark-real-time"], default="native")
     ap.add_argument("--max-rate", type=float, required=True,
                     help="the engine's maximum events/s end to end (bench/run.py takes the lower of capture's and the engine's)")
     ap.add_argument("--fractions", default="0.25,0.5,0.9")

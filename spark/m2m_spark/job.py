@@ -137,10 +137,10 @@ def main(argv=None):
         if args.real_time:
             real_time.run(spark, args, job, checkpoint, settings(args, job, mysql),
                           lambda: start(spark, args, job, checkpoint, mysql, until_caught_up=True),
-                          lambda: kafka_source(spark, args, micro_batch=False))
+                          lambda: kafka_source(spark, args, micro_batch=False), consumer_properties(args))
         else:
             wait(start(spark, args, job, checkpoint, mysql))
-    except lost.KafkaDataLost as e:
+    except (lost.KafkaDataLost, real_time.TooFewSlots) as e:
         logging.getLogger("m2m_spark").error("%s", e)
         return 2
     return 0

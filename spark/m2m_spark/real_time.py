@@ -17,6 +17,7 @@ from pyspark.errors import StreamingQueryException
 from pyspark.sql.streaming.query import StreamingQuery
 
 from .session import real_time_build
+from .writer import kafka_consumer
 
 log = logging.getLogger("m2m_spark")
 
@@ -35,10 +36,32 @@ def core_settings(settings):
     return out
 
 
-def start(spark, args, job, checkpoint, settings, source):
+class TooFewSlots(RuntimeError):
+    """Real-time Mode would leave Kafka partitions without a task."""
+
+
+def partitions(jvm, args, kafka):
+    """How many Kafka partitions the job's topics have now."""
+    with kafka_consumer(kafka) as consumer:
+        if args.topics:
+            return sum(consumer.partitionsFor(t).size() for t in args.topics.split(","))
+        pattern = jvm.java.util.regex.Pattern.compile(args.topic_pattern)
+        topics = consumer.listTopics()
+        return sum(topics.get(t).size() for t in topics.keySet() if pattern.matcher(t).matches())
+
+
+def start(spark, args, job, checkpoint, settings, source, kafka):
     """Starts the Real-time Mode query over `source()` (the Kafka source's DataFrame); returns it."""
-    jar, library = real_time_build()
+    _, library = real_time_build()
     jvm = spark._jvm
+    # Each Kafka partition has a task for the whole epoch, and Spark does not check that they all fit:
+    # one without a slot would wait for the end of another's epoch, its records with it.
+    slots, needed = spark.sparkContext.defaultParallelism, partitions(jvm, args, kafka)
+    if needed > slots:
+        raise TooFewSlots(
+            f"Real-time Mode runs a task per Kafka partition for the whole epoch: the topics have {needed} "
+            f"partitions and the job {slots} task slots. Give it at least {needed} (--master local[{needed}], or "
+            f"executors' cores on a cluster), or run it in micro-batches (docs/spark.md, \"Real-time Mode\")")
     jsettings = jvm.java.util.HashMap()
     for k, v in core_settings(settings).items():
         jsettings.put(k, v)
@@ -53,7 +76,7 @@ def start(spark, args, job, checkpoint, settings, source):
     return StreamingQuery(query)
 
 
-def run(spark, args, job, checkpoint, settings, catch_up, source):
+def run(spark, args, job, checkpoint, settings, catch_up, source, kafka):
     """Alternates between catching up in micro-batches (`catch_up()` starts that query) and Real-time
     Mode, which stops at each barrier; returns when a query stops without error."""
     from .job import wait
@@ -61,7 +84,7 @@ def run(spark, args, job, checkpoint, settings, catch_up, source):
     while True:
         started = catch_up()
         wait(started)
-        query = start(spark, args, job, checkpoint, settings, source)
+        query = start(spark, args, job, checkpoint, settings, source, kafka)
         log.info("real-time mode started (%s)", query.name)
         try:
             wait(query)
@@ -70,5 +93,5 @@ def run(spark, args, job, checkpoint, settings, catch_up, source):
             text = str(e)
             if BARRIER_HELD not in text:
                 raise
-            barrier = text[text.index(BARRIER_HELD) + len(BARRIER_HELD):].split("\n", 1)[0].strip()
+            barrier = text[text.index(BARRIER_HELD) + len(BARRIER_HELD):].split(")", 1)[0].strip() + ")"
             log.info("real-time mode stopped before a barrier, %s: applying it in micro-batches", barrier)

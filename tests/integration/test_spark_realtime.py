@@ -18,12 +18,12 @@ REAL_TIME = stack.ROOT / os.environ.get("M2M_BUILD", "build") / "jvm"
 class Job:
     """The job as a user runs it: `python -m m2m_spark.job --real-time`, its log in a file."""
 
-    def __init__(self, stream, database, tmp_path):
+    def __init__(self, stream, database, tmp_path, master="local[3]"):
         pattern = stream.prefix.replace(".", "\\.") + "\\.test\\..*"
         self.args = [sys.executable, "-m", "m2m_spark.job", "--kafka-bootstrap", stack.KAFKA_BOOTSTRAP,
                      "--topic-pattern", pattern, "--mysql-database", database, "--real-time",
                      "--real-time-epoch", "10 seconds", "--on-drop", "drop", "--job-name", f"rt-{database}",
-                     "--checkpoint", str(tmp_path / "checkpoint")]
+                     "--checkpoint", str(tmp_path / "checkpoint"), "--master", master]
         self.env = {**os.environ, "PYTHONPATH": str(stack.ROOT / "spark"),
                     "M2M_MYSQL_PASSWORD": stack.MYSQL["password"]}
         self.log_path, self.proc = tmp_path / "job.log", None
@@ -67,7 +67,7 @@ def wait_rows(job, database, table, expected, timeout=120, columns="_id, qty"):
 
 @pytest.mark.skipif(not (REAL_TIME / "m2m-spark-realtime.jar").is_file(), reason="Real-time Mode not built (a JDK)")
 def test_real_time_mode_applies_each_event_as_it_arrives_exactly_once(mysql_db, tmp_path):
-    """Inserts, an update, a delete and a record that is no event (quarantined, the job goes on) reach
+    """A task slot per Kafka partition (3 topics of 1 partition at the end). Inserts, an update, a delete and a record that is no event (quarantined, the job goes on) reach
     MySQL while Real-time Mode runs, each within seconds without a micro-batch; a new collection (a
     barrier) stops Real-time Mode for a catch-up in micro-batches, and it starts again; a job killed
     mid-epoch and started again applies nothing twice."""
@@ -146,3 +146,21 @@ def test_real_time_mode_applies_each_event_as_it_arrives_exactly_once(mysql_db, 
 def offsets(database):
     """{topic: (next offset, applied events)} of the job's single-partition topics."""
     return {t: (int(n), int(a)) for t, n, a in query(database, "SELECT topic, next_offset, applied_events FROM _m2m_offsets")}
+
+
+@pytest.mark.skipif(not (REAL_TIME / "m2m-spark-realtime.jar").is_file(), reason="Real-time Mode not built (a JDK)")
+def test_real_time_mode_refuses_to_leave_partitions_without_a_task(mysql_db, tmp_path):
+    """Spark does not check that every partition's task fits: the job does, and says what to change."""
+    database = mysql_db[0]
+    stream = Stream(tmp_path)
+    stream.send([insert("a", {"_id": 1, "qty": 1}), insert("b", {"_id": 1, "qty": 10})])
+    job = Job(stream, database, tmp_path, master="local[1]")
+    job.start()
+    try:
+        assert job.proc.wait(240) == 2, job.text()[-4000:]
+        assert ("the topics have 2 partitions and the job 1 task slots. Give it at least 2 (--master local[2]"
+                in job.text()), job.text()[-4000:]
+        # The catch-up before it applied what the topics held.
+        assert rows(database, "a") == [("1", "1")] and rows(database, "b") == [("1", "10")]
+    finally:
+        job.kill()

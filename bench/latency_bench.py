@@ -95,6 +95,8 @@ def run(engine, max_rate, fractions=(0.25, 0.5, 0.9), seconds=20):
     work.mkdir(parents=True)
     client = pymongo.MongoClient(stack.MONGO_URI)
     mongo_db, database, prefix = stack.unique("lat"), stack.unique("lat"), stack.unique("lat")
+    # capture's name is its Kafka transactional id: two runs at once under one name fence each other.
+    name = stack.unique("lat")
     conn = benchlib.mysql()
     capture = engine_proc = watcher = None
     try:
@@ -103,9 +105,9 @@ def run(engine, max_rate, fractions=(0.25, 0.5, 0.9), seconds=20):
         coll = client[mongo_db]["lat"]
         capture = pipeline.Process(["capture", "--mongo-uri", stack.MONGO_URI, "--kafka-bootstrap",
                                     stack.KAFKA_BOOTSTRAP, "--db", mongo_db, "--collection", "lat",
-                                    "--topic-prefix", prefix, "--name", "lat", "--snapshot", "never"],
+                                    "--topic-prefix", prefix, "--name", name, "--snapshot", "never"],
                                    work / "capture.log", program=[str(benchlib.BUILD / "mongo2mysql")])
-        capture.name = "lat"
+        capture.name = name
         rss = {"capture": benchlib.PeakRss(capture.proc.pid)}
         pipeline.wait_for_checkpoint(prefix, capture)
         engine_proc = start_engine(engine, f"{prefix}.{mongo_db}.lat", database, work)

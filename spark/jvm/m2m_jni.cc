@@ -53,7 +53,8 @@ struct Hosted {
 class Pool {
  public:
   static Pool& Get() {
-    static Pool* pool = new Pool;  // never destroyed: the JVM may unload nothing while tasks run
+    // Never destroyed: at the JVM's exit, task threads may still be using Appliers taken from it.
+    static Pool* pool = new Pool;
     return *pool;
   }
 

@@ -50,18 +50,23 @@ def partitions(jvm, args, kafka):
         return sum(topics.get(t).size() for t in topics.keySet() if pattern.matcher(t).matches())
 
 
-def start(spark, args, job, checkpoint, settings, source, kafka):
-    """Starts the Real-time Mode query over `source()` (the Kafka source's DataFrame); returns it."""
-    _, library = real_time_build()
-    jvm = spark._jvm
-    # Each Kafka partition has a task for the whole epoch, and Spark does not check that they all fit:
-    # one without a slot would wait for the end of another's epoch, its records with it.
-    slots, needed = spark.sparkContext.defaultParallelism, partitions(jvm, args, kafka)
+def check_slots(spark, args, kafka):
+    """Raises TooFewSlots when the topics have more partitions than the job has task slots: each Kafka
+    partition has a task for the whole epoch, and Spark does not check that they all fit (one without
+    a slot would wait for the end of another's epoch, its records with it)."""
+    slots, needed = spark.sparkContext.defaultParallelism, partitions(spark._jvm, args, kafka)
     if needed > slots:
         raise TooFewSlots(
             f"Real-time Mode runs a task per Kafka partition for the whole epoch: the topics have {needed} "
             f"partitions and the job {slots} task slots. Give it at least {needed} (--master local[{needed}], or "
             f"executors' cores on a cluster), or run it in micro-batches (docs/spark.md, \"Real-time Mode\")")
+
+
+def start(spark, args, job, checkpoint, settings, source, kafka):
+    """Starts the Real-time Mode query over `source()` (the Kafka source's DataFrame); returns it."""
+    _, library = real_time_build()
+    jvm = spark._jvm
+    check_slots(spark, args, kafka)  # again: a catch-up may have met new topics
     jsettings = jvm.java.util.HashMap()
     for k, v in core_settings(settings).items():
         jsettings.put(k, v)
@@ -81,6 +86,7 @@ def run(spark, args, job, checkpoint, settings, catch_up, source, kafka):
     Mode, which stops at each barrier; returns when a query stops without error."""
     from .job import wait
 
+    check_slots(spark, args, kafka)  # before any work
     while True:
         started = catch_up()
         wait(started)

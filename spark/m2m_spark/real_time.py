@@ -43,8 +43,8 @@ class TooFewSlots(RuntimeError):
 def partitions(jvm, args, kafka):
     """How many Kafka partitions the job's topics have now."""
     with kafka_consumer(kafka) as consumer:
-        if args.topics:
-            return sum(consumer.partitionsFor(t).size() for t in args.topics.split(","))
+        if args.topics:  # a topic not made yet has none (None from older Kafka clients)
+            return sum(p.size() for p in map(consumer.partitionsFor, args.topics.split(",")) if p is not None)
         pattern = jvm.java.util.regex.Pattern.compile(args.topic_pattern)
         topics = consumer.listTopics()
         return sum(topics.get(t).size() for t in topics.keySet() if pattern.matcher(t).matches())

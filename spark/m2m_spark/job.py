@@ -14,7 +14,8 @@ from pathlib import Path
 
 from . import core
 from . import lost
-from .session import build_session, extension_path, state_folder
+from . import real_time
+from .session import build_session, extension_path, real_time_build, state_folder
 from .writer import BatchWriter
 
 
@@ -25,6 +26,8 @@ EXAMPLES = """examples:
   # keep streaming, one micro-batch every 5 seconds, with a YAML mapping
   python -m m2m_spark.job --topic-pattern 'rs0\\.shop\\..*' --mysql-database shop \\
       --mapping mapping.yaml --trigger-interval '5 seconds'
+  # keep streaming with sub-second latency, in Spark's Real-time Mode (docs/spark.md)
+  python -m m2m_spark.job --topics rs0.shop.orders --mysql-database shop --real-time
 
 MySQL's _m2m_offsets table (the job's --job-name is its group there) makes the job exactly once:
 kill it, or any executor, at any moment and start it again with the same --job-name; the checkpoint
@@ -87,10 +90,22 @@ def parse_args(argv=None):
                       help="apply what the topics hold now, then exit (trigger availableNow)")
     mode.add_argument("--trigger-interval", default="1 second",
                       help="streaming: start a micro-batch this often (processingTime trigger). Default: %(default)s")
+    mode.add_argument("--real-time", action="store_true",
+                      help="streaming in Spark's Real-time Mode: long-running tasks hand each record to the core as "
+                           "it arrives, through a JVM writer (docs/spark.md, \"Real-time Mode\"); drops, renames "
+                           "and new collections are applied in micro-batches in between")
+    run.add_argument("--max-batch-ms", type=int, default=100,
+                     help="--real-time: a task commits its records once the oldest has waited this long (or "
+                          "--max-batch-events are in). Default: %(default)s")
+    run.add_argument("--real-time-epoch", default="1 minute",
+                     help="--real-time: how long each Real-time Mode batch runs (Spark's checkpoint interval; "
+                          "commits happen inside it). Default: %(default)s")
     run.add_argument("--master", default=None, help="Spark master. Default: M2M_SPARK_MASTER, else spark-submit's, else local[2]")
     args = p.parse_args(argv)
     if args.max_batch_events <= 0:
         p.error("--max-batch-events must be positive")
+    if args.max_batch_ms < 0:
+        p.error("--max-batch-ms must not be negative")
     return args
 
 
@@ -109,11 +124,23 @@ def main(argv=None):
     mysql = {"host": args.mysql_host, "port": args.mysql_port, "user": args.mysql_user,
              "password": os.environ.get("M2M_MYSQL_PASSWORD", ""), "database": args.mysql_database,
              **tls(args)}
-    spark = build_session(f"mongo2mysql-{job}", args.master)
-    query = start(spark, args, job, checkpoint, mysql)
+    jars = []
+    if args.real_time:
+        if real_time_build() is None:
+            logging.getLogger("m2m_spark").error(
+                "--real-time needs the JVM writer and its JNI library (build/jvm/m2m-spark-realtime.jar, "
+                "libm2m_jni.so), built by `make` with a JDK (docs/spark.md, \"Real-time Mode\")")
+            return 2
+        jars.append(real_time_build()[0])
+    spark = build_session(f"mongo2mysql-{job}", args.master, jars)
     try:
-        wait(query)
-    except lost.KafkaDataLost as e:
+        if args.real_time:
+            real_time.run(spark, args, job, checkpoint, settings(args, job, mysql),
+                          lambda: start(spark, args, job, checkpoint, mysql, until_caught_up=True),
+                          lambda: kafka_source(spark, args, micro_batch=False), consumer_properties(args))
+        else:
+            wait(start(spark, args, job, checkpoint, mysql))
+    except (lost.KafkaDataLost, real_time.TooFewSlots) as e:
         logging.getLogger("m2m_spark").error("%s", e)
         return 2
     return 0
@@ -149,8 +176,35 @@ def settings(args, job, mysql):
                          max_batch_events=args.max_batch_events, retry_for_seconds=args.retry_for)
 
 
-def start(spark, args, job, checkpoint, mysql):
-    """Starts the streaming query; returns it."""
+def start(spark, args, job, checkpoint, mysql, until_caught_up=None):
+    """Starts the micro-batch query (until caught up when `until_caught_up`, else as args say); returns it."""
+    until_caught_up = args.until_caught_up if until_caught_up is None else until_caught_up
+    writer = (kafka_source(spark, args).writeStream
+              .foreachBatch(BatchWriter(job, settings(args, job, mysql), consumer_properties(args)))
+              .option("checkpointLocation", checkpoint).queryName(job))
+    writer = writer.trigger(availableNow=True) if until_caught_up else writer.trigger(
+        processingTime=args.trigger_interval)
+    # The Kafka source's V1 implementation (session.py says why); Real-time Mode needs the V2 one.
+    spark.conf.set(MICRO_BATCH_V2_DISABLED, "org.apache.spark.sql.kafka010.KafkaSourceProvider")
+    return writer.start()
+
+
+MICRO_BATCH_V2_DISABLED = "spark.sql.streaming.disabledV2MicroBatchReaders"
+
+
+def consumer_properties(args):
+    """Properties of a Kafka consumer in the driver that reads what the source reads."""
+    consumer = {"bootstrap.servers": args.kafka_bootstrap, "isolation.level": "read_committed"}
+    for kv in args.kafka_option:
+        k, _, v = kv.partition("=")
+        if k.startswith("kafka."):
+            consumer[k[len("kafka."):]] = v
+    return consumer
+
+
+def kafka_source(spark, args, micro_batch=True):
+    """The records of the job's topics: Spark's Kafka source, as a streaming DataFrame (for the
+    micro-batch query, or for Real-time Mode, which has no batch size to limit)."""
     reader = (spark.readStream.format("kafka")
               .option("kafka.bootstrap.servers", args.kafka_bootstrap)
               .option("startingOffsets", "earliest")
@@ -161,19 +215,12 @@ def start(spark, args, job, checkpoint, mysql):
               # stops the query (KAFKA_DATA_LOSS, which `wait` words), unless the user accepts it.
               .option("failOnDataLoss", "false" if args.allow_data_loss else "true"))
     reader = reader.option("subscribe", args.topics) if args.topics else reader.option("subscribePattern", args.topic_pattern)
-    if args.max_offsets_per_trigger:
+    if args.max_offsets_per_trigger and micro_batch:
         reader = reader.option("maxOffsetsPerTrigger", str(args.max_offsets_per_trigger))
-    consumer = {"bootstrap.servers": args.kafka_bootstrap, "isolation.level": "read_committed"}
     for kv in args.kafka_option:
         k, _, v = kv.partition("=")
         reader = reader.option(k, v)
-        if k.startswith("kafka."):
-            consumer[k[len("kafka."):]] = v
-    writer = (reader.load().writeStream.foreachBatch(BatchWriter(job, settings(args, job, mysql), consumer))
-              .option("checkpointLocation", checkpoint).queryName(job))
-    writer = writer.trigger(availableNow=True) if args.until_caught_up else writer.trigger(
-        processingTime=args.trigger_interval)
-    return writer.start()
+    return reader.load()
 
 
 if __name__ == "__main__":

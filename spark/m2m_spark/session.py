@@ -39,6 +39,16 @@ def extension_path() -> str | None:
     return str(folder) if any(folder.glob("m2m_core*.so")) else None
 
 
+def real_time_build() -> tuple[str, str] | None:
+    """The JVM writer's jar and its JNI library of Real-time Mode (spark/jvm, built by `make` into
+    build/jvm or $M2M_BUILD/jvm), when built (docs/spark.md, "Real-time Mode")."""
+    if CHECKOUT is None:
+        return None
+    folder = CHECKOUT / os.environ.get("M2M_BUILD", "build") / "jvm"
+    jar, library = folder / "m2m-spark-realtime.jar", folder / "libm2m_jni.so"
+    return (str(jar), str(library)) if jar.is_file() and library.is_file() else None
+
+
 def executor_python_path() -> str:
     """PYTHONPATH of the executors' Python workers: this package and the extension, where the job
     runs from a checkout (local mode, or a standalone cluster on this machine), and the executor's
@@ -49,9 +59,10 @@ def executor_python_path() -> str:
     return os.pathsep.join(paths + ([inherited] if inherited else []))
 
 
-def build_session(app_name: str, master: str | None = None) -> SparkSession:
+def build_session(app_name: str, master: str | None = None, jars=()) -> SparkSession:
     """The session of a job, test or benchmark. Master: `master`, else M2M_SPARK_MASTER, else the
-    one spark-submit configured (`--master`, spark-defaults.conf), else local[2]."""
+    one spark-submit configured (`--master`, spark-defaults.conf), else local[2]. `jars`: more jars
+    for the driver and executors (Real-time Mode's writer)."""
     master = master or os.environ.get("M2M_SPARK_MASTER")
     # Under spark-submit the JVM is already running with its master and PySpark attaches to it
     # through PYSPARK_GATEWAY_PORT; started here, Spark's own default would be local[*], too many
@@ -65,7 +76,7 @@ def build_session(app_name: str, master: str | None = None) -> SparkSession:
     if master:
         builder = builder.master(master)
     builder = (
-        builder.config("spark.jars", ",".join(connector_jars()))
+        builder.config("spark.jars", ",".join(connector_jars() + list(jars)))
         # Small machine, small batches: Spark's defaults (200 shuffle partitions, the web UI) only
         # cost time here.
         .config("spark.sql.shuffle.partitions", os.environ.get("M2M_SPARK_SHUFFLE_PARTITIONS", "2"))

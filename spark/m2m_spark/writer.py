@@ -25,7 +25,7 @@ log = logging.getLogger("m2m_spark")
 
 
 @contextlib.contextmanager
-def _consumer(kafka):
+def kafka_consumer(kafka):
     """A Kafka consumer in the driver's JVM: the connector's own client, so the job's kafka.*
     options apply as they do to the source."""
     jvm = SparkContext._jvm
@@ -43,7 +43,7 @@ def _consumer(kafka):
 def first_offset(kafka, topic, partition):
     """The offset of the first record Kafka holds in a partition."""
     jvm = SparkContext._jvm
-    with _consumer(kafka) as consumer:
+    with kafka_consumer(kafka) as consumer:
         wanted = jvm.java.util.ArrayList()
         jtp = jvm.org.apache.kafka.common.TopicPartition(topic, partition)
         wanted.add(jtp)

@@ -11,11 +11,13 @@
 #include <dlfcn.h>
 #include <spdlog/spdlog.h>
 
-#include <cctype>
+#include <map>
+#include <set>
 #include <cstdlib>
 #include <filesystem>
 
 #include "applier.h"
+#include "host_options.h"
 #include "range_applier.h"
 
 namespace py = pybind11;
@@ -67,16 +69,6 @@ std::optional<std::string> Bytes(const py::handle& h) {
   return std::string(py::bytes(py::reinterpret_borrow<py::object>(h)));
 }
 
-// The --ssl-mode names of MySQL's clients, in any case.
-MysqlSslMode SslMode(std::string name) {
-  for (char& c : name) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-  for (MysqlSslMode mode : {MysqlSslMode::kDisabled, MysqlSslMode::kRequired, MysqlSslMode::kVerifyCa,
-                            MysqlSslMode::kVerifyIdentity}) {
-    if (name == MysqlSslModeName(mode)) return mode;
-  }
-  throw py::value_error("ssl_mode must be DISABLED, REQUIRED, VERIFY_CA or VERIFY_IDENTITY, not " + name);
-}
-
 // One Applier per Python worker and configuration (spark/m2m_spark/core.py caches it): its MySQL
 // connection and catalog outlive a task.
 class PyApplier {
@@ -84,55 +76,23 @@ class PyApplier {
   PyApplier(const py::dict& mysql, const std::string& group, const std::optional<std::string>& mapping_yaml,
             const std::optional<std::string>& mongo_uri, const std::string& on_drop, const std::string& on_rename,
             bool instant_add_column) {
-    ApplierOptions o;
-    o.group = group;
+    std::map<std::string, std::string> settings{{"group", group},
+                                                {"on_drop", on_drop},
+                                                {"on_rename", on_rename},
+                                                {"instant_add_column", instant_add_column ? "true" : "false"}};
     for (auto [key, value] : mysql) {
       std::string k = py::str(key);
-      if (k == "host") {
-        o.mysql.host = py::str(value);
-      } else if (k == "port") {
-        o.mysql.port = value.cast<unsigned>();
-      } else if (k == "user") {
-        o.mysql.user = py::str(value);
-      } else if (k == "password") {
-        o.mysql.password = py::str(value);
-      } else if (k == "database") {
-        o.mysql.database = py::str(value);
-      } else if (k == "timeout_seconds") {
-        o.mysql.timeout_seconds = value.cast<unsigned>();
-      } else if (k == "ssl_mode") {
-        o.mysql.ssl_mode = SslMode(py::str(value));
-      } else if (k == "ssl_ca") {
-        o.mysql.ssl_ca = py::str(value);
-      } else if (k == "ssl_cert") {
-        o.mysql.ssl_cert = py::str(value);
-      } else if (k == "ssl_key") {
-        o.mysql.ssl_key = py::str(value);
-      } else {
+      static const std::set<std::string> kMysqlKeys{"host",    "port",   "user",   "password", "database",
+                                                    "timeout_seconds", "ssl_mode", "ssl_ca", "ssl_cert", "ssl_key"};
+      if (!kMysqlKeys.count(k)) {
         throw py::value_error("mysql option " + k + " is not known (host, port, user, password, database, "
                               "timeout_seconds, ssl_mode, ssl_ca, ssl_cert, ssl_key)");
       }
+      settings[k] = py::str(value);
     }
-    if (mapping_yaml) o.mapping = Take(ParseMappingYaml(*mapping_yaml));
-    if (on_drop == "drop") {
-      o.mapping.options.on_drop = DropPolicy::kDrop;
-    } else if (on_drop == "keep") {
-      o.mapping.options.on_drop = DropPolicy::kKeep;
-    } else if (!on_drop.empty()) {
-      throw py::value_error("on_drop must be keep or drop, not " + on_drop);
-    }
-    if (on_rename == "keep") {
-      o.mapping.options.on_rename = RenamePolicy::kKeep;
-    } else if (on_rename == "rename") {
-      o.mapping.options.on_rename = RenamePolicy::kRename;
-    } else if (!on_rename.empty()) {
-      throw py::value_error("on_rename must be rename or keep, not " + on_rename);
-    }
-    if (mongo_uri) o.mongo = MongoOptions{.uri = *mongo_uri};
-    o.sql.instant_add_column = instant_add_column;
-    // The driver orders the copies of a drop or rename within a batch (docs/spark.md), and one task
-    // cannot wait for another's: the first copy runs the event, the later ones change nothing.
-    o.wait_for_copies = false;
+    if (mapping_yaml) settings["mapping_yaml"] = *mapping_yaml;
+    if (mongo_uri) settings["mongo_uri"] = *mongo_uri;
+    ApplierOptions o = Take(SparkApplierOptions(settings));
     applier_ = Take(Applier::Make(std::move(o), &stats_));
   }
 

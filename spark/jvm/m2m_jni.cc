@@ -1,0 +1,280 @@
+// libm2m_jni: the C++ apply core hosted by the JVM writer of the Spark job's Real-time Mode
+// (m2m/spark/RealtimeWriter.java; docs/spark.md, "Real-time Mode"). The writer hands over each Kafka
+// record's bytes as Spark's Kafka source gives them; decoding, mapping, SQL, the exactly-once
+// transaction, quarantine and retries are the core's (RangeRun, range_applier.h), as in the
+// micro-batch mode and the native daemon.
+//
+// A task of Real-time Mode is long (an epoch, a minute by default) and Spark tells its writer nothing
+// when the source is idle, so records cannot wait for the end of the task: a StreamRun commits the
+// batch in flight when it is full (RangeOptions' events and bytes), or from a flush thread of its own
+// once its oldest record has waited max_batch_ms (the linger of native apply's --max-batch-ms).
+// Each commit stores the partitions' next offsets with the rows, so a task commits many times in an
+// epoch and a replayed epoch skips what was applied; Spark's epoch ids play no part.
+//
+// Barriers (barrier.h) are not released here: a task cannot see the other partitions, so a
+// StreamRun commits what precedes its first barrier and reports it held; the writer fails the query
+// with BarrierHeld, and the job applies the barrier in micro-batch rounds, which order them
+// (docs/spark.md).
+//
+// Errors: a Status that is not OK throws m2m.spark.ApplyException with its message.
+#include <fmt/format.h>
+#include <jni.h>
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "applier.h"
+#include "host_options.h"
+#include "range_applier.h"
+
+using namespace m2m;
+using namespace m2m::apply;
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// An Applier with the counters it writes (they must outlive it).
+struct Hosted {
+  ApplyStats stats;
+  std::unique_ptr<Applier> applier;
+};
+
+// Appliers idle between tasks, per settings: a task of the next epoch takes one, with its MySQL
+// connection and catalog, as the micro-batch mode's Python workers keep theirs. Tasks of one
+// executor run at once, each with an Applier of its own (an Applier serves one thread at a time).
+class Pool {
+ public:
+  static Pool& Get() {
+    // Never destroyed: at the JVM's exit, task threads may still be using Appliers taken from it.
+    static Pool* pool = new Pool;
+    return *pool;
+  }
+
+  Result<std::unique_ptr<Hosted>> Take(const std::map<std::string, std::string>& settings) {
+    std::string key = Key(settings);
+    {
+      std::lock_guard lock(mu_);
+      auto& idle = idle_[key];
+      if (!idle.empty()) {
+        std::unique_ptr<Hosted> hosted = std::move(idle.back());
+        idle.pop_back();
+        return hosted;
+      }
+    }
+    M2M_ASSIGN_OR_RETURN(ApplierOptions options, SparkApplierOptions(settings));
+    auto hosted = std::make_unique<Hosted>();
+    M2M_ASSIGN_OR_RETURN(hosted->applier, Applier::Make(std::move(options), &hosted->stats));
+    return hosted;
+  }
+
+  void Give(const std::map<std::string, std::string>& settings, std::unique_ptr<Hosted> hosted) {
+    std::lock_guard lock(mu_);
+    idle_[Key(settings)].push_back(std::move(hosted));
+  }
+
+ private:
+  static std::string Key(const std::map<std::string, std::string>& settings) {
+    std::string key;
+    for (const auto& [k, v] : settings) key += std::to_string(k.size()) + ":" + k + std::to_string(v.size()) + ":" + v;
+    return key;
+  }
+
+  std::mutex mu_;
+  std::map<std::string, std::vector<std::unique_ptr<Hosted>>> idle_;
+};
+
+// One task's records (one Kafka partition of an epoch) into MySQL.
+//
+// Thread safety: Process and Close are called by the task's thread, the flush thread commits; both go
+// through mu_, so the Applier and the RangeRun are used by one thread at a time.
+class StreamRun {
+ public:
+  StreamRun(std::map<std::string, std::string> settings, std::unique_ptr<Hosted> hosted, RangeOptions options,
+            std::chrono::milliseconds linger)
+      : settings_(std::move(settings)),
+        hosted_(std::move(hosted)),
+        run_(*hosted_->applier, std::move(options)),
+        linger_(linger),
+        flusher_([this] { FlushLoop(); }) {}
+
+  ~StreamRun() { StopFlusher(); }
+
+  // Adds a record; returns the barrier it stopped before, if it is one (what preceded it is committed).
+  Result<std::optional<OrderKey>> Process(KafkaMessage record) {
+    std::lock_guard lock(mu_);
+    M2M_RETURN_NOT_OK(failed_);
+    std::vector<KafkaMessage> one;
+    one.push_back(std::move(record));
+    Status st = run_.Feed(std::move(one));
+    if (st.ok() && run_.held()) {
+      // RangeRun::Finish commits the batch in flight; the run stays usable (it only reports then).
+      Result<RangeOutcome> outcome = run_.Finish();
+      if (outcome.ok()) return outcome->held;
+      st = outcome.status();
+    }
+    if (!st.ok()) {
+      failed_ = st;
+      return st;
+    }
+    if (hosted_->applier->pending_events() == 0) {
+      due_.reset();  // committed (the batch filled up), or the record was applied before
+    } else if (!due_) {
+      due_ = Clock::now() + linger_;
+      wake_.notify_one();
+    }
+    return std::optional<OrderKey>();
+  }
+
+  // Ends the task: commits what remains when `commit` (the epoch ended well), else drops it (Spark
+  // failed the task; a later task redoes it from the stored offsets). Returns the Applier to the
+  // pool when it is sound.
+  Status Close(bool commit) {
+    StopFlusher();
+    std::lock_guard lock(mu_);
+    if (!failed_.ok()) return commit ? failed_ : Status::OK();  // thrown already when not committing
+    if (commit) {
+      M2M_RETURN_NOT_OK(run_.Finish().status());
+    } else {
+      hosted_->applier->Abandon();
+    }
+    // Only a sound Applier goes back: after a failure its connection and batch are in an unknown state.
+    Pool::Get().Give(settings_, std::move(hosted_));
+    return Status::OK();
+  }
+
+ private:
+  void FlushLoop() {
+    std::unique_lock lock(mu_);
+    while (!stopping_) {
+      if (!due_) {
+        wake_.wait(lock);
+      } else if (Clock::now() < *due_) {
+        wake_.wait_until(lock, *due_);
+      } else {
+        due_.reset();
+        Result<RangeOutcome> outcome = run_.Finish();  // commits the batch in flight
+        if (!outcome.ok()) failed_ = outcome.status();
+      }
+    }
+  }
+
+  void StopFlusher() {
+    {
+      std::lock_guard lock(mu_);
+      stopping_ = true;
+    }
+    wake_.notify_one();
+    if (flusher_.joinable()) flusher_.join();
+  }
+
+  const std::map<std::string, std::string> settings_;
+  std::unique_ptr<Hosted> hosted_;
+  RangeRun run_;
+  const std::chrono::milliseconds linger_;
+  std::mutex mu_;
+  std::condition_variable wake_;
+  std::optional<Clock::time_point> due_;  // when the batch in flight must be committed; none when empty
+  Status failed_;                         // the first failure, from either thread: every later call returns it
+  bool stopping_ = false;
+  std::thread flusher_;  // last: started once everything above is constructed
+};
+
+void Throw(JNIEnv* env, const char* cls, const std::string& message) {
+  if (env->ExceptionCheck()) return;
+  jclass type = env->FindClass(cls);
+  if (type != nullptr) env->ThrowNew(type, message.c_str());
+}
+
+void Throw(JNIEnv* env, const Status& st) { Throw(env, "m2m/spark/ApplyException", st.ToString()); }
+
+std::string String(JNIEnv* env, jstring s) {
+  const char* chars = env->GetStringUTFChars(s, nullptr);
+  std::string out(chars);
+  env->ReleaseStringUTFChars(s, chars);
+  return out;
+}
+
+std::optional<std::string> Bytes(JNIEnv* env, jbyteArray a) {
+  if (a == nullptr) return std::nullopt;
+  std::string out(static_cast<size_t>(env->GetArrayLength(a)), '\0');
+  env->GetByteArrayRegion(a, 0, static_cast<jsize>(out.size()), reinterpret_cast<jbyte*>(out.data()));
+  return out;
+}
+
+// How a held barrier is named to the driver's log and the query's error.
+std::string Describe(const OrderKey& k) {
+  static const char* const kRank[] = {"collection event", "snapshot read", "change"};
+  return fmt::format("{} {}[{}]@{} (cluster time {}.{})", kRank[static_cast<int>(k.rank)], k.partition.first,
+                     k.partition.second, k.offset, k.t, k.i);
+}
+
+}  // namespace
+
+extern "C" {
+
+// settings: keys and values alternately (host_options.h).
+JNIEXPORT jlong JNICALL Java_m2m_spark_Core_open(JNIEnv* env, jclass, jobjectArray settings, jint max_batch_events,
+                                                 jlong max_batch_bytes, jint max_batch_ms, jint retry_for_seconds,
+                                                 jstring log_level) {
+  std::map<std::string, std::string> s;
+  jsize n = env->GetArrayLength(settings);
+  for (jsize i = 0; i + 1 < n; i += 2) {
+    auto k = static_cast<jstring>(env->GetObjectArrayElement(settings, i));
+    auto v = static_cast<jstring>(env->GetObjectArrayElement(settings, i + 1));
+    s[String(env, k)] = String(env, v);
+    env->DeleteLocalRef(k);
+    env->DeleteLocalRef(v);
+  }
+  if (max_batch_events <= 0 || max_batch_bytes <= 0 || max_batch_ms < 0) {
+    Throw(env, Status::Invalid("max_batch_events and max_batch_bytes must be positive, max_batch_ms not negative"));
+    return 0;
+  }
+  spdlog::set_level(spdlog::level::from_str(String(env, log_level)));
+  Result<std::unique_ptr<Hosted>> hosted = Pool::Get().Take(s);
+  if (!hosted.ok()) {
+    Throw(env, hosted.status());
+    return 0;
+  }
+  RangeOptions options{.max_batch_events = max_batch_events,
+                       .max_batch_bytes = static_cast<size_t>(max_batch_bytes),
+                       .retry_for = std::chrono::seconds(retry_for_seconds)};
+  auto* run = new StreamRun(std::move(s), std::move(*hosted), std::move(options),
+                            std::chrono::milliseconds(max_batch_ms));
+  return reinterpret_cast<jlong>(run);
+}
+
+// Returns null, or the barrier the record is (Describe) when the run stopped before it.
+JNIEXPORT jstring JNICALL Java_m2m_spark_Core_process(JNIEnv* env, jclass, jlong handle, jstring topic,
+                                                      jint partition, jlong offset, jbyteArray key, jbyteArray value,
+                                                      jlong timestamp_ms) {
+  KafkaMessage m;
+  m.topic = String(env, topic);
+  m.partition = partition;
+  m.offset = offset;
+  m.key = Bytes(env, key);
+  m.value = Bytes(env, value);
+  m.timestamp_ms = timestamp_ms;
+  Result<std::optional<OrderKey>> held = reinterpret_cast<StreamRun*>(handle)->Process(std::move(m));
+  if (!held.ok()) {
+    Throw(env, held.status());
+    return nullptr;
+  }
+  return *held ? env->NewStringUTF(Describe(**held).c_str()) : nullptr;
+}
+
+// Ends the run (commit: the task ended well) and frees it, whatever happens.
+JNIEXPORT void JNICALL Java_m2m_spark_Core_close(JNIEnv* env, jclass, jlong handle, jboolean commit) {
+  std::unique_ptr<StreamRun> run(reinterpret_cast<StreamRun*>(handle));
+  Status st = run->Close(commit);
+  if (!st.ok()) Throw(env, st);
+}
+
+}  // extern "C"

@@ -126,7 +126,7 @@ sanitize-asan sanitize-tsan: sanitize-%:
 # and is saved as build-fuzz/<target>-crash-<sha1> (rerun it: build-fuzz/fuzz/<target> <file>).
 # CI (.ci/run) runs it with FUZZ_SECONDS=30 after sanitize-asan; clang and its runtimes come from install.sh.
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS := event_decoder_fuzzer extended_json_fuzzer mapping_sql_fuzzer
+FUZZ_TARGETS := canonical_json_fuzzer event_decoder_fuzzer extended_json_fuzzer mapping_sql_fuzzer
 fuzz: install
 	@command -v clang++ > /dev/null || { echo "make fuzz needs clang (libFuzzer): apt-get install clang"; exit 1; }
 	@cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++ \

@@ -60,26 +60,18 @@ Result<BsonDocument> BsonDocument::FromBytes(const uint8_t* data, size_t length)
   return BsonDocument(&view);
 }
 
-namespace {
-std::string TakeJson(char* json) {
-  if (json == nullptr) return {};
-  std::string out(json);
-  bson_free(json);
-  return out;
-}
-}  // namespace
-
 std::string BsonDocument::ToCanonicalJson() const {
-  if (!ejson::NeedsEscape(&doc_)) return TakeJson(bson_as_canonical_extended_json(&doc_, nullptr));
-  bson_t escaped = BSON_INITIALIZER;
-  ejson::Escape(&doc_, &escaped);
-  std::string out = TakeJson(bson_as_canonical_extended_json(&escaped, nullptr));
-  bson_destroy(&escaped);
+  std::string out;
+  ejson::AppendCanonical(&doc_, ejson::Spelling::kText, out);  // nothing on failure, as libbson's NULL
   return out;
 }
 
 std::string BsonDocument::ToRelaxedJson() const {
-  return TakeJson(bson_as_relaxed_extended_json(&doc_, nullptr));
+  char* json = bson_as_relaxed_extended_json(&doc_, nullptr);
+  if (json == nullptr) return {};
+  std::string out(json);
+  bson_free(json);
+  return out;
 }
 
 }  // namespace m2m

@@ -1,5 +1,7 @@
 #include "event_bson.h"
 
+#include "extended_json.h"
+
 namespace m2m::event_internal {
 
 BsonDocument SubDocument(const bson_iter_t* it) {
@@ -42,20 +44,10 @@ std::string_view BsonTypeName(bson_type_t type) {
   }
 }
 
-// libbson renders only whole documents, so render {"v": value} and cut the value out of
-// `{ "v" : <value> }`; the wrapper's spelling is fixed by libbson, so the cut is exact.
 std::string ValueToCanonicalJson(const bson_iter_t* it) {
-  static constexpr std::string_view kPrefix = "{ \"v\" : ";
-  static constexpr std::string_view kSuffix = " }";
-  bson_t wrapper = BSON_INITIALIZER;
-  bson_append_iter(&wrapper, "v", 1, it);
-  BsonDocument doc(&wrapper);
-  bson_destroy(&wrapper);
-  std::string json = doc.ToCanonicalJson();
-  if (json.size() < kPrefix.size() + kSuffix.size() || !json.starts_with(kPrefix) || !json.ends_with(kSuffix)) {
-    return json;  // not reached with libbson 1.x; keeps the value visible if its spelling ever changes
-  }
-  return json.substr(kPrefix.size(), json.size() - kPrefix.size() - kSuffix.size());
+  std::string json;
+  ejson::AppendCanonicalValue(it, ejson::Spelling::kText, json);
+  return json;
 }
 
 }  // namespace m2m::event_internal

@@ -2,19 +2,19 @@
 #include <fmt/format.h>
 
 #include <array>
+#include <charconv>
 #include <limits>
 #include <nlohmann/json.hpp>
 #include <simdjson.h>
 
 #include "event_bson.h"
+#include "extended_json.h"
 #include "m2m/event_codec.h"
 
 namespace m2m {
 namespace {
 
 using json = nlohmann::json;
-// Encoding keeps field order so messages read like Debezium's and byte-compare across runs.
-using ordered_json = nlohmann::ordered_json;
 
 // source.version: identifies the producer, not a Debezium release.
 constexpr const char* kSourceVersion = "mongo2mysql/1";
@@ -36,26 +36,116 @@ std::string_view OpCode(EventKind kind) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Encoding
+// Encoding: straight from the event's fields and BSON into one string, in the spelling messages
+// have always had, nlohmann::ordered_json's compact dump (no spaces, fields in the order below,
+// strings escaped as ejson::AppendJsonString does): consumers may compare bytes.
 
-ordered_json OptionalText(const std::string& s) { return s.empty() ? ordered_json(nullptr) : ordered_json(s); }
+class ValueWriter {
+ public:
+  explicit ValueWriter(size_t reserve) { out_.reserve(reserve); }
 
-ordered_json OptionalDocumentJson(const std::optional<BsonDocument>& doc) {
-  return doc ? ordered_json(doc->ToCanonicalJson()) : ordered_json(nullptr);
-}
+  std::string Take() { return std::move(out_); }
 
-ordered_json UpdateDescriptionJson(const UpdateDescription& u) {
-  ordered_json out = ordered_json::object();
-  out["removedFields"] = u.removed_fields.empty() ? ordered_json(nullptr) : ordered_json(u.removed_fields);
-  out["updatedFields"] = u.updated_fields.ToCanonicalJson();
-  if (u.truncated_arrays.empty()) {
-    out["truncatedArrays"] = nullptr;
-  } else {
-    ordered_json arrays = ordered_json::array();
-    for (const auto& t : u.truncated_arrays) arrays.push_back({{"field", t.field}, {"size", t.new_size}});
-    out["truncatedArrays"] = std::move(arrays);
+  void BeginObject() {
+    Separate();
+    out_.push_back('{');
+    first_ = true;
   }
-  return out;
+  void EndObject() {
+    out_.push_back('}');
+    first_ = false;
+  }
+  void BeginArray() {
+    Separate();
+    out_.push_back('[');
+    first_ = true;
+  }
+  void EndArray() {
+    out_.push_back(']');
+    first_ = false;
+  }
+  // `name` is one of ours: plain ASCII, nothing to escape.
+  ValueWriter& Field(std::string_view name) {
+    Separate();
+    out_.push_back('"');
+    out_.append(name);
+    out_.append("\":");
+    first_ = true;  // the value follows without a comma
+    return *this;
+  }
+  void Null() {
+    Separate();
+    out_.append("null");
+  }
+  void Bool(bool b) {
+    Separate();
+    out_.append(b ? "true" : "false");
+  }
+  template <typename T>
+  void Number(T n) {
+    Separate();
+    char text[24];
+    auto r = std::to_chars(text, text + sizeof text, n);
+    out_.append(text, static_cast<size_t>(r.ptr - text));
+  }
+  void String(std::string_view s) {
+    Separate();
+    ejson::AppendJsonString(s, out_);
+  }
+  void OptionalString(const std::optional<std::string>& s) { s ? String(*s) : Null(); }
+  // Empty is null (a collection-level event's collection).
+  void TextOrNull(const std::string& s) { s.empty() ? Null() : String(s); }
+  // A document as its canonical Extended JSON in a string; "" when it has none (ToCanonicalJson).
+  void Document(const BsonDocument& doc) {
+    Separate();
+    out_.push_back('"');
+    ejson::AppendCanonical(doc.get(), ejson::Spelling::kJsonString, out_);
+    out_.push_back('"');
+  }
+  void OptionalDocument(const std::optional<BsonDocument>& doc) { doc ? Document(*doc) : Null(); }
+  // The value `it` points at, as its canonical Extended JSON in a string.
+  void Value(const bson_iter_t* it) {
+    Separate();
+    out_.push_back('"');
+    ejson::AppendCanonicalValue(it, ejson::Spelling::kJsonString, out_);
+    out_.push_back('"');
+  }
+
+ private:
+  void Separate() {
+    if (!first_) out_.push_back(',');
+    first_ = false;
+  }
+
+  std::string out_;
+  bool first_ = true;
+};
+
+void WriteUpdateDescription(ValueWriter& w, const UpdateDescription& u) {
+  w.BeginObject();
+  w.Field("removedFields");
+  if (u.removed_fields.empty()) {
+    w.Null();
+  } else {
+    w.BeginArray();
+    for (const std::string& field : u.removed_fields) w.String(field);
+    w.EndArray();
+  }
+  w.Field("updatedFields").Document(u.updated_fields);
+  w.Field("truncatedArrays");
+  if (u.truncated_arrays.empty()) {
+    w.Null();
+  } else {
+    w.BeginArray();
+    for (const auto& t : u.truncated_arrays) {
+      w.BeginObject();
+      w.Field("field").String(t.field);
+      w.Field("size").Number(t.new_size);
+      w.EndObject();
+    }
+    w.EndArray();
+  }
+  w.EndObject();
 }
 
 std::string_view SnapshotMarker(const ChangeEvent& event, const EncodeOptions& options) {
@@ -63,38 +153,56 @@ std::string_view SnapshotMarker(const ChangeEvent& event, const EncodeOptions& o
   return options.last_snapshot_record ? "last" : "true";
 }
 
-ordered_json SourceJson(const ChangeEvent& event, const EncodeOptions& options) {
-  ordered_json s = ordered_json::object();
-  s["version"] = kSourceVersion;
-  s["connector"] = "mongodb";
-  s["name"] = options.server_name;
-  s["ts_ms"] = event.cluster_time_s != 0 ? static_cast<int64_t>(event.cluster_time_s) * 1000 : event.wall_time_ms;
-  s["snapshot"] = SnapshotMarker(event, options);
-  s["db"] = event.db;
-  s["collection"] = OptionalText(event.collection);
-  s["ord"] = event.cluster_time_i;
-  s["lsid"] = event.txn_lsid ? ordered_json(*event.txn_lsid) : ordered_json(nullptr);
-  s["txnNumber"] = event.txn_number ? ordered_json(*event.txn_number) : ordered_json(nullptr);
-  s["wallTime"] = event.wall_time_ms;
-  return s;
+void WriteSource(ValueWriter& w, const ChangeEvent& event, const EncodeOptions& options) {
+  w.BeginObject();
+  w.Field("version").String(kSourceVersion);
+  w.Field("connector").String("mongodb");
+  w.Field("name").String(options.server_name);
+  w.Field("ts_ms").Number(event.cluster_time_s != 0 ? static_cast<int64_t>(event.cluster_time_s) * 1000
+                                                    : event.wall_time_ms);
+  w.Field("snapshot").String(SnapshotMarker(event, options));
+  w.Field("db").String(event.db);
+  w.Field("collection").TextOrNull(event.collection);
+  w.Field("ord").Number(event.cluster_time_i);
+  w.Field("lsid").OptionalString(event.txn_lsid);
+  w.Field("txnNumber");
+  event.txn_number ? w.Number(*event.txn_number) : w.Null();
+  w.Field("wallTime").Number(event.wall_time_ms);
+  w.EndObject();
 }
 
-ordered_json M2mJson(const ChangeEvent& event) {
-  ordered_json m = ordered_json::object();
-  m["v"] = kEventFormatVersion;
-  m["event"] = EventKindName(event.kind);
-  if (!event.resume_token.empty()) m["resume_token"] = event.resume_token;
-  m["cluster_time"] = {{"t", event.cluster_time_s}, {"i", event.cluster_time_i}};
-  if (!event.document_key.empty()) m["document_key"] = event.document_key.ToCanonicalJson();
+void WriteM2m(ValueWriter& w, const ChangeEvent& event) {
+  w.BeginObject();
+  w.Field("v").Number(kEventFormatVersion);
+  w.Field("event").String(EventKindName(event.kind));
+  if (!event.resume_token.empty()) w.Field("resume_token").String(event.resume_token);
+  w.Field("cluster_time").BeginObject();
+  w.Field("t").Number(event.cluster_time_s);
+  w.Field("i").Number(event.cluster_time_i);
+  w.EndObject();
+  if (!event.document_key.empty()) w.Field("document_key").Document(event.document_key);
   if (event.kind == EventKind::kRename) {
-    m["rename_to"] = {{"db", event.rename_to_db}, {"collection", event.rename_to_collection}};
+    w.Field("rename_to").BeginObject();
+    w.Field("db").String(event.rename_to_db);
+    w.Field("collection").String(event.rename_to_collection);
+    w.EndObject();
   }
-  if (event.copies > 0) m["copies"] = event.copies;
+  if (event.copies > 0) w.Field("copies").Number(event.copies);
   if (event.update && !event.update->disambiguated_paths.empty()) {
-    m["disambiguated_paths"] = event.update->disambiguated_paths.ToCanonicalJson();
+    w.Field("disambiguated_paths").Document(event.update->disambiguated_paths);
   }
-  if (event.document_gone) m["document_gone"] = true;
-  return m;
+  if (event.document_gone) w.Field("document_gone").Bool(true);
+  w.EndObject();
+}
+
+// Room for the whole value in one allocation, usually: canonical Extended JSON of typical documents
+// is two to three times their BSON, the envelope a few hundred bytes.
+size_t EstimatedSize(const ChangeEvent& event) {
+  size_t bson = event.document_key.get()->len;
+  if (event.after) bson += event.after->get()->len;
+  if (event.before) bson += event.before->get()->len;
+  if (event.update) bson += event.update->updated_fields.get()->len + event.update->disambiguated_paths.get()->len;
+  return 3 * bson + event.resume_token.size() + 640;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -390,28 +498,35 @@ Status EncodeOptions::Validate() const {
 }
 
 std::string EncodeKey(const ChangeEvent& event) {
-  ordered_json key = ordered_json::object();
+  ValueWriter w(128);
+  w.BeginObject();
+  w.Field("id");
   bson_iter_t id;
   if (bson_iter_init_find(&id, event.document_key.get(), "_id")) {
-    key["id"] = event_internal::ValueToCanonicalJson(&id);
+    w.Value(&id);
   } else {
-    key["id"] = nullptr;
+    w.Null();
   }
-  return key.dump();
+  w.EndObject();
+  return w.Take();
 }
 
 std::string EncodeValue(const ChangeEvent& event, const EncodeOptions& options) {
-  ordered_json v = ordered_json::object();
-  v["before"] = OptionalDocumentJson(event.before);
-  v["after"] = OptionalDocumentJson(event.after);
-  v["updateDescription"] = event.update ? UpdateDescriptionJson(*event.update) : ordered_json(nullptr);
-  v["source"] = SourceJson(event, options);
-  v["op"] = OpCode(event.kind);
-  v["ts_ms"] = options.processed_at_ms != 0 ? options.processed_at_ms : event.wall_time_ms;
-  v["transaction"] = nullptr;
-  v["m2m"] = M2mJson(event);
-  // Strings from MongoDB are valid UTF-8; "replace" keeps a stray invalid byte from aborting the dump.
-  return v.dump(-1, ' ', false, json::error_handler_t::replace);
+  ValueWriter w(EstimatedSize(event));
+  w.BeginObject();
+  w.Field("before").OptionalDocument(event.before);
+  w.Field("after").OptionalDocument(event.after);
+  w.Field("updateDescription");
+  event.update ? WriteUpdateDescription(w, *event.update) : w.Null();
+  w.Field("source");
+  WriteSource(w, event, options);
+  w.Field("op").String(OpCode(event.kind));
+  w.Field("ts_ms").Number(options.processed_at_ms != 0 ? options.processed_at_ms : event.wall_time_ms);
+  w.Field("transaction").Null();
+  w.Field("m2m");
+  WriteM2m(w, event);
+  w.EndObject();
+  return w.Take();
 }
 
 Result<std::optional<ChangeEvent>> DecodeEvent(std::optional<std::string_view> key,

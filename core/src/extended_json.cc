@@ -371,55 +371,6 @@ bool Reader::TypeWrapper(const char* key, int key_len, const json& o, bson_t* ou
   return false;
 }
 
-// Whether an embedded document below `it`'s container needs the escape.
-bool AnyDollarBelow(bson_iter_t* it) {
-  while (bson_iter_next(it)) {
-    if (!BSON_ITER_HOLDS_DOCUMENT(it) && !BSON_ITER_HOLDS_ARRAY(it)) continue;
-    bson_iter_t child;
-    if (!bson_iter_recurse(it, &child)) continue;
-    if (BSON_ITER_HOLDS_DOCUMENT(it)) {
-      bson_iter_t keys = child;
-      while (bson_iter_next(&keys)) {
-        if (bson_iter_key(&keys)[0] == '$') return true;
-      }
-    }
-    if (AnyDollarBelow(&child)) return true;
-  }
-  return false;
-}
-
-void EscapeInto(bson_iter_t* it, bson_t* out) {
-  while (bson_iter_next(it)) {
-    const char* key = bson_iter_key(it);
-    const int key_len = static_cast<int>(bson_iter_key_len(it));
-    bson_iter_t child;
-    if ((!BSON_ITER_HOLDS_DOCUMENT(it) && !BSON_ITER_HOLDS_ARRAY(it)) || !bson_iter_recurse(it, &child)) {
-      bson_append_iter(out, key, key_len, it);
-      continue;
-    }
-    bson_t sub;
-    if (BSON_ITER_HOLDS_ARRAY(it)) {
-      bson_append_array_begin(out, key, key_len, &sub);
-      EscapeInto(&child, &sub);
-      bson_append_array_end(out, &sub);
-      continue;
-    }
-    bool dollar = false;
-    for (bson_iter_t keys = child; bson_iter_next(&keys);) dollar |= bson_iter_key(&keys)[0] == '$';
-    bson_t wrapper;
-    bson_t* parent = out;
-    if (dollar) {
-      bson_append_document_begin(out, key, key_len, &wrapper);
-      parent = &wrapper;
-    }
-    bson_append_document_begin(parent, dollar ? kEscapeKey.data() : key,
-                               dollar ? static_cast<int>(kEscapeKey.size()) : key_len, &sub);
-    EscapeInto(&child, &sub);
-    bson_append_document_end(parent, &sub);
-    if (dollar) bson_append_document_end(out, &wrapper);
-  }
-}
-
 }  // namespace
 
 Status Parse(std::string_view text, bson_t* out) {
@@ -427,16 +378,6 @@ Status Parse(std::string_view text, bson_t* out) {
   if (parsed.is_discarded()) return Status::Invalid("invalid Extended JSON document: not valid JSON");
   if (!parsed.is_object()) return Status::Invalid("invalid Extended JSON document: not a JSON object");
   return Reader().Document(parsed, out, 1);
-}
-
-bool NeedsEscape(const bson_t* doc) {
-  bson_iter_t it;
-  return bson_iter_init(&it, doc) && AnyDollarBelow(&it);
-}
-
-void Escape(const bson_t* doc, bson_t* out) {
-  bson_iter_t it;
-  if (bson_iter_init(&it, doc)) EscapeInto(&it, out);
 }
 
 }  // namespace m2m::ejson

@@ -16,6 +16,8 @@ APT_PACKAGES=(
   # make fuzz (clang's libFuzzer). The fuzzer and sanitizer runtimes are in libclang-rt-14-dev, only a
   # Recommends of clang-14, which --no-install-recommends skips; 14 is Debian 12's clang.
   clang libclang-rt-14-dev
+  # The /metrics endpoint and histograms (prometheus-cpp); promtool (in prometheus) checks the alert rules.
+  prometheus-cpp-dev prometheus
 )
 
 install_apt() {
@@ -30,6 +32,8 @@ install_apt() {
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
   # Debian's package may start a system MariaDB on port 3306; the stack runs its own.
   $sudo service mariadb stop >/dev/null 2>&1 || true
+  # Likewise a Prometheus server from the prometheus package; the tests need only its promtool.
+  $sudo service prometheus stop >/dev/null 2>&1 || true
 }
 
 # Copies a pom's runtime dependencies into $M2M_JARS/<name>, unless the pom is unchanged since.

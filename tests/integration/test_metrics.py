@@ -140,7 +140,7 @@ def test_histograms_and_partition_lag_follow_real_events(mongo_db, mysql_db, tmp
     try:
         capture_url = metrics_url(capture)
         pipeline.wait_for_checkpoint(prefix, capture, snapshot_done=False)
-        # 55 change events, in a few bursts so that both daemons commit several batches.
+        # 55 change events, in a few bursts (capture commits them in several transactions).
         for start in (0, 20):
             orders.insert_many([{"_id": i, "name": f"o{i}"} for i in range(start, start + 20)])
         for i in range(10):

@@ -52,8 +52,9 @@ Result<std::unique_ptr<MetricsServer>> MetricsServer::Start(const MetricsRegistr
         "enable_keep_alive", "no",
     });
   } catch (const std::exception& e) {
-    // civetweb says only that it could not start ("null context ..."): binding is what fails in practice.
-    return Status::IoError("cannot serve metrics on " + address + ": the address cannot be bound (port in use?): " +
+    // civetweb says only that it could not start ("null context ..."): listening is what fails in practice.
+    return Status::IoError("cannot serve metrics on " + address +
+                           ": cannot listen there (the port in use, or not an address of this host); civetweb: " +
                            e.what());
   }
   impl->exposer->RegisterCollectable(impl->collectable);

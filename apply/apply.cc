@@ -19,6 +19,10 @@ using Clock = std::chrono::steady_clock;
 // (barrier.h) are offered again: one small MySQL transaction each.
 constexpr auto kParkedRetry = std::chrono::seconds(1);
 
+// How long a batch waits for the consumer's next message before it counts the source as dry and
+// commits: long enough to take what librdkafka is handing over, far below a commit's cost.
+constexpr auto kDryLook = std::chrono::milliseconds(1);
+
 int64_t NowMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
       .count();
@@ -359,9 +363,12 @@ struct Apply::Loop : RebalanceListener {
           continue;
         }
       }
-      auto wait = batching ? std::chrono::duration_cast<std::chrono::milliseconds>(o.max_batch_time - waited)
-                           : std::chrono::milliseconds(200);
-      auto polled = consumer->Poll(std::max(wait, std::chrono::milliseconds(1)));
+      // A batch closes as soon as the consumer has nothing more buffered (one short look), so an event
+      // that arrives alone is applied at once; under load the queue never runs dry and the limits above
+      // close it, as linger.ms does for Kafka's producer. Commits then come as fast as MySQL takes
+      // them, each carrying what arrived during the last.
+      auto wait = batching ? kDryLook : std::chrono::milliseconds(200);
+      auto polled = consumer->Poll(wait);
       if (IsUnknownTopic(polled.status())) {
         // Capture creates a collection's topic with its first event; a subscription may come first.
         spdlog::log(reported_unknown_topic ? spdlog::level::debug : spdlog::level::warn, "apply {}: {}", o.group,
@@ -370,10 +377,7 @@ struct Apply::Loop : RebalanceListener {
         continue;
       }
       M2M_ASSIGN_OR_RETURN(auto m, std::move(polled));
-      if (!m) {
-        if (!batching) break;  // idle: let Run report progress
-        continue;
-      }
+      if (!m) break;  // dry: commit what the batch holds, or, idle, let Run report progress
       if (m->end_of_partition) {
         // The end under read_committed may lie past a transaction marker, beyond the last message:
         // any end-of-partition notice means everything before it was delivered (librdkafka drops

@@ -45,7 +45,8 @@ struct ApplyOptions : ApplierOptions {
   // ...or when its records (keys and values as Kafka holds them) reach this many bytes; a record
   // larger than this is a batch alone... Default: 64 MiB
   size_t max_batch_bytes = size_t{64} << 20;
-  // ...or this long after its first event, whichever comes first. Default: 500 ms
+  // ...or this long after its first event, whichever comes first; it closes earlier when the
+  // consumer has nothing more buffered. Default: 500 ms
   std::chrono::milliseconds max_batch_time{500};
   // Apply every event up to the ends of the assigned partitions, then return (a batch catch-up run).
   // Default: false (run until stopped)

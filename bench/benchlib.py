@@ -115,6 +115,21 @@ def rss_mb(pid):
     return None
 
 
+def cpu_seconds(pid):
+    """CPU time (user + system, every thread) a live process has used so far, in seconds, or None."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_us_per_event(pid, since, events):
+    """Microseconds of CPU per event that `pid` spent since it had used `since` seconds of it."""
+    now = cpu_seconds(pid)
+    return round((now - since) * 1e6 / events, 1) if now is not None and since is not None and events else None
+
+
 class PeakRss:
     """Samples a process and its descendants (a Spark job's Python and its JVM) until stop(), and
     keeps each process's peak RSS (the kernel's VmHWM, so a peak between samples still counts).
@@ -151,13 +166,15 @@ class PeakRss:
 def sustained_rate(progress, total, events, process=None, timeout=1800, interval=0.1):
     """Polls progress() (units done, the engine's own committed Kafka offsets) until it reaches
     `total` and returns the steady rate in events/s: from the first commit seen to the last, so that
-    process and JVM start-up and the first batch's fill are left out for every engine alike."""
-    first = None
+    process and JVM start-up and the first batch's fill are left out for every engine alike. With
+    `process`, also its CPU microseconds per event over the same interval."""
+    first, cpu_at_first = None, None
     deadline = time.monotonic() + timeout
     while True:
         done, now = progress(), time.monotonic()
         if first is None and done > 0:
             first = (now, done)
+            cpu_at_first = cpu_seconds(process.pid) if process is not None else None
         if done >= total:
             break
         if process is not None and process.poll() is not None:
@@ -167,8 +184,11 @@ def sustained_rate(progress, total, events, process=None, timeout=1800, interval
         time.sleep(interval)
     seconds = now - first[0]
     measured = events * (total - first[1]) / total
-    return {"events_per_s": round(measured / seconds, 1) if seconds > 0 else None,
-            "measured_events": round(measured), "seconds": round(seconds, 2)}
+    out = {"events_per_s": round(measured / seconds, 1) if seconds > 0 else None,
+           "measured_events": round(measured), "seconds": round(seconds, 2)}
+    if process is not None:
+        out["cpu_us_per_event"] = cpu_us_per_event(process.pid, cpu_at_first, measured)
+    return out
 
 
 def machine(mysql_server=None):

@@ -95,11 +95,12 @@ def measure_catch_up(events, work, db):
         cap.assert_running()
         time.sleep(0.02)
     capture_s = time.monotonic() - t
+    cpu = benchlib.cpu_us_per_event(cap.proc.pid, 0, events)  # start-up included, as in the rate
     cap.stop()
     transactions = len(pipeline.read_all_raw(checkpoints)) - before
     plain_s = plain_reader(db, "u", events, *start)
     return {"capture_events_per_s": round(events / capture_s, 1), "capture_seconds": round(capture_s, 2),
-            "capture_transactions": transactions, "plain_reader_resumed_events_per_s": round(events / plain_s, 1),
+            "capture_transactions": transactions, "capture_cpu_us_per_event": cpu, "plain_reader_resumed_events_per_s": round(events / plain_s, 1),
             "ratio": round(plain_s / capture_s, 3)}
 
 
@@ -120,6 +121,7 @@ def measure(events, work, db):
     t = time.monotonic()
     snap_peak = wait_for_events(f"{snap_topic_prefix}.{db.name}.c", plain_docs, cap)
     snapshot_s = time.monotonic() - t
+    snap_cpu = benchlib.cpu_us_per_event(cap.proc.pid, 0, plain_docs)
     cap.stop()
 
     # Streaming: capture is streaming when the writes start and reads them as they happen (resuming
@@ -131,6 +133,7 @@ def measure(events, work, db):
     time.sleep(1)  # the plain reader starts at a whole second: keep the warm-up insert out of it
     start_at = int(time.time())
     rss = benchlib.PeakRss(cap.proc.pid)
+    cpu_before = benchlib.cpu_seconds(cap.proc.pid)
     t = time.monotonic()
     for first in range(0, len(docs), 10000):
         db.s.insert_many([{**d, "_id": f"s{d['_id']}"} for d in docs[first:first + 10000]])
@@ -139,6 +142,7 @@ def measure(events, work, db):
         cap.assert_running()
         time.sleep(0.02)
     capture_s = time.monotonic() - t
+    stream_cpu = benchlib.cpu_us_per_event(cap.proc.pid, cpu_before, events)
     stream_peak = rss.stop().get("mongo2mysql")
     cap.stop()
     plain_s = plain_reader(db, "s", events, "--start-at", str(start_at))
@@ -147,9 +151,10 @@ def measure(events, work, db):
     snapshot_rate, find_rate = plain_docs / snapshot_s, plain_docs / find_s
     return {"workload": {"events": events},
             "streaming": {"capture_events_per_s": round(capture_rate, 1), "capture_seconds": round(capture_s, 2),
-                          "writes_seconds": round(write_s, 2),
+                          "writes_seconds": round(write_s, 2), "capture_cpu_us_per_event": stream_cpu,
                           "plain_reader_events_per_s": round(plain_rate, 1), "ratio": round(capture_rate / plain_rate, 3)},
             "snapshot": {"capture_docs_per_s": round(snapshot_rate, 1), "find_docs_per_s": round(find_rate, 1),
+                         "capture_cpu_us_per_doc": snap_cpu,
                          "ratio": round(snapshot_rate / find_rate, 3)},
             "peak_rss_mb": {"capture_streaming": stream_peak, "capture_snapshot": snap_peak}}
 

@@ -67,6 +67,15 @@ def table(run):
                          f"{_n(lat['max_rate_per_s'], 1)}/s (achieved {_n(step['achieved_per_s'], 1)}/s) "
                          f"| p50 {step['p50']:.3f} s, p95 {step['p95']:.3f} s, p99 {step['p99']:.3f} s | | |")
         lines += _failed(r, f"latency_{engine}")
+    cpu = {
+        "apply (draining)": apply.get("apply", {}).get("cpu_us_per_event"),
+        "capture (streaming)": cap.get("streaming", {}).get("capture_cpu_us_per_event"),
+        "capture (catch-up)": cap.get("catch_up", {}).get("capture_cpu_us_per_event"),
+        "capture (snapshot, per document)": cap.get("snapshot", {}).get("capture_cpu_us_per_doc"),
+    }
+    if any(v is not None for v in cpu.values()):
+        lines.append("| CPU per event (user + system, every thread), µs | "
+                     + ", ".join(f"{k} {_n(v, 1)}" for k, v in cpu.items() if v is not None) + " | | |")
     memory = {
         "apply": apply.get("peak_rss_mb", {}).get("apply"),
         "capture (streaming)": cap.get("peak_rss_mb", {}).get("capture_streaming"),

@@ -11,12 +11,20 @@
 #include "dead_letter.h"
 #include "m2m/backoff.h"
 #include "m2m/event_codec.h"
+#include "stream_read_ahead.h"
 
 namespace m2m::capture {
 namespace {
 
 using Clock = std::chrono::steady_clock;
 using nlohmann::json;
+
+// How long a transaction waits for the read-ahead's next event before it counts the stream as dry
+// and commits: long enough to take what the read-ahead thread is handing over, far below a commit.
+constexpr auto kDryLook = std::chrono::milliseconds(1);
+// Change events read ahead of the transaction: a few server batches of ordinary events, enough to
+// cover a commit; a larger event is still read, alone.
+constexpr int64_t kReadAheadBytes = int64_t{16} << 20;
 
 int64_t NowMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
@@ -137,7 +145,8 @@ struct Capture::Loop {
   std::unique_ptr<MongoClient> mongo;
   std::unique_ptr<KafkaAdmin> admin;
   std::unique_ptr<KafkaProducer> producer;
-  std::unique_ptr<ChangeStreamReader> reader;
+  std::unique_ptr<MongoClient> stream_mongo;  // the read-ahead thread's own connection
+  std::unique_ptr<StreamReadAhead> reader;
   SplitEventAssembler assembler;
   NamespaceFilter filter;
   std::map<std::string, int> topic_partitions;  // topics known to exist, with their partition count
@@ -154,6 +163,7 @@ struct Capture::Loop {
   Status Setup() {
     M2M_ASSIGN_OR_RETURN(filter, NamespaceFilter::Make(o.include_collections, o.exclude_collections));
     M2M_ASSIGN_OR_RETURN(mongo, MongoClient::Connect(o.mongo));
+    M2M_ASSIGN_OR_RETURN(stream_mongo, MongoClient::Connect(o.mongo));
     M2M_ASSIGN_OR_RETURN(admin, KafkaAdmin::Make(o.kafka));
     KafkaConfig pc = o.kafka;
     pc["transactional.id"] = o.transactional_id();
@@ -221,7 +231,9 @@ struct Capture::Loop {
     ResumePoint point;
     if (from.resume_token) point.resume_after = *from.resume_token;
     else point.start_at_operation_time = from.start_at;
-    M2M_ASSIGN_OR_RETURN(reader, ChangeStreamReader::Open(*mongo, o.stream, point));
+    // Read-ahead takes its bytes from the snapshot's half of max_buffer_bytes, idle while streaming.
+    M2M_ASSIGN_OR_RETURN(reader, StreamReadAhead::Open(*stream_mongo, o.stream, point,
+                                                       std::min(o.snapshot_buffer_bytes(), kReadAheadBytes)));
     return Status::OK();
   }
 
@@ -421,33 +433,28 @@ struct Capture::Loop {
   }
 
   // One transaction's worth of events; returns when it was committed or nothing was to be done.
+  // A transaction closes as soon as the read-ahead has nothing more (one short look), so an event
+  // that arrives alone is published at once; under a steady flow the limits close it, as linger.ms
+  // does for Kafka's producer, and each commit carries what arrived during the last.
   Status RunBatch() {
-    auto backoff = std::chrono::milliseconds(10);
     auto entered = Clock::now();
     while (!stop.load()) {
       bool batch_full = in_transaction && (batch_events >= o.max_batch_events ||
                                          Clock::now() - batch_started >= o.max_batch_time);
       if (batch_full && !assembler.pending()) break;
-      auto polled_at = Clock::now();
-      M2M_ASSIGN_OR_RETURN(auto raw, reader->Next());
+      bool committing = in_transaction && !assembler.pending();
+      M2M_ASSIGN_OR_RETURN(auto raw, reader->Next(committing ? kDryLook : o.stream.max_await));
       stats.stream_idle = !raw;
       if (!raw) {
-        if (in_transaction && !assembler.pending()) break;
+        if (committing) break;
         if (!in_transaction && TokenMoved() && Clock::now() - last_checkpoint_at >= o.idle_checkpoint_interval) break;
         // An idle stream hands back to the caller now and then, so the lag and the oplog window are
         // still reported while nothing happens (that is when a stopped writer's lag grows).
         if (!in_transaction && !assembler.pending() && Clock::now() - entered >= std::chrono::seconds(1)) {
           return Status::OK();
         }
-        // A server that answers an empty batch before max_await (no await support) is polled with a
-        // growing pause instead of in a busy loop.
-        if (Clock::now() - polled_at < o.stream.max_await / 2) {
-          std::this_thread::sleep_for(backoff);
-          backoff = std::min(backoff * 2, std::chrono::duration_cast<std::chrono::milliseconds>(o.stream.max_await));
-        }
         continue;
       }
-      backoff = std::chrono::milliseconds(10);
       M2M_ASSIGN_OR_RETURN(auto merged, assembler.Add(raw->get()));
       if (!merged) continue;
       M2M_RETURN_NOT_OK(BeginIfNeeded());

@@ -80,7 +80,8 @@ struct CaptureOptions {
   int topic_partitions = 1;
   // A transaction is committed after this many events... Default: 1000
   int max_batch_events = 1000;
-  // ...or after this long, whichever comes first. Default: 200 ms
+  // ...or after this long, whichever comes first; it is committed earlier when the change stream
+  // has nothing more to hand over. Default: 200 ms
   std::chrono::milliseconds max_batch_time = std::chrono::milliseconds(200);
   // While no events arrive, the server's postBatchResumeToken still moves; it is checkpointed at most
   // this often, so a restart after a long idle time resumes near the present. Default: 5 s
@@ -92,7 +93,8 @@ struct CaptureOptions {
   // Default: kDefaultMaxMessageBytes (80 MiB)
   int64_t max_message_bytes = kDefaultMaxMessageBytes;
   // The bytes of events capture holds in memory at once (docs/checkpoints.md, "Memory"). Half is
-  // for snapshot documents read and not yet published (ChunkQueue), half for records produced and
+  // for snapshot documents read and not yet published (ChunkQueue; while streaming, up to 16 MiB of it
+  // for change events read ahead: StreamReadAhead), half for records produced and
   // not yet acknowledged by Kafka (the producer's queue.buffering.max.kbytes, which capture sets;
   // it is never less than the largest record, or that record could never be produced). An event
   // larger than its half still goes, alone. Default: kDefaultMaxBufferBytes (256 MiB)

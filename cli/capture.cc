@@ -113,7 +113,7 @@ void AddCaptureCommand(CLI::App& app, Action& action) {
   cmd->add_option("--max-batch-events", o->max_batch_events, "Events per Kafka transaction, at most")
       ->capture_default_str();
   auto batch_ms = std::make_shared<int>(200);
-  cmd->add_option("--max-batch-ms", *batch_ms, "Milliseconds per Kafka transaction, at most")->capture_default_str();
+  cmd->add_option("--max-batch-ms", *batch_ms, "Milliseconds per Kafka transaction under a steady flow, at most (a transaction commits as soon as the stream has nothing more)")->capture_default_str();
   AddMetricsOptions(cmd, *metrics);
   cmd->callback([o, kafka_props, bootstrap, batch_ms, full_document, before_change, snapshot_mode, metrics, &action] {
     o->snapshot_mode = *snapshot_mode == "never" ? capture::SnapshotMode::kNever : capture::SnapshotMode::kInitial;

@@ -65,7 +65,9 @@ void Catalog::Remove(std::string_view name) { tables_.erase(AsciiLower(name)); }
 std::vector<const TableSchema*> Catalog::CollectionTables(std::string_view collection) const {
   std::vector<const TableSchema*> out;
   for (const auto& [key, t] : tables_) {
-    if (SourceCollection(t.source) == collection) out.push_back(&t);
+    auto known = source_collections_.find(t.source);
+    if (known == source_collections_.end()) known = source_collections_.emplace(t.source, SourceCollection(t.source)).first;
+    if (known->second == collection) out.push_back(&t);
   }
   // The root's source is the shortest; children follow by source so the order is deterministic.
   std::sort(out.begin(), out.end(), [](const TableSchema* a, const TableSchema* b) {
@@ -145,7 +147,22 @@ std::string CommentJson(const nlohmann::json& j) {
 
 }  // namespace
 
-std::string PathSource(const std::vector<std::string>& path) { return CommentJson(nlohmann::json(path)); }
+std::string PathSource(const std::vector<std::string>& path) {
+  // Mapping asks for the source of every field of every event: names of plain printable ASCII (nearly
+  // all) are written directly, in the bytes CommentJson's dump would give them.
+  auto plain = [](const std::string& name) {
+    return std::all_of(name.begin(), name.end(), [](char c) { return c >= 0x20 && c < 0x7F && c != '"' && c != '\\'; });
+  };
+  if (!std::all_of(path.begin(), path.end(), plain)) return CommentJson(nlohmann::json(path));
+  std::string out = "[";
+  for (const std::string& name : path) {
+    if (out.size() > 1) out += ',';
+    out += '"';
+    out += name;
+    out += '"';
+  }
+  return out + "]";
+}
 
 std::string TableSource(std::string_view collection, const std::vector<std::vector<std::string>>& levels) {
   nlohmann::json j = nlohmann::json::array({std::string(collection)});

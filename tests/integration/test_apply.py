@@ -344,6 +344,33 @@ def blocked_session(cur, database):
     return row and row[0]
 
 
+def test_a_steady_trickle_is_applied_as_it_comes_not_when_the_batch_window_ends(mysql_db, topics, tmp_path):
+    """With a 10-minute batch window and no event limit in reach, only the consumer running dry
+    between two events can close a batch: rows must land while events still trickle in."""
+    database, conn = mysql_db
+    workload = Workload(seed=11, documents=50)
+    prefix, topic, group = workload_topic(topics, "trickle", 1)
+    apply = pipeline.start_apply(tmp_path, database, group, topics=[topic],
+                                 extra=["--max-batch-ms", "600000", "--max-batch-events", "100000"])
+    producer = Producer({"bootstrap.servers": stack.KAFKA_BOOTSTRAP, "enable.idempotence": True})
+    sent = 0
+
+    def one_more_then_look():
+        nonlocal sent
+        apply.assert_running()
+        sent += 1
+        _, key, value = scenarios.encode(workload.next_event(), prefix, sent)
+        producer.produce(topic, key=key, value=value)
+        assert producer.flush(30) == 0
+        return total(pipeline.applied_offsets(conn, database, group))
+
+    try:
+        applied = stack.wait_for(one_more_then_look, timeout=180, interval=0.1, what="a row while events trickle in")
+    finally:
+        assert apply.stop() == 0, apply.log()[-3000:]
+    assert 0 < applied <= sent
+
+
 @pytest.mark.parametrize("fault", ["kill_connection", "deadlock"])
 def test_mysql_fault_mid_batch_is_retried(mysql_db, topics, tmp_path, fault):
     """kill_connection: KILL CONNECTION of apply's session while its batch waits inside the

@@ -3,6 +3,7 @@ keyed by _id, in order, in the documented format (docs/events.md), once."""
 import json
 
 from bson import BSON, Binary, json_util
+from confluent_kafka import Consumer
 from confluent_kafka.admin import AdminClient, ConfigResource
 
 import pipeline
@@ -124,6 +125,38 @@ def test_a_backlog_after_a_restart_is_published_in_batches_not_event_by_event(mo
     assert len(pipeline.read_all(topic)) == backlog
     transactions = len(pipeline.read_all_raw(checkpoints)) - before
     assert 1 <= transactions <= backlog // 20, f"{backlog} events took {transactions} transactions"
+
+
+def test_a_steady_trickle_is_published_as_it_comes_not_when_the_transaction_window_ends(mongo_db, tmp_path):
+    # With a 10-minute window and no event limit in reach, only the stream running dry between two
+    # writes can close a transaction: events must be readable (read_committed) while writes go on.
+    # (Real MongoDB holds an empty getMore for maxAwaitTimeMS, so a trickle never gives capture an
+    # empty batch; the stand-in answers at once, which would hide the difference.)
+    prefix = stack.unique("cap")
+    topic = capture_topic(prefix, mongo_db.name, "trickle")
+    cap = pipeline.start_capture(tmp_path, mongo_db.name, "trickle", prefix=prefix, name="t",
+                                 extra=["--max-batch-ms", "600000", "--max-batch-events", "100000"])
+    consumer = Consumer({"bootstrap.servers": stack.KAFKA_BOOTSTRAP, "group.id": stack.unique("reader"),
+                         "isolation.level": "read_committed", "auto.offset.reset": "earliest"})
+    consumer.subscribe([topic])
+    written, seen = 0, []
+
+    def one_more_then_look():
+        nonlocal written
+        cap.assert_running()
+        mongo_db.trickle.insert_one({"_id": written})
+        written += 1
+        seen.extend(m for m in consumer.consume(100, 0.05) if not m.error())
+        return seen
+
+    try:
+        pipeline.wait_for_checkpoint(prefix, cap)
+        stack.wait_for(one_more_then_look, timeout=180, interval=0.1, what="an event while writes trickle in")
+    finally:
+        consumer.close()
+        assert cap.stop() == 0, cap.log()[-3000:]
+    assert 0 < len(seen) <= written
+    assert json.loads(json.loads(seen[0].key())["id"]) == {"$numberInt": "0"}
 
 
 def test_a_drop_reaches_every_partition_after_that_partitions_documents(mongo_db, tmp_path):

@@ -105,6 +105,10 @@ struct ApplyStats {
                    std::chrono::system_clock::time_point committed_at);
   // Takes the lag of each partition (offsets to its end; apply_metrics.cc) and their sum.
   void RecordLag(const std::map<PartitionId, int64_t>& by_partition);
+  // Start-up is done: MySQL connected with the bookkeeping tables in place, the consumer subscribed, a
+  // first step made (systemd's READY=1). Not the group's assignment: a topic pattern may match no
+  // topic until capture makes one, and apply is running all the same.
+  std::atomic<bool> ready{false};
 };
 
 // A record decoded, and what the host needs to order it.

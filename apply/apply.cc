@@ -470,6 +470,7 @@ struct Apply::Loop : RebalanceListener {
       }
       failing_since.reset();
       backoff.Reset();
+      stats.ready = true;
       stats.RecordLag(consumer->Lag());
       if (o.until_caught_up && CaughtUp()) {
         spdlog::info("apply {}: caught up: {} events in {} batches, {} quarantined", o.group, stats.events.load(),

@@ -773,6 +773,7 @@ struct Capture::Loop {
 
   Status Run() {
     M2M_RETURN_NOT_OK(Setup());
+    stats.ready = true;
     Status st = committed.snapshot_pending ? SnapshotWithRetries() : Status::OK();
     if (st.ok() && !stop.load()) st = Stream();
     if (in_transaction) (void)producer->AbortTransaction();

@@ -132,6 +132,9 @@ struct CaptureStats {
   LabelledValues events_by_collection;      // {"db.collection"}, republished events included
   std::atomic<int64_t> errors{0};           // batches abandoned after an error and redone
   std::atomic<bool> stream_idle{false};     // the last read found no event waiting: no lag
+  // Start-up is done: MongoDB connected, Kafka transactions initialised, the checkpoint read (systemd's
+  // READY=1).
+  std::atomic<bool> ready{false};
   // Transactions of change events (not snapshot chunks or idle checkpoints): events in each, and the
   // seconds from its first event to its commit.
   prometheus::Histogram batch_events{kBatchEventsBuckets};

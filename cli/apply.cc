@@ -1,5 +1,7 @@
 // mongo2mysql apply: Kafka change events into MySQL, exactly once.
 
+#include <fmt/format.h>
+
 #include "apply.h"
 #include "commands.h"
 #include "config_file.h"
@@ -23,6 +25,11 @@ struct ApplyFlags {
   MetricsFlags metrics;
 };
 
+std::string ServiceStatus(const apply::ApplyStats& s) {
+  return fmt::format("applying: {} events in {} batches, {} quarantined, {} retries, lag {} events", s.events.load(),
+                     s.batches.load(), s.quarantined.load(), s.retries.load(), s.lag_events.load());
+}
+
 Status RunApply(apply::ApplyOptions o, const ApplyFlags& f) {
   o.kafka["bootstrap.servers"] = f.bootstrap;
   M2M_RETURN_NOT_OK(AddKafkaProperties(f.kafka_props, o.kafka));
@@ -45,7 +52,7 @@ Status RunApply(apply::ApplyOptions o, const ApplyFlags& f) {
   o.sql.instant_add_column = !f.no_instant;
   InstallStopSignals();
   MetricLabels labels = {{"group", o.group}};
-  return RunDaemon(apply::Apply::Make(std::move(o)), f.metrics, std::move(labels));
+  return RunDaemon(apply::Apply::Make(std::move(o)), f.metrics, std::move(labels), ServiceStatus);
 }
 
 }  // namespace

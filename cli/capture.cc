@@ -1,4 +1,6 @@
 // mongo2mysql capture: MongoDB change streams into Kafka, exactly once.
+#include <fmt/format.h>
+
 #include "capture.h"
 #include "commands.h"
 #include "config_file.h"
@@ -7,6 +9,12 @@
 namespace m2m::cli {
 namespace {
 
+std::string ServiceStatus(const capture::CaptureStats& s) {
+  return fmt::format("capturing: {} events in {} transactions, {} snapshot documents, {} dead-lettered, {} retries",
+                     s.events.load(), s.transactions.load(), s.snapshot_documents.load(), s.dead_letters.load(),
+                     s.errors.load());
+}
+
 Status RunCapture(capture::CaptureOptions o, const std::vector<std::string>& kafka_props, const MetricsFlags& metrics) {
   M2M_RETURN_NOT_OK(AddKafkaProperties(kafka_props, o.kafka));
   if (!o.stream.collection.empty()) o.stream.scope = capture::StreamScope::kCollection;
@@ -14,7 +22,7 @@ Status RunCapture(capture::CaptureOptions o, const std::vector<std::string>& kaf
   else o.stream.scope = capture::StreamScope::kDeployment;
   InstallStopSignals();
   MetricLabels labels = {{"capture", o.name}};
-  return RunDaemon(capture::Capture::Make(std::move(o)), metrics, std::move(labels));
+  return RunDaemon(capture::Capture::Make(std::move(o)), metrics, std::move(labels), ServiceStatus);
 }
 
 }  // namespace

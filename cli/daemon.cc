@@ -1,7 +1,13 @@
 #include "daemon.h"
 
+#include <systemd/sd-daemon.h>
+
+#include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <csignal>
+#include <cstdlib>
+#include <cstring>
 
 #include <spdlog/spdlog.h>
 
@@ -17,6 +23,17 @@ void OnSignal(int) {
   void* daemon = g_daemon.load();
   detail::StopFn stop = g_stop_fn.load();
   if (daemon && stop) stop(daemon);
+}
+
+// STATUS= is one line of the notification; a multi-line error would end it early.
+std::string StatusAssignment(std::string text) {
+  std::replace(text.begin(), text.end(), '\n', ' ');
+  return "STATUS=" + text;
+}
+
+void Notify(const std::string& state) {
+  int sent = sd_notify(0, state.c_str());
+  if (sent < 0) spdlog::debug("sd_notify({}): {}", state, std::strerror(-sent));
 }
 
 }  // namespace
@@ -71,6 +88,64 @@ Result<std::unique_ptr<MetricsServer>> StartMetricsServer(const MetricsFlags& fl
 void InstallStopSignals() {
   std::signal(SIGINT, OnSignal);
   std::signal(SIGTERM, OnSignal);
+}
+
+ServiceNotifier::ServiceNotifier(std::function<bool()> ready, std::function<std::string()> status)
+    : ready_(std::move(ready)), status_(std::move(status)) {
+  const char* socket = std::getenv("NOTIFY_SOCKET");
+  if (socket == nullptr || *socket == '\0') {
+    finished_ = true;
+    return;
+  }
+  Notify(StatusAssignment("starting: connecting to the servers"));
+  thread_ = std::thread([this] { Loop(); });
+}
+
+ServiceNotifier::~ServiceNotifier() { Finish(Status::OK()); }
+
+void ServiceNotifier::Loop() {
+  using Clock = std::chrono::steady_clock;
+  constexpr auto kTick = std::chrono::milliseconds(200);
+  constexpr auto kStatusEvery = std::chrono::seconds(5);
+  uint64_t watchdog_usec = 0;
+  const bool watchdog = sd_watchdog_enabled(0, &watchdog_usec) > 0;
+  auto next_ping = Clock::now();
+  auto next_status = Clock::now();
+  bool ready_sent = false;
+  std::string last_status;
+  std::unique_lock lock(mu_);
+  while (!done_) {
+    auto now = Clock::now();
+    if (!stopping_sent_ && g_stop.load()) {
+      Notify("STOPPING=1\n" + StatusAssignment("stopping"));
+      stopping_sent_ = true;
+    } else if (!stopping_sent_ && (ready_sent ? now >= next_status : ready_())) {
+      std::string line = status_();
+      if (!ready_sent || line != last_status) Notify((ready_sent ? "" : "READY=1\n") + StatusAssignment(line));
+      ready_sent = true;
+      last_status = std::move(line);
+      next_status = now + kStatusEvery;
+    }
+    // The ping says the process is alive and scheduled (a stopped or frozen process misses it); a
+    // server that hangs the daemon's loop is bounded by its own timeouts and --retry-for instead.
+    if (watchdog && now >= next_ping) {
+      Notify("WATCHDOG=1");
+      next_ping = now + std::chrono::microseconds(watchdog_usec / 2);
+    }
+    wake_.wait_for(lock, kTick);
+  }
+}
+
+void ServiceNotifier::Finish(const Status& outcome) {
+  {
+    std::lock_guard lock(mu_);
+    if (finished_) return;
+    finished_ = done_ = true;
+  }
+  wake_.notify_all();
+  thread_.join();
+  Notify((stopping_sent_ ? "" : "STOPPING=1\n") +
+         StatusAssignment(outcome.ok() ? "stopped" : "exiting: " + outcome.ToString()));
 }
 
 namespace detail {

@@ -11,11 +11,14 @@ source "$(dirname "$0")/env.sh"
 APT_PACKAGES=(
   build-essential cmake ninja-build pkg-config git ccache
   libmongoc-dev libbson-dev librdkafka-dev libmariadb-dev libssl-dev libyaml-cpp-dev libcli11-dev
-  libspdlog-dev libfmt-dev nlohmann-json3-dev libgtest-dev libgmock-dev libbenchmark-dev
+  libspdlog-dev libfmt-dev nlohmann-json3-dev libsimdjson-dev libgtest-dev libgmock-dev libbenchmark-dev libsystemd-dev
   mariadb-server mariadb-client openjdk-17-jdk-headless maven python3-venv python3-dev pybind11-dev iproute2
   # make fuzz (clang's libFuzzer). The fuzzer and sanitizer runtimes are in libclang-rt-14-dev, only a
   # Recommends of clang-14, which --no-install-recommends skips; 14 is Debian 12's clang.
   clang libclang-rt-14-dev
+  # tests/deploy: the Compose file checked with Debian's docker-compose (1.29; no Docker engine), the
+  # systemd units with systemd-analyze.
+  docker-compose systemd
   # The /metrics endpoint and histograms (prometheus-cpp); promtool (in prometheus) checks the alert rules.
   prometheus-cpp-dev prometheus
 )
@@ -70,16 +73,11 @@ install_venv() {
   echo "$stamp" > "$M2M_VENV/.stamp"
 }
 
-# pyspark ships Spark's own jars; passing a second copy of any of them through spark.jars invites
-# class-version clashes, so keep only what pyspark lacks (the Kafka connector and its clients).
+# Only the connector jars pyspark lacks stay (stack/prune-spark-jars.sh says why).
 prune_spark_jars() {
-  local dir=$M2M_JARS/spark pyjars
+  local pyjars
   pyjars=$("$M2M_VENV/bin/python" -c 'import pyspark,os;print(os.path.join(os.path.dirname(pyspark.__file__),"jars"))')
-  for jar in "$dir"/*.jar; do
-    local artifact; artifact=$(basename "$jar" | sed -E 's/-[0-9][^-]*(-[A-Za-z0-9]+)?\.jar$//')
-    compgen -G "$pyjars/$artifact-[0-9]*.jar" >/dev/null && rm -f "$jar"
-  done
-  return 0
+  bash "$M2M_ROOT/stack/prune-spark-jars.sh" "$M2M_JARS/spark" "$pyjars"
 }
 
 mkdir -p "$M2M_STATE" "$M2M_JARS" "$M2M_LOGS"

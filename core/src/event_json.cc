@@ -4,6 +4,7 @@
 #include <array>
 #include <limits>
 #include <nlohmann/json.hpp>
+#include <simdjson.h>
 
 #include "event_bson.h"
 #include "m2m/event_codec.h"
@@ -105,92 +106,143 @@ Status FieldError(std::string_view path, std::string_view cause) {
 
 std::string Path(std::string_view parent, std::string_view key) { return fmt::format("{}.{}", parent, key); }
 
-// The member `key`, or nullptr when absent or null.
-const json* Member(const json& object, std::string_view key) {
-  auto it = object.find(key);
-  return it == object.end() || it->is_null() ? nullptr : &*it;
+// A parsed JSON value: simdjson's DOM, whose elements point into their parser. Decoding parses the
+// envelope of every event apply reads; nlohmann's parser was half of DecodeEvent's time.
+using JsonValue = simdjson::dom::element;
+
+// A value whose type was checked (is_object(), is_int64(), ...) as that type.
+template <typename T>
+T As(const JsonValue& v) {
+  T out{};
+  if (v.get(out) != simdjson::SUCCESS) return T{};
+  return out;
 }
 
-Result<const json*> ObjectMember(const json& object, std::string_view key, std::string_view parent) {
-  const json* m = Member(object, key);
-  if (m != nullptr && !m->is_object()) return FieldError(Path(parent, key), "expected an object");
+// nlohmann's names, which the messages used before.
+std::string_view TypeName(const JsonValue& v) {
+  switch (v.type()) {
+    case simdjson::dom::element_type::OBJECT: return "object";
+    case simdjson::dom::element_type::ARRAY: return "array";
+    case simdjson::dom::element_type::STRING: return "string";
+    case simdjson::dom::element_type::BOOL: return "boolean";
+    case simdjson::dom::element_type::NULL_VALUE: return "null";
+    default: return "number";
+  }
+}
+
+// The member `key`, or nullopt when absent or null. A key given twice counts by its last value.
+std::optional<JsonValue> Member(const JsonValue& object, std::string_view key) {
+  std::optional<JsonValue> found;
+  for (auto field : As<simdjson::dom::object>(object)) {
+    if (field.key == key) found = field.value;
+  }
+  if (found && found->is_null()) return std::nullopt;
+  return found;
+}
+
+bool Contains(const JsonValue& object, std::string_view key) {
+  for (auto field : As<simdjson::dom::object>(object)) {
+    if (field.key == key) return true;
+  }
+  return false;
+}
+
+Result<std::optional<JsonValue>> ObjectMember(const JsonValue& object, std::string_view key, std::string_view parent) {
+  std::optional<JsonValue> m = Member(object, key);
+  if (m && !m->is_object()) return FieldError(Path(parent, key), "expected an object");
   return m;
 }
 
-Result<std::optional<std::string>> StringMember(const json& object, std::string_view key, std::string_view parent) {
-  const json* m = Member(object, key);
-  if (m == nullptr) return std::optional<std::string>();
-  if (!m->is_string()) return FieldError(Path(parent, key), fmt::format("expected a string, got {}", m->type_name()));
-  return std::optional<std::string>(m->get<std::string>());
+Result<std::optional<std::string>> StringMember(const JsonValue& object, std::string_view key,
+                                                std::string_view parent) {
+  std::optional<JsonValue> m = Member(object, key);
+  if (!m) return std::optional<std::string>();
+  if (!m->is_string()) return FieldError(Path(parent, key), fmt::format("expected a string, got {}", TypeName(*m)));
+  return std::optional<std::string>(As<std::string_view>(*m));
 }
 
-Result<std::string> RequiredStringMember(const json& object, std::string_view key, std::string_view parent) {
+Result<std::string> RequiredStringMember(const JsonValue& object, std::string_view key, std::string_view parent) {
   M2M_ASSIGN_OR_RETURN(std::optional<std::string> s, StringMember(object, key, parent));
   if (!s) return FieldError(Path(parent, key), "missing");
   return std::move(*s);
 }
 
-Result<std::optional<int64_t>> IntegerMember(const json& object, std::string_view key, std::string_view parent) {
-  const json* m = Member(object, key);
-  if (m == nullptr) return std::optional<int64_t>();
-  if (!m->is_number_integer()) {
-    return FieldError(Path(parent, key), fmt::format("expected an integer, got {}", m->type_name()));
-  }
-  return std::optional<int64_t>(m->get<int64_t>());
+Result<std::optional<int64_t>> IntegerMember(const JsonValue& object, std::string_view key, std::string_view parent) {
+  std::optional<JsonValue> m = Member(object, key);
+  if (!m) return std::optional<int64_t>();
+  if (m->is_int64()) return std::optional<int64_t>(As<int64_t>(*m));
+  // Above INT64_MAX: wraps, as nlohmann's get<int64_t> did; the range checks below catch it.
+  if (m->is_uint64()) return std::optional<int64_t>(static_cast<int64_t>(As<uint64_t>(*m)));
+  return FieldError(Path(parent, key), fmt::format("expected an integer, got {}", TypeName(*m)));
 }
 
-Result<uint32_t> Uint32Member(const json& object, std::string_view key, std::string_view parent) {
+Result<uint32_t> Uint32Member(const JsonValue& object, std::string_view key, std::string_view parent) {
   M2M_ASSIGN_OR_RETURN(std::optional<int64_t> n, IntegerMember(object, key, parent));
   if (!n) return FieldError(Path(parent, key), "missing");
   if (*n < 0 || *n > UINT32_MAX) return FieldError(Path(parent, key), "out of range for an unsigned 32-bit value");
   return static_cast<uint32_t>(*n);
 }
 
-Result<BsonDocument> ParseEjson(const std::string& text, std::string_view path) {
+Result<BsonDocument> ParseEjson(std::string_view text, std::string_view path) {
   auto doc = BsonDocument::FromJson(text);
   if (!doc.ok()) return FieldError(path, doc.status().message());
   return doc;
 }
 
 // A member holding a document as an Extended JSON string (after, before, updatedFields, ...).
-Result<std::optional<BsonDocument>> EjsonMember(const json& object, std::string_view key, std::string_view parent) {
-  M2M_ASSIGN_OR_RETURN(std::optional<std::string> text, StringMember(object, key, parent));
-  if (!text) return std::optional<BsonDocument>();
-  M2M_ASSIGN_OR_RETURN(BsonDocument doc, ParseEjson(*text, Path(parent, key)));
+Result<std::optional<BsonDocument>> EjsonMember(const JsonValue& object, std::string_view key,
+                                                std::string_view parent) {
+  std::optional<JsonValue> m = Member(object, key);
+  if (!m) return std::optional<BsonDocument>();
+  if (!m->is_string()) return FieldError(Path(parent, key), fmt::format("expected a string, got {}", TypeName(*m)));
+  M2M_ASSIGN_OR_RETURN(BsonDocument doc, ParseEjson(As<std::string_view>(*m), Path(parent, key)));
   return std::optional<BsonDocument>(std::move(doc));
 }
 
-Result<json> ParseJson(std::string_view text, std::string_view what) {
-  json parsed = json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (parsed.is_discarded()) return FieldError(what, "not valid JSON");
+// Parsers keep their buffers between events; one larger than this is let go after its message, so
+// a rare large document does not hold its parse buffers for the life of the thread.
+constexpr size_t kKeptParserBytes = size_t{1} << 20;
+
+// Parses `text` with `parser` (which must outlive the result's use).
+Result<JsonValue> ParseJson(simdjson::dom::parser& parser, std::string_view text, std::string_view what) {
+  JsonValue parsed;
+  if (parser.parse(text.data(), text.size()).get(parsed) != simdjson::SUCCESS) {
+    return FieldError(what, "not valid JSON");
+  }
   return parsed;
 }
 
 // Kafka Connect's JsonConverter with schemas enabled wraps the payload: {"schema": …, "payload": …}.
-const json& Unwrap(const json& message) {
-  if (message.is_object() && message.contains("payload") && message.contains("schema")) return message["payload"];
+JsonValue Unwrap(const JsonValue& message) {
+  if (message.is_object() && Contains(message, "payload") && Contains(message, "schema")) {
+    std::optional<JsonValue> payload;
+    for (auto field : As<simdjson::dom::object>(message)) {
+      if (field.key == "payload") payload = field.value;
+    }
+    return *payload;
+  }
   return message;
 }
 
-Result<UpdateDescription> DecodeUpdateDescription(const json& u) {
+Result<UpdateDescription> DecodeUpdateDescription(const JsonValue& u) {
   constexpr std::string_view kPath = "value.updateDescription";
   UpdateDescription out;
   M2M_ASSIGN_OR_RETURN(std::optional<BsonDocument> updated, EjsonMember(u, "updatedFields", kPath));
   if (updated) out.updated_fields = std::move(*updated);
-  if (const json* removed = Member(u, "removedFields")) {
+  if (std::optional<JsonValue> removed = Member(u, "removedFields")) {
     if (!removed->is_array()) return FieldError(Path(kPath, "removedFields"), "expected an array");
-    for (size_t i = 0; i < removed->size(); ++i) {
-      if (!(*removed)[i].is_string()) {
-        return FieldError(fmt::format("{}.removedFields[{}]", kPath, i), "expected a string");
-      }
-      out.removed_fields.push_back((*removed)[i].get<std::string>());
+    size_t i = 0;
+    for (JsonValue name : As<simdjson::dom::array>(*removed)) {
+      if (!name.is_string()) return FieldError(fmt::format("{}.removedFields[{}]", kPath, i), "expected a string");
+      out.removed_fields.emplace_back(As<std::string_view>(name));
+      ++i;
     }
   }
-  if (const json* truncated = Member(u, "truncatedArrays")) {
+  if (std::optional<JsonValue> truncated = Member(u, "truncatedArrays")) {
     if (!truncated->is_array()) return FieldError(Path(kPath, "truncatedArrays"), "expected an array");
-    for (size_t i = 0; i < truncated->size(); ++i) {
-      std::string item = fmt::format("{}.truncatedArrays[{}]", kPath, i);
-      const json& t = (*truncated)[i];
+    size_t i = 0;
+    for (JsonValue t : As<simdjson::dom::array>(*truncated)) {
+      std::string item = fmt::format("{}.truncatedArrays[{}]", kPath, i++);
       if (!t.is_object()) return FieldError(item, "expected an object");
       TruncatedArray entry;
       M2M_ASSIGN_OR_RETURN(entry.field, RequiredStringMember(t, "field", item));
@@ -204,9 +256,9 @@ Result<UpdateDescription> DecodeUpdateDescription(const json& u) {
 }
 
 // Fields our format and Debezium's share: namespace, images, updateDescription, transaction, times.
-Status DecodeCommon(const json& value, ChangeEvent* event) {
-  M2M_ASSIGN_OR_RETURN(const json* source, ObjectMember(value, "source", "value"));
-  if (source == nullptr) return FieldError("value.source", "missing");
+Status DecodeCommon(const JsonValue& value, ChangeEvent* event) {
+  M2M_ASSIGN_OR_RETURN(std::optional<JsonValue> source, ObjectMember(value, "source", "value"));
+  if (!source) return FieldError("value.source", "missing");
   M2M_ASSIGN_OR_RETURN(std::optional<std::string> db, StringMember(*source, "db", "value.source"));
   M2M_ASSIGN_OR_RETURN(std::optional<std::string> coll, StringMember(*source, "collection", "value.source"));
   event->db = db.value_or("");
@@ -223,14 +275,14 @@ Status DecodeCommon(const json& value, ChangeEvent* event) {
 
   M2M_ASSIGN_OR_RETURN(event->after, EjsonMember(value, "after", "value"));
   M2M_ASSIGN_OR_RETURN(event->before, EjsonMember(value, "before", "value"));
-  M2M_ASSIGN_OR_RETURN(const json* update, ObjectMember(value, "updateDescription", "value"));
-  if (update != nullptr) {
+  M2M_ASSIGN_OR_RETURN(std::optional<JsonValue> update, ObjectMember(value, "updateDescription", "value"));
+  if (update) {
     M2M_ASSIGN_OR_RETURN(event->update, DecodeUpdateDescription(*update));
   }
   return Status::OK();
 }
 
-Status DecodeM2m(const json& value, const json& m2m, ChangeEvent* event) {
+Status DecodeM2m(const JsonValue& value, const JsonValue& m2m, ChangeEvent* event) {
   constexpr std::string_view kPath = "value.m2m";
   M2M_ASSIGN_OR_RETURN(std::optional<int64_t> version, IntegerMember(m2m, "v", kPath));
   if (version != kEventFormatVersion) {
@@ -248,15 +300,15 @@ Status DecodeM2m(const json& value, const json& m2m, ChangeEvent* event) {
   }
   M2M_ASSIGN_OR_RETURN(std::optional<std::string> token, StringMember(m2m, "resume_token", kPath));
   event->resume_token = token.value_or("");
-  M2M_ASSIGN_OR_RETURN(const json* cluster_time, ObjectMember(m2m, "cluster_time", kPath));
-  if (cluster_time == nullptr) return FieldError("value.m2m.cluster_time", "missing");
+  M2M_ASSIGN_OR_RETURN(std::optional<JsonValue> cluster_time, ObjectMember(m2m, "cluster_time", kPath));
+  if (!cluster_time) return FieldError("value.m2m.cluster_time", "missing");
   M2M_ASSIGN_OR_RETURN(event->cluster_time_s, Uint32Member(*cluster_time, "t", "value.m2m.cluster_time"));
   M2M_ASSIGN_OR_RETURN(event->cluster_time_i, Uint32Member(*cluster_time, "i", "value.m2m.cluster_time"));
   M2M_ASSIGN_OR_RETURN(std::optional<BsonDocument> key, EjsonMember(m2m, "document_key", kPath));
   if (key) event->document_key = std::move(*key);
-  M2M_ASSIGN_OR_RETURN(const json* rename_to, ObjectMember(m2m, "rename_to", kPath));
+  M2M_ASSIGN_OR_RETURN(std::optional<JsonValue> rename_to, ObjectMember(m2m, "rename_to", kPath));
   if (event->kind == EventKind::kRename) {
-    if (rename_to == nullptr) return FieldError("value.m2m.rename_to", "missing on a rename");
+    if (!rename_to) return FieldError("value.m2m.rename_to", "missing on a rename");
     M2M_ASSIGN_OR_RETURN(event->rename_to_db, RequiredStringMember(*rename_to, "db", "value.m2m.rename_to"));
     M2M_ASSIGN_OR_RETURN(event->rename_to_collection,
                          RequiredStringMember(*rename_to, "collection", "value.m2m.rename_to"));
@@ -271,12 +323,13 @@ Status DecodeM2m(const json& value, const json& m2m, ChangeEvent* event) {
     if (!event->update) return FieldError("value.m2m.disambiguated_paths", "present without updateDescription");
     event->update->disambiguated_paths = std::move(*paths);
   }
-  if (const json* gone = Member(m2m, "document_gone")) {
-    if (!gone->is_boolean()) return FieldError("value.m2m.document_gone", "must be true or false");
-    if (gone->get<bool>() && event->kind != EventKind::kUpdate) {
+  if (std::optional<JsonValue> gone = Member(m2m, "document_gone")) {
+    if (!gone->is_bool()) return FieldError("value.m2m.document_gone", "must be true or false");
+    bool is_gone = As<bool>(*gone);
+    if (is_gone && event->kind != EventKind::kUpdate) {
       return FieldError("value.m2m.document_gone", "present on an event that is not an update");
     }
-    event->document_gone = gone->get<bool>();
+    event->document_gone = is_gone;
   }
   return Status::OK();
 }
@@ -284,14 +337,15 @@ Status DecodeM2m(const json& value, const json& m2m, ChangeEvent* event) {
 // Debezium keys hold the _id as an Extended JSON value in a string: {"id": "{\"$oid\": \"…\"}"}.
 Result<BsonDocument> DecodeDebeziumKey(std::optional<std::string_view> key) {
   if (!key) return FieldError("key", "missing (a Debezium event without after needs the key's id)");
-  M2M_ASSIGN_OR_RETURN(json parsed, ParseJson(*key, "key"));
-  const json& payload = Unwrap(parsed);
+  simdjson::dom::parser parser;
+  M2M_ASSIGN_OR_RETURN(JsonValue parsed, ParseJson(parser, *key, "key"));
+  JsonValue payload = Unwrap(parsed);
   if (!payload.is_object()) return FieldError("key", "expected an object");
   M2M_ASSIGN_OR_RETURN(std::string id, RequiredStringMember(payload, "id", "key"));
   return ParseEjson(fmt::format("{{\"_id\": {}}}", id), "key.id");
 }
 
-Status DecodeDebezium(const json& value, std::optional<std::string_view> key, ChangeEvent* event) {
+Status DecodeDebezium(const JsonValue& value, std::optional<std::string_view> key, ChangeEvent* event) {
   M2M_ASSIGN_OR_RETURN(std::string op, RequiredStringMember(value, "op", "value"));
   if (op == "c") {
     event->kind = EventKind::kInsert;
@@ -363,15 +417,18 @@ std::string EncodeValue(const ChangeEvent& event, const EncodeOptions& options) 
 Result<std::optional<ChangeEvent>> DecodeEvent(std::optional<std::string_view> key,
                                                std::optional<std::string_view> value) {
   if (!value) return std::optional<ChangeEvent>();
-  M2M_ASSIGN_OR_RETURN(json parsed, ParseJson(*value, "value"));
-  const json& payload = Unwrap(parsed);
+  thread_local simdjson::dom::parser kept;
+  std::optional<simdjson::dom::parser> once;  // for a large message, whose buffers are let go after it
+  simdjson::dom::parser& parser = value->size() <= kKeptParserBytes ? kept : once.emplace();
+  M2M_ASSIGN_OR_RETURN(JsonValue parsed, ParseJson(parser, *value, "value"));
+  JsonValue payload = Unwrap(parsed);
   if (payload.is_null()) return std::optional<ChangeEvent>();  // a tombstone that went through the envelope
   if (!payload.is_object()) return FieldError("value", "expected an object");
 
   ChangeEvent event;
   M2M_RETURN_NOT_OK(DecodeCommon(payload, &event));
-  M2M_ASSIGN_OR_RETURN(const json* m2m, ObjectMember(payload, "m2m", "value"));
-  if (m2m != nullptr) {
+  M2M_ASSIGN_OR_RETURN(std::optional<JsonValue> m2m, ObjectMember(payload, "m2m", "value"));
+  if (m2m) {
     M2M_RETURN_NOT_OK(DecodeM2m(payload, *m2m, &event));
   } else {
     M2M_RETURN_NOT_OK(DecodeDebezium(payload, key, &event));

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <chrono>
 
 #include "document_lookup.h"
 #include "m2m/event_codec.h"
@@ -95,7 +96,12 @@ struct Applier::Impl {
     size_t bytes = 0;
     // A retriable failure left only `records`: Redo or Abandon before anything else.
     bool kept = false;
+    std::vector<int64_t> event_ms;  // the wall times of its change events, for their age at commit
+    double write_seconds = 0;       // how long its WriteBatch took
   } pending;
+  // The wall time of the change event Add is adding (0: none, or a snapshot read), which Advance
+  // keeps with the batch; every Advance happens inside an Add.
+  int64_t adding_event_ms = 0;
 
   Impl(ApplierOptions options, ApplyStats& s, Mapper m) : o(std::move(options)), stats(s), mapper(std::move(m)) {}
 
@@ -244,6 +250,7 @@ struct Applier::Impl {
 
   Status Add(PreparedRecord r) {
     M2M_RETURN_NOT_OK(NotKept());
+    adding_event_ms = r.event && r.event->kind != EventKind::kRead ? r.event->wall_time_ms : 0;
     PartitionId tp{r.message.topic, r.message.partition};
     Status owned = stored.count(tp) ? Status::OK() : Own({tp}).status();
     if (owned.ok()) {
@@ -287,6 +294,7 @@ struct Applier::Impl {
     applied.events++;
     applied.last_event_ms = m.timestamp_ms;
     pending.events++;
+    if (adding_event_ms > 0) pending.event_ms.push_back(adding_event_ms);
   }
 
   Status Quarantine(const KafkaMessage& m, std::string error) {
@@ -541,6 +549,7 @@ struct Applier::Impl {
   }
 
   Status WriteBatch() {
+    const auto started = std::chrono::steady_clock::now();
     M2M_RETURN_NOT_OK(EnsureConnected());
     if (lookup) M2M_RETURN_NOT_OK(ResolveLookups());
     std::vector<std::string> rows;
@@ -563,7 +572,9 @@ struct Applier::Impl {
     M2M_RETURN_NOT_OK(ExecuteRows(InsertQuarantineSql(o.group, pending.quarantine, o.sql.max_statement_bytes)));
     for (const std::string& s : pending.bookkeeping) M2M_RETURN_NOT_OK(mysql->Execute(s));
     if (!ids.empty()) M2M_RETURN_NOT_OK(mysql->Execute(UpsertOffsetsSql(o.group, pending.next, pending.applied)));
-    return mysql->Commit();
+    M2M_RETURN_NOT_OK(mysql->Commit());
+    pending.write_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    return Status::OK();
   }
 
   void Committed() {
@@ -571,7 +582,11 @@ struct Applier::Impl {
     stats.events += pending.events;
     stats.batches++;
     stats.quarantined += static_cast<int64_t>(pending.quarantine.size());
-    for (const auto& [tp, applied] : pending.applied) stats.events_by_topic.Add(tp.first, applied.events);
+    for (const auto& [tp, applied] : pending.applied) {
+      stats.events_by_topic.Add({tp.first}, applied.events);
+      stats.events_by_partition.Add({tp.first, std::to_string(tp.second)}, applied.events);
+    }
+    stats.RecordBatch(pending.events, pending.write_seconds, pending.event_ms, std::chrono::system_clock::now());
     if (!pending.records.empty()) stats.last_event_ms = pending.records.back().timestamp_ms;
     std::map<PartitionId, int64_t> next = std::move(pending.next);
     pending = Pending{};
@@ -650,6 +665,7 @@ struct Applier::Impl {
     only.events = pending.events;
     only.records = std::move(pending.records);
     only.bytes = pending.bytes;
+    only.event_ms = std::move(pending.event_ms);
     only.quarantine.push_back(std::move(bad));
     catalog_stale = true;
     pending = std::move(only);

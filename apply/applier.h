@@ -31,6 +31,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -88,7 +89,22 @@ struct ApplyStats {
   // Partitions assigned to this member that it has not started yet: their stored offsets could not be
   // read (MySQL unreachable); lag_events does not cover them, so their lag is unknown.
   std::atomic<int64_t> partitions_waiting{0};
-  CounterVec events_by_topic;              // committed events per topic
+  LabelledValues events_by_topic;      // {topic}: committed events
+  LabelledValues events_by_partition;  // {topic, partition}: committed events
+  LabelledValues lag_by_partition;     // {topic, partition}: lag_events of each started partition owned now
+  // Seconds from each change event's MongoDB wall time (cluster time before 6.0) to the MySQL commit
+  // that applied it; snapshot reads, tombstones and undecodable records have none.
+  prometheus::Histogram event_age{kSecondsBuckets};
+  prometheus::Histogram batch_events{kBatchEventsBuckets};  // events per committed MySQL transaction
+  prometheus::Histogram batch_seconds{kSecondsBuckets};     // writing a batch: DDL, lookups, statements, COMMIT
+
+  // Counts a batch committed at `committed_at`: `events` records written in `seconds`; `event_ms` the
+  // wall times (ms since the epoch) of its change events. A wall time ahead of the commit (the
+  // clocks of MongoDB and apply's host disagree) counts as age 0.
+  void RecordBatch(int events, double seconds, const std::vector<int64_t>& event_ms,
+                   std::chrono::system_clock::time_point committed_at);
+  // Takes the lag of each partition (offsets to its end; apply_metrics.cc) and their sum.
+  void RecordLag(const std::map<PartitionId, int64_t>& by_partition);
   // Start-up is done: MySQL connected with the bookkeeping tables in place, the consumer subscribed, a
   // first step made (systemd's READY=1). Not the group's assignment: a topic pattern may match no
   // topic until capture makes one, and apply is running all the same.

@@ -455,7 +455,7 @@ struct Apply::Loop : RebalanceListener {
                                             o.retry_for.count()));
         }
         stats.retries++;
-        stats.lag_events = consumer->Lag();
+        stats.RecordLag(consumer->Lag());
         spdlog::warn("apply {}: {}; waiting for {}: next attempt in {:.1f} s, then redoing from the stored offsets "
                      "(failing for {:.0f} s{})",
                      o.group, st.ToString(), Awaited(st), backoff.next().count() / 1000.0, failing,
@@ -471,7 +471,7 @@ struct Apply::Loop : RebalanceListener {
       failing_since.reset();
       backoff.Reset();
       stats.ready = true;
-      stats.lag_events = consumer->Lag();
+      stats.RecordLag(consumer->Lag());
       if (o.until_caught_up && CaughtUp()) {
         spdlog::info("apply {}: caught up: {} events in {} batches, {} quarantined", o.group, stats.events.load(),
                      stats.batches.load(), stats.quarantined.load());

@@ -67,7 +67,7 @@ struct ApplyOptions : ApplierOptions {
   Status Validate() const;
 };
 
-// Adds apply's metrics, read from `stats` at scrape time, to `registry` (docs/operations.md).
+// Adds apply's metrics, read from `stats` at scrape time, to `registry` (docs/metrics.md).
 void RegisterMetrics(const ApplyStats& stats, MetricsRegistry& registry);
 
 class Apply {

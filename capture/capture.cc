@@ -369,7 +369,7 @@ struct Capture::Loop {
       M2M_RETURN_NOT_OK(producer->Produce(topic, key, value));
     }
     stats.events++;
-    stats.events_by_collection.Add(event.db + "." + event.collection);
+    stats.events_by_collection.Add({event.db + "." + event.collection});
     return Status::OK();
   }
 
@@ -389,6 +389,7 @@ struct Capture::Loop {
     for (const auto& [key, value] : progress) M2M_RETURN_NOT_OK(producer->Produce(o.checkpoint_topic(), key, value));
     M2M_RETURN_NOT_OK(producer->Produce(o.checkpoint_topic(), checkpoint_key, CheckpointValue(next)));
     M2M_RETURN_NOT_OK(producer->CommitTransaction());
+    stats.RecordBatch(batch_events, Clock::now() - batch_started);
     in_transaction = false;
     batch_events = 0;
     committed = next;

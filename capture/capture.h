@@ -129,15 +129,23 @@ struct CaptureStats {
   std::atomic<int64_t> transactions{0};
   std::atomic<int64_t> last_cluster_time_s{0};
   std::atomic<int64_t> oplog_window_s{0};  // 0 while unknown (no read access to local.oplog.rs)
-  CounterVec events_by_collection;          // by "db.collection", republished events included
+  LabelledValues events_by_collection;      // {"db.collection"}, republished events included
   std::atomic<int64_t> errors{0};           // batches abandoned after an error and redone
   std::atomic<bool> stream_idle{false};     // the last read found no event waiting: no lag
   // Start-up is done: MongoDB connected, Kafka transactions initialised, the checkpoint read (systemd's
   // READY=1).
   std::atomic<bool> ready{false};
+  // Transactions of change events (not snapshot chunks or idle checkpoints): events in each, and the
+  // seconds from its first event to its commit.
+  prometheus::Histogram batch_events{kBatchEventsBuckets};
+  prometheus::Histogram batch_seconds{kSecondsBuckets};
+
+  // Counts a transaction committed with `events` change events, `took` after its first (none: a
+  // snapshot chunk or an idle checkpoint, not counted).
+  void RecordBatch(int events, std::chrono::steady_clock::duration took);
 };
 
-// Adds capture's metrics, read from `stats` at scrape time, to `registry` (docs/operations.md).
+// Adds capture's metrics, read from `stats` at scrape time, to `registry` (docs/metrics.md).
 void RegisterMetrics(const CaptureStats& stats, MetricsRegistry& registry);
 
 class Capture {

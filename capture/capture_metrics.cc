@@ -1,4 +1,4 @@
-// The metrics capture serves at /metrics (docs/operations.md has the table).
+// The metrics capture serves at /metrics (docs/metrics.md has the table).
 #include <chrono>
 
 #include "capture.h"
@@ -12,13 +12,19 @@ double NowSeconds() {
 
 }  // namespace
 
+void CaptureStats::RecordBatch(int events, std::chrono::steady_clock::duration took) {
+  if (events <= 0) return;
+  batch_events.Observe(events);
+  batch_seconds.Observe(std::chrono::duration<double>(took).count());
+}
+
 void RegisterMetrics(const CaptureStats& s, MetricsRegistry& r) {
   auto value = [](const std::atomic<int64_t>& v) { return [&v] { return static_cast<double>(v.load()); }; };
   r.Add("m2m_capture_events_total", MetricType::kCounter,
         "Change events published to Kafka (events of an aborted batch count again when republished).",
         value(s.events));
   r.AddVec("m2m_capture_collection_events_total", MetricType::kCounter, "Change events published, per collection.",
-           "collection", &s.events_by_collection);
+           {"collection"}, &s.events_by_collection);
   r.Add("m2m_capture_snapshot_documents_total", MetricType::kCounter, "Documents copied by the snapshot.",
         value(s.snapshot_documents));
   r.Add("m2m_capture_transactions_total", MetricType::kCounter, "Kafka transactions committed.",
@@ -38,6 +44,12 @@ void RegisterMetrics(const CaptureStats& s, MetricsRegistry& r) {
   r.Add("m2m_capture_oplog_window_seconds", MetricType::kGauge,
         "Time span of the oplog, read each minute (0 while unknown: no read access to local.oplog.rs).",
         value(s.oplog_window_s));
+  r.AddHistogram("m2m_capture_batch_events", "Change events per Kafka transaction (transactions with events only).",
+                 &s.batch_events);
+  r.AddHistogram("m2m_capture_batch_duration_seconds",
+                 "From a transaction's first change event to its commit: reading, converting and producing its "
+                 "events, and the commit.",
+                 &s.batch_seconds);
 }
 
 }  // namespace m2m::capture

@@ -19,6 +19,8 @@ APT_PACKAGES=(
   # tests/deploy: the Compose file checked with Debian's docker-compose (1.29; no Docker engine), the
   # systemd units with systemd-analyze.
   docker-compose systemd
+  # The /metrics endpoint and histograms (prometheus-cpp); promtool (in prometheus) checks the alert rules.
+  prometheus-cpp-dev prometheus
 )
 
 install_apt() {
@@ -33,6 +35,8 @@ install_apt() {
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
   # Debian's package may start a system MariaDB on port 3306; the stack runs its own.
   $sudo service mariadb stop >/dev/null 2>&1 || true
+  # Likewise a Prometheus server from the prometheus package; the tests need only its promtool.
+  $sudo service prometheus stop >/dev/null 2>&1 || true
 }
 
 # Copies a pom's runtime dependencies into $M2M_JARS/<name>, unless the pom is unchanged since.

@@ -4,10 +4,12 @@ import getpass
 import itertools
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
 import time
+import urllib.request
 
 from bson import json_util
 from confluent_kafka import Consumer, TopicPartition
@@ -309,3 +311,34 @@ def pump(src, dst):
             s.shutdown(socket.SHUT_RDWR)
         except OSError:
             pass
+
+
+def metrics_url(process):
+    """The /metrics address a daemon logged (it was started with --metrics-port 0)."""
+    def logged():
+        process.assert_running()
+        return re.search(r"metrics at http://[0-9.]+:(\d+)/metrics", process.log())
+    port = stack.wait_for(logged, timeout=120, what="the metrics address in the log").group(1)
+    return f"http://127.0.0.1:{port}/metrics"
+
+
+def scrape_text(url):
+    """What a daemon's /metrics endpoint serves, in the text exposition format 0.0.4."""
+    with urllib.request.urlopen(url, timeout=30) as response:
+        assert response.headers["Content-Type"].startswith("text/plain"), response.headers
+        return response.read().decode()
+
+
+def scrape(url):
+    """{'name{labels}': value} of every sample the endpoint serves."""
+    samples = {}
+    for line in scrape_text(url).splitlines():
+        if line and not line.startswith("#"):
+            name, value = line.rsplit(" ", 1)
+            samples[name] = float(value)
+    return samples
+
+
+def metric_families(url):
+    """{family name: type} of every family the endpoint declares, with or without samples."""
+    return dict(line.split()[2:4] for line in scrape_text(url).splitlines() if line.startswith("# TYPE "))

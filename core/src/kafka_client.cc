@@ -513,12 +513,12 @@ Status KafkaConsumer::CommitAsync(const std::vector<TopicPartition>& positions) 
   return Status::OK();
 }
 
-int64_t KafkaConsumer::Lag() const {
+std::map<std::pair<std::string, int32_t>, int64_t> KafkaConsumer::Lag() const {
+  std::map<std::pair<std::string, int32_t>, int64_t> lag;
   rd_kafka_topic_partition_list_t* raw = nullptr;
-  if (rd_kafka_assignment(impl_->rk.get(), &raw) != RD_KAFKA_RESP_ERR_NO_ERROR) return 0;
+  if (rd_kafka_assignment(impl_->rk.get(), &raw) != RD_KAFKA_RESP_ERR_NO_ERROR) return lag;
   PartitionListPtr list(raw, rd_kafka_topic_partition_list_destroy);
   rd_kafka_position(impl_->rk.get(), list.get());
-  int64_t lag = 0;
   for (int i = 0; i < list->cnt; ++i) {
     const rd_kafka_topic_partition_t& tp = list->elems[i];
     int64_t low = 0, high = 0;
@@ -527,7 +527,7 @@ int64_t KafkaConsumer::Lag() const {
         high < 0) {
       continue;
     }
-    lag += std::max<int64_t>(high - tp.offset, 0);
+    lag[{tp.topic, tp.partition}] = std::max<int64_t>(high - tp.offset, 0);
   }
   return lag;
 }

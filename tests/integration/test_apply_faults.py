@@ -18,7 +18,7 @@ import pipeline
 import scenarios
 import stack
 from test_apply import Workload, assert_model_state, make_topic, produce, topics, total  # noqa: F401
-from test_status_metrics import metrics_url, scrape
+from pipeline import metrics_url, scrape
 
 
 class TcpProxy:

@@ -3,14 +3,13 @@ snapshot progress, applied counts and zero lag once apply has caught up, a lag w
 stopped with events waiting, quarantined events, counters that match the events sent, and a clear
 failure when a server cannot be reached."""
 import json
-import re
 import subprocess
-import urllib.request
 
 from confluent_kafka import Producer
 
 import pipeline
 import stack
+from pipeline import metrics_url, scrape
 
 
 def status(database, group, prefix, *extra):
@@ -28,28 +27,6 @@ def collection(report, name):
     found = [c for c in report["collections"] if c["collection"] == name]
     assert len(found) == 1, report
     return found[0]
-
-
-def metrics_url(process):
-    """The /metrics address the daemon logged (it was started with --metrics-port 0)."""
-    def logged():
-        process.assert_running()
-        return re.search(r"metrics at http://[0-9.]+:(\d+)/metrics", process.log())
-    port = stack.wait_for(logged, timeout=120, what="the metrics address in the log").group(1)
-    return f"http://127.0.0.1:{port}/metrics"
-
-
-def scrape(url):
-    """{'name{labels}': value} of every sample the endpoint serves."""
-    with urllib.request.urlopen(url, timeout=30) as response:
-        assert response.headers["Content-Type"].startswith("text/plain; version=0.0.4")
-        text = response.read().decode()
-    samples = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            name, value = line.rsplit(" ", 1)
-            samples[name] = float(value)
-    return samples
 
 
 def test_status_and_metrics_follow_the_pipeline(mongo_db, mysql_db, tmp_path):

@@ -158,10 +158,10 @@ class KafkaConsumer {
   // Commits `positions` (next offsets) to the group asynchronously, for monitoring tools that read
   // the group's lag; correctness never depends on it when offsets are kept elsewhere.
   Status CommitAsync(const std::vector<TopicPartition>& positions);
-  // Offsets from the consumer's position to the end of each assigned partition, summed: the ends
-  // the last fetch responses reported (no request to the broker). A partition not fetched from yet
-  // counts 0.
-  int64_t Lag() const;
+  // Offsets from the consumer's position to the end of each assigned partition, by (topic,
+  // partition): the ends the last fetch responses reported (no request to the broker). A partition
+  // not fetched from yet is left out.
+  std::map<std::pair<std::string, int32_t>, int64_t> Lag() const;
 
  private:
   struct Impl;

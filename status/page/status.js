@@ -170,7 +170,9 @@ function drawChart(history, field, topics) {
     const path = svg("path", { d: d.trim(), class: "line", stroke: colorOf(topics, topic) });
     path.dataset.topic = topic;
     path.dataset.last = last === undefined ? "" : String(last);
-    path.dataset.points = String(values.filter(v => v !== null).length);
+    const known = values.filter(v => v !== null);
+    path.dataset.points = String(known.length);
+    path.dataset.max = known.length ? String(Math.max(...known)) : "";
     box.appendChild(path);
   }
 }
@@ -239,6 +241,7 @@ async function showEvent(id) {
   page.selected = id;
   for (const tr of $("quarantine").querySelectorAll("tbody tr")) tr.className = Number(tr.dataset.id) === id ? "selected" : "";
   const answer = await getJson("/api/quarantine/" + id);
+  if (page.selected !== id) return;  // another event was clicked meanwhile
   const detail = $("q-detail");
   detail.hidden = false;
   $("q-outcome").textContent = "";
@@ -271,19 +274,22 @@ async function retry() {
   // The token header makes this a request no other site can send (status_page.h).
   const answer = await getJson("/api/quarantine/" + id + "/retry",
                                { method: "POST", headers: { "X-M2M-Token": page.token || "" } });
+  let cls, shown;
   if (!answer.ok) {
-    out.className = "refused";
-    out.textContent = "Refused: " + answer.body.error;
+    cls = "refused";
+    shown = "Refused: " + answer.body.error;
   } else {
-    out.className = answer.body.outcome;
+    cls = answer.body.outcome;
     const what = { written: "Retried: ", deleted: "Retried: ", not_replayed: "Not retried: ", failed: "Failed, still pending: " };
-    out.textContent = what[answer.body.outcome] + answer.body.detail;
+    shown = what[answer.body.outcome] + answer.body.detail;
   }
-  const shown = out.textContent, cls = out.className;
+  // The outcome shows once the list and the event show the state after the retry.
   await refreshQuarantine();
+  if (page.selected !== id) return;
   await showEvent(id);
-  out.textContent = shown;
+  if (page.selected !== id) return;
   out.className = cls;
+  out.textContent = shown;
 }
 
 async function refresh() {

@@ -16,6 +16,7 @@ import urllib.request
 from confluent_kafka import Producer
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 
 import pipeline
@@ -40,7 +41,7 @@ def chromium():
     options = webdriver.ChromeOptions()
     options.binary_location = shutil.which("chromium") or "/usr/bin/chromium"
     for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--window-size=1500,1900", "--no-first-run", "--disable-extensions"):
+                "--window-size=1500,1420", "--no-first-run", "--disable-extensions"):
         options.add_argument(arg)
     return webdriver.Chrome(options=options, service=Service(shutil.which("chromedriver") or "/usr/bin/chromedriver"))
 
@@ -69,45 +70,66 @@ def test_status_page_in_chromium(mongo_db, mysql_db, tmp_path):
     apply = page = browser = None
     try:
         pipeline.wait_for_checkpoint(prefix, capture)
-        apply = pipeline.start_apply(tmp_path, database, group, topics=[topic], extra=["--max-batch-ms", "100"])
 
         def count(sql, *args):
             with conn.cursor() as cur:
                 cur.execute(sql, args)
                 return cur.fetchone()[0]
+
+        # The page from before apply starts: the snapshot waits in Kafka.
+        page, url = start_page(tmp_path, database, group, prefix, "--mongo-uri", stack.MONGO_URI)
+        browser = chromium()
+        browser.get(url + "/")
+
+        # The page redraws its tables and charts at each sample, so it is read with one script call
+        # at a time (an element found first may be gone by the time it is read).
+        def text(css):
+            return browser.execute_script("const e = document.querySelector(arguments[0]); "
+                                          "return e ? e.innerText.trim() : null;", css)
+
+        def attr(css, name):
+            return browser.execute_script("const e = document.querySelector(arguments[0]); "
+                                          "return e ? e.getAttribute(arguments[1]) : null;", css, name)
+
+        def cell(field):
+            return text(f'#collections tr[data-topic="{topic}"] td[data-field="{field}"]')
+
+        def line(chart, name):
+            return attr(f'#chart-{chart} path[data-topic="{topic}"]', name)
+
+        stack.wait_for(lambda: int(line("lag_events", "data-points") or 0) >= 2 and cell("applied_events") == "0",
+                       timeout=60, what="two samples of the lag before apply starts")
+        assert int(cell("lag_events").replace(",", "")) >= 40
+        assert float(line("lag_events", "data-max")) >= 40
+
+        apply = pipeline.start_apply(tmp_path, database, group, topics=[topic], extra=["--max-batch-ms", "100"])
         stack.wait_for(lambda: apply.assert_running() or count("SELECT COUNT(*) FROM information_schema.TABLES "
                                                                 "WHERE TABLE_SCHEMA=%s AND TABLE_NAME='orders'",
                                                                 database) == 1
                        and count("SELECT COUNT(*) FROM orders") == 40, timeout=180, what="the snapshot in MySQL")
+        for first in (40, 50, 60):  # a stream of changes, for the throughput chart
+            orders.insert_many([{"_id": i, "n": i, "name": f"o{i}"} for i in range(first, first + 10)])
+            stack.wait_for(lambda: count("SELECT COUNT(*) FROM orders") == first + 10, timeout=120,
+                           what=f"documents up to {first + 10} in MySQL")
 
         # MySQL refuses the next document: quarantined. And a record nobody can decode.
         with conn.cursor() as cur:
             cur.execute("ALTER TABLE orders ADD CONSTRAINT small_n CHECK (n < 1000)")
         orders.insert_one({"_id": 100, "n": 5000, "name": "too big"})
-        orders.insert_many([{"_id": i, "n": i, "name": f"o{i}"} for i in range(40, 50)])
         producer = Producer({"bootstrap.servers": stack.KAFKA_BOOTSTRAP})
         producer.produce(topic, key=b'{"id": 7}', value=b"not json{")
         assert producer.flush(60) == 0
         pending = "SELECT COUNT(*) FROM _m2m_quarantine WHERE group_id=%s AND replayed_at IS NULL"
-        stack.wait_for(lambda: apply.assert_running() or (count(pending, group) == 2
-                                                          and count("SELECT COUNT(*) FROM orders") == 50),
-                       timeout=180, what="apply to quarantine 2 events and apply the 10 others")
+        stack.wait_for(lambda: apply.assert_running() or count(pending, group) == 2, timeout=180,
+                       what="apply to quarantine 2 events")
         with conn.cursor() as cur:  # the cause fixed: a retry can write the document now
             cur.execute("ALTER TABLE orders DROP CONSTRAINT small_n")
-
-        page, url = start_page(tmp_path, database, group, prefix, "--mongo-uri", stack.MONGO_URI)
-        browser = chromium()
-        browser.get(url + "/")
-
-        def cell(field):
-            found = browser.find_elements(By.CSS_SELECTOR, f'#collections tr[data-topic="{topic}"] td[data-field="{field}"]')
-            return found[0].text if found else None
 
         # The numbers MySQL and Kafka have: every record applied, nothing waiting.
         stored = "SELECT SUM(applied_events) FROM _m2m_offsets WHERE group_id=%s AND topic=%s"
         applied = count(stored, group, topic)
         kafka_end = pipeline.topic_end_offsets(topic)
-        assert applied >= 40 + 11 + 1  # snapshot, the stream's changes, the undecodable record
+        assert applied >= 40 + 31 + 1  # snapshot, the stream's changes, the undecodable record
         stack.wait_for(lambda: cell("applied_events") == f"{applied:,}" and cell("lag_events") == "0",
                        timeout=60, what=f"the page to show {applied} applied and no lag")
         assert cell("collection") == ns
@@ -115,51 +137,64 @@ def test_status_page_in_chromium(mongo_db, mysql_db, tmp_path):
         assert cell("end_offset") == f"{kafka_end:,}"
         assert cell("quarantined") == "2"
         assert cell("snapshot") == "done: 40 of 40 documents, 4/4 chunks"
-        capture_row = browser.find_element(By.CSS_SELECTOR, '#captures tr[data-capture="sp"]').text
+        capture_row = text('#captures tr[data-capture="sp"]')
         assert f"collection:{ns}" in capture_row and "done" in capture_row
-        assert "apply group " + group in browser.find_element(By.ID, "summary").text
+        assert "apply group " + group in text("#summary")
 
-        # The charts fill with the page's samples, one line per collection.
-        def line(chart):
-            return browser.find_element(By.CSS_SELECTOR, f'#chart-{chart} path[data-topic="{topic}"]')
-        stack.wait_for(lambda: int(line("applied_per_s").get_attribute("data-points")) >= 3, timeout=60,
-                       what="three samples in the throughput chart")
-        assert float(line("lag_events").get_attribute("data-last")) == 0
-        assert float(line("lag_seconds").get_attribute("data-last")) == 0
-        assert ns in browser.find_element(By.ID, "legend").text
+        # The charts: the lag that waited for apply is gone, the throughput while it applied shows.
+        assert int(line("applied_per_s", "data-points")) >= 3
+        assert float(line("applied_per_s", "data-max")) > 0
+        assert float(line("lag_events", "data-max")) >= 40
+        assert float(line("lag_events", "data-last")) == 0
+        assert float(line("lag_seconds", "data-last")) == 0
+        assert ns in text("#legend")
 
         # The quarantine: both events, each with its reason; the refused one with its document.
         def rows():
-            return {r.find_element(By.CSS_SELECTOR, 'td[data-field="event"]').text: r
-                    for r in browser.find_elements(By.CSS_SELECTOR, "#quarantine tbody tr")}
+            return {r["event"]: r for r in browser.execute_script(
+                "return [...document.querySelectorAll('#quarantine tbody tr')].map(r => ({id: Number(r.dataset.id), "
+                "event: r.querySelector('[data-field=event]').innerText, "
+                "namespace: r.querySelector('[data-field=namespace]').innerText, "
+                "key: r.querySelector('[data-field=document_key]').innerText, "
+                "state: r.querySelector('[data-field=state]').innerText}));")}
         stack.wait_for(lambda: len(rows()) == 2, timeout=60, what="two quarantined events on the page")
         quarantined = rows()
-        assert quarantined["insert"].find_element(By.CSS_SELECTOR, 'td[data-field="namespace"]').text == ns
-        key = quarantined["insert"].find_element(By.CSS_SELECTOR, 'td[data-field="document_key"]').text
-        assert json.loads(key) == {"_id": 100}
-        undecodable_id = int(quarantined["(undecodable)"].get_attribute("data-id"))
-        refused_id = int(quarantined["insert"].get_attribute("data-id"))
+        assert quarantined["insert"]["namespace"] == ns
+        assert json.loads(quarantined["insert"]["key"]) == {"_id": 100}
+        undecodable_id = quarantined["(undecodable)"]["id"]
+        refused_id = quarantined["insert"]["id"]
+
+        def click(css):
+            def clicked():
+                try:
+                    browser.find_element(By.CSS_SELECTOR, css).click()
+                    return True
+                except StaleElementReferenceException:
+                    return False  # redrawn meanwhile: find it again
+            stack.wait_for(clicked, timeout=30, what=f"a click on {css}")
 
         def show(row_id):
-            browser.find_element(By.CSS_SELECTOR, f'#quarantine tr[data-id="{row_id}"]').click()
-            stack.wait_for(lambda: browser.find_element(By.ID, "q-detail").get_attribute("data-id") == str(row_id)
-                           and browser.find_element(By.ID, "q-id").text == f"#{row_id}", timeout=30,
-                           what=f"the detail of quarantine row {row_id}")
+            click(f'#quarantine tr[data-id="{row_id}"]')
+            stack.wait_for(lambda: attr("#q-detail", "data-id") == str(row_id) and text("#q-id") == f"#{row_id}",
+                           timeout=30, what=f"the detail of quarantine row {row_id}")
+
+        def retried():
+            click("#q-retry")
+            return stack.wait_for(lambda: (t := text("#q-outcome")) != "retrying..." and t, timeout=60,
+                                  what="the retry's outcome")
 
         show(undecodable_id)
-        assert "cannot be decoded" in browser.find_element(By.ID, "q-document").text
-        browser.find_element(By.ID, "q-retry").click()
-        outcome = stack.wait_for(lambda: (t := browser.find_element(By.ID, "q-outcome").text) != "retrying..." and t,
-                                 timeout=60, what="the retry's outcome")
+        assert "cannot be decoded" in text("#q-document")
+        outcome = retried()
         assert outcome.startswith("Not retried: its event cannot be decoded"), outcome
 
         show(refused_id)
-        reason = browser.find_element(By.ID, "q-error").text
+        reason = text("#q-error")
         assert "small_n" in reason, reason  # MySQL's CHECK constraint error
-        document = browser.find_element(By.ID, "q-document").text
+        document = text("#q-document")
         assert '"n": 5000' in document and '"name": "too big"' in document, document
-        assert browser.find_element(By.ID, "q-state").text == "pending"
-        assert browser.find_element(By.ID, "q-retry").is_enabled()
+        assert text("#q-state") == "pending"
+        assert attr("#q-retry", "disabled") is None
         shot = tmp_path / "status-page.png"
         assert browser.save_screenshot(str(shot))
         if os.environ.get("M2M_UPDATE_SCREENSHOT") == "1":
@@ -178,18 +213,17 @@ def test_status_page_in_chromium(mongo_db, mysql_db, tmp_path):
         assert count("SELECT COUNT(*) FROM orders WHERE `_id`=100") == 0
 
         # The retry from the page: the row lands in MySQL, the event is done.
-        browser.find_element(By.ID, "q-retry").click()
-        outcome = stack.wait_for(lambda: (t := browser.find_element(By.ID, "q-outcome").text) != "retrying..." and t,
-                                 timeout=60, what="the retry's outcome")
+        outcome = retried()
         assert outcome.startswith("Retried: ") and "written from MongoDB's current document" in outcome, outcome
         with conn.cursor() as cur:
             cur.execute("SELECT n, name FROM orders WHERE `_id`=100")
             assert cur.fetchall() == ((5000, "too big"),)
         assert count(pending, group) == 1
-        assert browser.find_element(By.ID, "q-state").text.startswith("done ")
-        assert not browser.find_element(By.ID, "q-retry").is_enabled()
+        assert text("#q-state").startswith("done ")
+        assert attr("#q-retry", "disabled") is not None
         stack.wait_for(lambda: cell("quarantined") == "1", timeout=60, what="the page to count 1 pending")
-        browser.find_element(By.ID, "show-done").click()
+        assert len(rows()) == 1
+        click("#show-done")
         stack.wait_for(lambda: len(rows()) == 2, timeout=30, what="the done event listed again")
         assert page.proc.poll() is None
     finally:

@@ -98,10 +98,10 @@ void AddStatusCommand(CLI::App& app, Action& action) {
   cmd->add_option("--interval", f->interval_s, "Seconds between the two samples throughput comes from (0: none); with --serve, between samples")
       ->capture_default_str();
   cmd->add_option("--timeout", f->timeout_s, "Seconds to wait for each server")->capture_default_str();
-  cmd->add_flag("--json", f->json, "Print JSON instead of tables");
+  CLI::Option* json = cmd->add_flag("--json", f->json, "Print JSON instead of tables");
   // The status page (docs/status.md).
   cmd->add_flag("--serve", f->serve, "Serve a status page (charts, quarantine browser) until stopped")
-      ->group("Status page");
+      ->excludes(json)->group("Status page");
   cmd->add_option("--serve-host", f->serve_host,
                   "IPv4 address the page listens on; it has no authentication, so 127.0.0.1 unless you mean it")
       ->capture_default_str()->group("Status page");

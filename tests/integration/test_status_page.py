@@ -10,6 +10,7 @@ import json
 import os
 import re
 import shutil
+import subprocess
 import urllib.error
 import urllib.request
 
@@ -251,3 +252,16 @@ def test_page_without_mongodb_refuses_retries_and_says_why(tmp_path, mysql_db):
             assert b'<script src="/status.js"' in index.read()
     finally:
         assert page.stop() == 0, page.log()[-3000:]
+
+
+def test_page_port_in_use_is_an_error():
+    import socket
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run([str(stack.BINARY), "status", "--serve", "--serve-port", str(port),
+                                 "--kafka-bootstrap", stack.KAFKA_BOOTSTRAP], capture_output=True, text=True,
+                                timeout=120)
+    assert result.returncode == 1, result
+    assert f"cannot serve the status page on 127.0.0.1:{port}" in result.stderr

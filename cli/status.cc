@@ -7,6 +7,7 @@
 #include "daemon.h"
 #include "mysql_flags.h"
 #include "pipeline_status.h"
+#include "status_page.h"
 
 namespace m2m::cli {
 namespace {
@@ -18,7 +19,33 @@ struct StatusFlags {
   double interval_s = 2;
   double timeout_s = 15;
   bool json = false;
+  // --serve: the status page (status_page.h) instead of printing once.
+  bool serve = false;
+  std::string serve_host = status::StatusPageOptions{}.host;
+  int serve_port = status::StatusPageOptions{}.port;
+  double history_min = 15;
+  std::string mongo_uri;
+  std::string mapping_file;
 };
+
+Status Serve(status::StatusOptions o, const StatusFlags& f) {
+  status::StatusPageOptions page;
+  page.status = std::move(o);
+  page.host = f.serve_host;
+  page.port = f.serve_port;
+  page.history = std::chrono::milliseconds(static_cast<int64_t>(f.history_min * 60000));
+  if (!f.mongo_uri.empty()) page.mongo = MongoOptions{.uri = f.mongo_uri};
+  if (!f.mapping_file.empty()) {
+    M2M_ASSIGN_OR_RETURN(page.mapping, LoadMappingFile(f.mapping_file));
+  }
+  InstallStopSignals();
+  M2M_ASSIGN_OR_RETURN(auto server, status::StatusPage::Start(std::move(page)));
+  std::fprintf(stderr, "status page at http://%s:%d/\n", f.serve_host.c_str(), server->port());
+  detail::SetStopTarget(server.get(), [](void* s) { static_cast<status::StatusPage*>(s)->RequestStop(); });
+  Status st = server->Run();
+  detail::SetStopTarget(nullptr, nullptr);
+  return st;
+}
 
 Status RunStatus(status::StatusOptions o, StatusFlags f) {
   o.kafka["bootstrap.servers"] = f.bootstrap;
@@ -29,6 +56,7 @@ Status RunStatus(status::StatusOptions o, StatusFlags f) {
   }
   o.interval = std::chrono::milliseconds(static_cast<int64_t>(f.interval_s * 1000));
   o.timeout = std::chrono::milliseconds(static_cast<int64_t>(f.timeout_s * 1000));
+  if (f.serve) return Serve(std::move(o), f);
   M2M_ASSIGN_OR_RETURN(status::PipelineStatus st, status::ReadPipelineStatus(o));
   std::string text = f.json ? st.ToJson().dump(2) + "\n" : st.ToText();
   std::fputs(text.c_str(), stdout);
@@ -50,21 +78,41 @@ void AddStatusCommand(CLI::App& app, Action& action) {
       "count, so it is an upper bound, exact at 0) and in seconds (how long the oldest event not yet\n"
       "applied has waited), applied events and events/s (two samples --interval seconds apart) and\n"
       "quarantined events. --json prints the same for programs. Details: docs/operations.md.\n"
+      "--serve serves the same as a web page instead, until stopped: charts of the last --history\n"
+      "minutes (a sample every --interval seconds), and apply's quarantined events with their reason\n"
+      "and document; with --mongo-uri a button retries one as 'quarantine replay' does (from this\n"
+      "machine only). Details: docs/status.md.\n"
       "The MySQL password comes from the environment variable M2M_MYSQL_PASSWORD.\n"
       "Exit status 0 when read, 3 when Kafka or MySQL cannot be reached.\n\n"
       "Example:\n"
       "  mongo2mysql status --kafka-bootstrap broker:9092 --topic-prefix m2m --group shop \\\n"
-      "      --mysql-host mysql.internal --mysql-database shop");
+      "      --mysql-host mysql.internal --mysql-database shop\n"
+      "  mongo2mysql status --serve --group shop --mysql-database shop --mongo-uri mongodb://db1/ \\\n"
+      "      --mapping shop.yaml      # then open http://127.0.0.1:9189/");
   AddConfigOption(cmd);
   cmd->add_option("--kafka-bootstrap", f->bootstrap, "Kafka bootstrap servers")->capture_default_str();
   cmd->add_option("--kafka", f->kafka_props, kKafkaPropertyHelp);
   cmd->add_option("--topic-prefix", o->topic_prefix, "The captures' topic prefix")->capture_default_str();
   cmd->add_option("--group", o->group, "Apply's consumer group")->capture_default_str();
   AddMysqlOptions(cmd, f->mysql, "Apply's database (without it only capture and Kafka are reported)");
-  cmd->add_option("--interval", f->interval_s, "Seconds between the two samples throughput comes from; 0: none")
+  cmd->add_option("--interval", f->interval_s, "Seconds between the two samples throughput comes from (0: none); with --serve, between samples")
       ->capture_default_str();
   cmd->add_option("--timeout", f->timeout_s, "Seconds to wait for each server")->capture_default_str();
-  cmd->add_flag("--json", f->json, "Print JSON instead of tables");
+  CLI::Option* json = cmd->add_flag("--json", f->json, "Print JSON instead of tables");
+  // The status page (docs/status.md).
+  cmd->add_flag("--serve", f->serve, "Serve a status page (charts, quarantine browser) until stopped")
+      ->excludes(json)->group("Status page");
+  cmd->add_option("--serve-host", f->serve_host,
+                  "IPv4 address the page listens on; it has no authentication, so 127.0.0.1 unless you mean it")
+      ->capture_default_str()->group("Status page");
+  cmd->add_option("--serve-port", f->serve_port, "TCP port of the page; 0 picks a free one (printed)")
+      ->capture_default_str()->group("Status page");
+  cmd->add_option("--history", f->history_min, "Minutes of samples the page's charts show")
+      ->capture_default_str()->check(CLI::PositiveNumber)->group("Status page");
+  cmd->add_option("--mongo-uri", f->mongo_uri, "MongoDB a retry reads the current document from (no retry without)")
+      ->group("Status page");
+  cmd->add_option("--mapping", f->mapping_file, "YAML mapping file apply runs with, for retries (docs/mapping.md)")
+      ->check(CLI::ExistingFile)->group("Status page");
   cmd->callback([o, f, &action] { action = [o, f] { return RunStatus(*o, *f); }; });
 }
 

@@ -14,6 +14,7 @@ import pymysql
 import pytest
 
 import scenarios
+import spark_cluster
 import stack
 from test_spark_robust import Stream, insert
 
@@ -313,6 +314,30 @@ def test_the_installed_job_runs_real_time_mode_with_the_wheels_writer(spark_venv
         if proc.poll() is None:
             os.killpg(proc.pid, 9)
         proc.wait()
+
+
+@pytest.mark.spark
+@pytest.mark.timeout(900)
+def test_real_time_mode_under_spark_submit_needs_the_writer_jar_on_jars(spark_venv, mysql_db, tmp_path):
+    """A driver that spark-submit started loads classes from --jars only: without the writer's jar
+    there, the installed job stops before any work, naming the jar (docs/spark.md, "On a cluster")."""
+    database = mysql_db[0]
+    stream = Stream(tmp_path)
+    stream.send([insert("a", {"_id": 1, "qty": 1})])
+    script = tmp_path / "submit.py"
+    script.write_bytes((stack.ROOT / "spark" / "submit.py").read_bytes())
+    jars = ",".join(str(j) for j in sorted((stack.STATE / "jars" / "spark").glob("*.jar")))
+    env = {**clean_env(), "SPARK_HOME": str(spark_cluster.SPARK_HOME), "PYSPARK_PYTHON": str(spark_venv / "bin" / "python"),
+           "M2M_SPARK_JARS": str(stack.STATE / "jars" / "spark"), "M2M_MYSQL_PASSWORD": stack.MYSQL["password"]}
+    done = subprocess.run([str(spark_cluster.SPARK_HOME / "bin" / "spark-submit"), "--master", "local[2]", "--jars", jars,
+                           str(script), *job_args(database, stack.unique("rt"), tmp_path / "checkpoint", stream.topics[0])],
+                          cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                          timeout=600)
+    jar = str(site_packages(spark_venv) / "m2m_spark" / "jvm" / "m2m-spark-realtime.jar")
+    # spark-submit passes the job's stderr on to its stdout.
+    assert done.returncode == 2 and f"the driver cannot load the JVM writer: give its jar to spark-submit, --jars …,{jar}" \
+        in done.stdout, done.stdout[-4000:]
+    assert query(database, "SHOW TABLES") == ()  # no catch-up ran
 
 
 def query(database, sql):

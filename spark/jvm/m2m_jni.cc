@@ -220,6 +220,12 @@ std::string Describe(const OrderKey& k) {
 
 extern "C" {
 
+// The library is m2m_spark/jvm/libm2m_jni.so in the wheel, which has libmariadb's plugins at its top level.
+JNIEXPORT jint JNICALL JNI_OnLoad(JavaVM*, void*) {
+  UseBundledMariadbPlugins("../../m2m_core.plugins");
+  return JNI_VERSION_1_8;
+}
+
 // settings: keys and values alternately (host_options.h).
 JNIEXPORT jlong JNICALL Java_m2m_spark_Core_open(JNIEnv* env, jclass, jobjectArray settings, jint max_batch_events,
                                                  jlong max_batch_bytes, jint max_batch_ms, jint retry_for_seconds,

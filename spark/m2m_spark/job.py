@@ -12,6 +12,8 @@ import os
 import sys
 from pathlib import Path
 
+from py4j.java_gateway import JavaClass
+
 from . import core
 from . import lost
 from . import real_time
@@ -133,6 +135,12 @@ def main(argv=None):
             return 2
         jars.append(real_time_build()[0])
     spark = build_session(f"mongo2mysql-{job}", args.master, jars)
+    if args.real_time and not isinstance(spark._jvm.m2m.spark.RealtimeWriter, JavaClass):
+        # spark.jars reaches the executors; a driver JVM that spark-submit started has only --jars.
+        logging.getLogger("m2m_spark").error(
+            "--real-time: the driver cannot load the JVM writer: give its jar to spark-submit, --jars …,%s "
+            "(docs/spark.md, \"On a cluster\")", jars[0])
+        return 2
     try:
         if args.real_time:
             real_time.run(spark, args, job, checkpoint, settings(args, job, mysql),

@@ -41,10 +41,9 @@ def extension_path() -> str | None:
 
 def real_time_build() -> tuple[str, str] | None:
     """The JVM writer's jar and its JNI library of Real-time Mode (spark/jvm, built by `make` into
-    build/jvm or $M2M_BUILD/jvm), when built (docs/spark.md, "Real-time Mode")."""
-    if CHECKOUT is None:
-        return None
-    folder = CHECKOUT / os.environ.get("M2M_BUILD", "build") / "jvm"
+    build/jvm or $M2M_BUILD/jvm; installed from the wheel, the package's jvm/ folder), when built
+    (docs/spark.md, "Real-time Mode" and "The wheel")."""
+    folder = CHECKOUT / os.environ.get("M2M_BUILD", "build") / "jvm" if CHECKOUT else Path(__file__).resolve().parent / "jvm"
     jar, library = folder / "m2m-spark-realtime.jar", folder / "libm2m_jni.so"
     return (str(jar), str(library)) if jar.is_file() and library.is_file() else None
 

@@ -1,7 +1,11 @@
 #include "host_options.h"
 
+#include <dlfcn.h>
+
 #include <cctype>
 #include <charconv>
+#include <cstdlib>
+#include <filesystem>
 
 namespace m2m::apply {
 namespace {
@@ -89,6 +93,16 @@ Result<ApplierOptions> SparkApplierOptions(const std::map<std::string, std::stri
   // another's: the first copy runs the event, the later ones change nothing.
   o.wait_for_copies = false;
   return o;
+}
+
+void UseBundledMariadbPlugins(const char* plugins) {
+  if (std::getenv("MARIADB_PLUGIN_DIR") != nullptr) return;
+  // This function's own module: the library is static, linked into each host.
+  Dl_info self;
+  if (dladdr(reinterpret_cast<void*>(&UseBundledMariadbPlugins), &self) == 0 || self.dli_fname == nullptr) return;
+  const std::filesystem::path folder = (std::filesystem::path(self.dli_fname).parent_path() / plugins).lexically_normal();
+  std::error_code ec;
+  if (std::filesystem::is_directory(folder, ec)) setenv("MARIADB_PLUGIN_DIR", folder.c_str(), 0);
 }
 
 }  // namespace m2m::apply

@@ -17,4 +17,13 @@ namespace m2m::apply {
 // wait_for_copies is off: a Spark task cannot wait for another (docs/spark.md, "Exactly once").
 Result<ApplierOptions> SparkApplierOptions(const std::map<std::string, std::string>& settings);
 
+// libmariadb loads its authentication plugins (caching_sha2_password, MySQL 8's default, ...) when a
+// server asks for one, from the folder compiled into it: Debian's, which a node that installed the
+// wheel may lack. The wheel carries them in m2m_core.plugins/ at its top level (spark/native/
+// CMakeLists.txt). Sets MARIADB_PLUGIN_DIR to `plugins`, a folder relative to the file of the module
+// this is linked into (the extension, or libm2m_jni.so in m2m_spark/jvm/), when that folder exists: a
+// checkout's build has none, and a MARIADB_PLUGIN_DIR set by the user wins. Call it at load time,
+// before the module's threads start (setenv).
+void UseBundledMariadbPlugins(const char* plugins);
+
 }  // namespace m2m::apply

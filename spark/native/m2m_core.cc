@@ -8,13 +8,10 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
-#include <dlfcn.h>
 #include <spdlog/spdlog.h>
 
 #include <map>
 #include <set>
-#include <cstdlib>
-#include <filesystem>
 
 #include "applier.h"
 #include "host_options.h"
@@ -177,24 +174,11 @@ class PyRangeRun {
   RangeRun run_;
 };
 
-// libmariadb loads its authentication plugins (caching_sha2_password, MySQL 8's default, ...) when a
-// server asks for one, from the folder compiled into it: Debian's, which a node that installed the
-// wheel may lack. The wheel carries them in m2m_core.plugins beside this module (spark/native/
-// CMakeLists.txt); a checkout's build has no such folder, and a MARIADB_PLUGIN_DIR set by the user wins.
-void UseBundledMariadbPlugins() {
-  if (std::getenv("MARIADB_PLUGIN_DIR") != nullptr) return;
-  Dl_info self;
-  if (dladdr(reinterpret_cast<void*>(&UseBundledMariadbPlugins), &self) == 0 || self.dli_fname == nullptr) return;
-  const std::filesystem::path plugins = std::filesystem::path(self.dli_fname).parent_path() / "m2m_core.plugins";
-  std::error_code ec;
-  if (std::filesystem::is_directory(plugins, ec)) setenv("MARIADB_PLUGIN_DIR", plugins.c_str(), 0);
-}
-
 }  // namespace
 
 PYBIND11_MODULE(m2m_core, m) {
   m.doc() = "mongo2mysql's apply core for the Spark engine's executors (docs/spark.md)";
-  UseBundledMariadbPlugins();
+  UseBundledMariadbPlugins("m2m_core.plugins");  // beside this module in the wheel
   ApplyErrorType() = py::reinterpret_borrow<py::object>(
       PyErr_NewExceptionWithDoc("m2m_core.ApplyError",
                                 "The apply core failed; `retriable` says whether trying again later may succeed.",

@@ -1,7 +1,8 @@
 """The Spark engine's wheel (make wheel, docs/spark.md "On a cluster") installed into a fresh venv, as on
 a cluster node: no checkout, no system site-packages, LD_LIBRARY_PATH empty. Its m2m_core must load
 with the native libraries bundled in the wheel and apply real records into the stack's MariaDB, as
-the executors' tasks do (m2m_spark/core.py), without Spark."""
+the executors' tasks do (m2m_spark/core.py), without Spark; and the job, installed with its `spark`
+extra, must run Real-time Mode with the wheel's JVM writer and libm2m_jni.so."""
 import base64
 import json
 import os
@@ -13,7 +14,9 @@ import pymysql
 import pytest
 
 import scenarios
+import spark_cluster
 import stack
+from test_spark_robust import Stream, insert
 
 pytestmark = pytest.mark.wheel
 
@@ -70,10 +73,21 @@ def wheel():
 def venv(wheel, tmp_path_factory):
     """A fresh venv (no system site-packages) with the wheel and what its metadata requires, at the
     versions stack/requirements.txt pins where it pins them."""
+    return make_venv(wheel, tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def spark_venv(wheel, tmp_path_factory):
+    """A fresh venv with the wheel and its `spark` extra (pyspark, pandas): a node that runs the job
+    from the wheel alone."""
+    return make_venv(wheel, tmp_path_factory, "[spark]")
+
+
+def make_venv(wheel, tmp_path_factory, extra=""):
     folder = tmp_path_factory.mktemp("wheel") / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(folder)], check=True, timeout=300)
     subprocess.run([str(folder / "bin" / "pip"), "install", "-q", "--disable-pip-version-check",
-                    "-c", str(stack.ROOT / "stack" / "requirements.txt"), str(wheel)], check=True, timeout=600)
+                    "-c", str(stack.ROOT / "stack" / "requirements.txt"), f"{wheel}{extra}"], check=True, timeout=1200)
     return folder
 
 
@@ -95,7 +109,8 @@ def test_the_extension_links_only_its_bundled_libraries_and_the_system_base(venv
     [extension] = site.glob("m2m_core*.so")
     plugins = sorted((site / "m2m_core.plugins").glob("*.so"))
     assert {p.name for p in plugins} >= {"caching_sha2_password.so", "sha256_password.so", "client_ed25519.so"}
-    for elf in [extension] + plugins:
+    jni = site / "m2m_spark" / "jvm" / "libm2m_jni.so"  # Real-time Mode's host of the core in the executors' JVM
+    for elf in [extension, jni] + plugins:
         listing = subprocess.run(["ldd", str(elf)], env=clean_env(), capture_output=True, text=True,
                                  check=True).stdout
         foreign = []
@@ -107,17 +122,24 @@ def test_the_extension_links_only_its_bundled_libraries_and_the_system_base(venv
                 foreign.append(line.strip())
         assert not foreign, f"{elf.name} needs libraries outside the wheel:\n" + "\n".join(foreign)
     # The libraries the issue names come from the wheel, not from the system's packages.
-    listing = subprocess.run(["ldd", str(extension)], env=clean_env(), capture_output=True, text=True).stdout
-    for library in ("libmongoc-1", "libbson-1", "libmariadb", "libyaml-cpp", "libspdlog", "libfmt"):
-        assert any(line.strip().startswith(library) and str(bundled) in line for line in listing.splitlines()), (
-            library, listing)
+    for elf in (extension, jni):
+        listing = subprocess.run(["ldd", str(elf)], env=clean_env(), capture_output=True, text=True).stdout
+        for library in ("libmongoc-1", "libbson-1", "libmariadb", "libyaml-cpp", "libspdlog", "libfmt"):
+            assert any(line.strip().startswith(library) and os.path.normpath(line.split(" => ")[1]).startswith(
+                str(bundled)) for line in listing.splitlines()), (elf.name, library, listing)
 
 
-# Run by the venv's Python: libmariadb (the wheel's, as m2m_core loaded it) loads MySQL 8's default
-# authentication plugin, as it does when a server asks for it.
+# Run by the venv's Python: libmariadb (the wheel's, as the host of the core loaded it) loads MySQL 8's
+# default authentication plugin, as it does when a server asks for it. The host: the m2m_core extension
+# (imported), or Real-time Mode's libm2m_jni.so, loaded as a JVM loads it (dlopen, then JNI_OnLoad,
+# which ignores its arguments).
 LOAD_PLUGIN = r"""
-import ctypes, json
-import m2m_core
+import ctypes, json, pathlib, sys
+if sys.argv[1] == "extension":
+    import m2m_core
+else:
+    import m2m_spark
+    ctypes.CDLL(str(pathlib.Path(m2m_spark.__file__).parent / "jvm" / "libm2m_jni.so")).JNI_OnLoad(None, None)
 
 maps = open("/proc/self/maps").read().splitlines()
 lib = ctypes.CDLL(next(line.split()[-1] for line in maps if "libmariadb" in line))
@@ -135,8 +157,9 @@ print(json.dumps({"loaded": bool(loaded), "error": lib.mysql_error(mysql).decode
 """
 
 
-def test_mysql_authentication_plugins_come_from_the_wheel(venv):
-    done = subprocess.run([str(venv / "bin" / "python"), "-c", LOAD_PLUGIN], cwd=venv, env=clean_env(),
+@pytest.mark.parametrize("host", ["extension", "jni"])
+def test_mysql_authentication_plugins_come_from_the_wheel(venv, host):
+    done = subprocess.run([str(venv / "bin" / "python"), "-c", LOAD_PLUGIN, host], cwd=venv, env=clean_env(),
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     out = json.loads(done.stdout)
@@ -203,6 +226,118 @@ def test_the_job_finds_the_installed_extension(venv):
     out = subprocess.run([sys.executable, "-c", probe, site], cwd=venv, env=clean_env(), capture_output=True,
                          text=True, check=True).stdout.split()
     assert out[0].startswith(site) and out[1:4] == ["None", "None", "."] and out[4].startswith(site)
+
+
+def job_args(database, job, checkpoint, topics):
+    """The job's arguments against the stack, in Real-time Mode."""
+    return ["--kafka-bootstrap", stack.KAFKA_BOOTSTRAP, "--topics", topics, "--mysql-host", stack.MYSQL["host"],
+            "--mysql-port", str(stack.MYSQL["port"]), "--mysql-user", stack.MYSQL["user"], "--mysql-database", database,
+            "--job-name", job, "--checkpoint", str(checkpoint), "--real-time", "--real-time-epoch", "10 seconds"]
+
+
+def descendants(pid):
+    """Pids of a process's descendants."""
+    children = {}
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit():
+                children.setdefault(int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1]), []).append(int(proc.name))
+        except (FileNotFoundError, ProcessLookupError, IndexError):
+            continue
+    out, todo = [], [pid]
+    while todo:
+        found = children.get(todo.pop(), [])
+        out += found
+        todo += found
+    return out
+
+
+def cmdline(pid):
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (FileNotFoundError, ProcessLookupError):
+        return b""
+
+
+def mapped_by(pids, name):
+    """The files named `name` mapped by the processes."""
+    found = set()
+    for pid in pids:
+        try:
+            found |= {line.split()[-1] for line in Path(f"/proc/{pid}/maps").read_text().splitlines() if line.endswith(name)}
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            continue
+    return found
+
+
+@pytest.mark.spark
+@pytest.mark.timeout(1800)
+def test_the_installed_job_runs_real_time_mode_with_the_wheels_writer(spark_venv, mysql_db, tmp_path):
+    """`python -m m2m_spark.job --real-time` from the venv with the wheel and its `spark` extra, outside
+    the checkout (local mode): the job finds the writer's jar and libm2m_jni.so in the installed package,
+    Spark's JVM loads that library, and records sent while Real-time Mode runs reach MySQL exactly once."""
+    database, job = mysql_db[0], stack.unique("rt")
+    stream = Stream(tmp_path)
+    stream.send([insert("a", {"_id": 1, "qty": 1}), insert("a", {"_id": 2, "qty": 2})])
+    env = {**clean_env(), "M2M_SPARK_JARS": str(stack.STATE / "jars" / "spark"),
+           "M2M_MYSQL_PASSWORD": stack.MYSQL["password"]}
+    log_path = tmp_path / "job.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen([str(spark_venv / "bin" / "python"), "-m", "m2m_spark.job", "--master", "local[2]",
+                                 *job_args(database, job, tmp_path / "checkpoint", stream.topics[0])],
+                                cwd=spark_venv, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        def running():
+            assert proc.poll() is None, log_path.read_text(errors="replace")[-4000:]
+            return True
+
+        # The catch-up in micro-batches applies what the topic holds (the new table's barrier), then
+        # Real-time Mode starts.
+        stack.wait_for(lambda: running() and "real-time mode started" in log_path.read_text(errors="replace"),
+                       timeout=900, what="Real-time Mode started")
+        stream.send([insert("a", {"_id": 3, "qty": 3}),
+                     {"op": "update", "collection": "a", "key": '{"_id": 1}', "updated": '{"qty": 11}'},
+                     {"op": "delete", "collection": "a", "key": '{"_id": 2}'}])
+        stack.wait_for(lambda: running() and query(database, "SELECT _id, qty FROM a ORDER BY _id") == ((1, 11), (3, 3)),
+                       timeout=300, what="the records sent in Real-time Mode applied")
+        assert query(database, f"SELECT next_offset, applied_events FROM _m2m_offsets WHERE group_id = '{job}'") == (
+            (5, 5),)
+        # Applied by the first Real-time Mode query, not by a catch-up.
+        assert log_path.read_text(errors="replace").count("real-time mode started") == 1
+        # Local mode: the executor is Spark's JVM, the job's child, started with the wheel's jar, and it
+        # loaded the wheel's library.
+        installed = site_packages(spark_venv) / "m2m_spark" / "jvm"
+        jvms = [p for p in descendants(proc.pid) if b"org.apache.spark.deploy.SparkSubmit" in cmdline(p)]
+        assert len(jvms) == 1 and str(installed / "m2m-spark-realtime.jar").encode() in cmdline(jvms[0])
+        assert mapped_by(jvms, "libm2m_jni.so") == {str(installed / "libm2m_jni.so")}
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, 9)
+        proc.wait()
+
+
+@pytest.mark.spark
+@pytest.mark.timeout(900)
+def test_real_time_mode_under_spark_submit_needs_the_writer_jar_on_jars(spark_venv, mysql_db, tmp_path):
+    """A driver that spark-submit started loads classes from --jars only: without the writer's jar
+    there, the installed job stops before any work, naming the jar (docs/spark.md, "On a cluster")."""
+    database = mysql_db[0]
+    stream = Stream(tmp_path)
+    stream.send([insert("a", {"_id": 1, "qty": 1})])
+    script = tmp_path / "submit.py"
+    script.write_bytes((stack.ROOT / "spark" / "submit.py").read_bytes())
+    jars = ",".join(str(j) for j in sorted((stack.STATE / "jars" / "spark").glob("*.jar")))
+    env = {**clean_env(), "SPARK_HOME": str(spark_cluster.SPARK_HOME), "PYSPARK_PYTHON": str(spark_venv / "bin" / "python"),
+           "M2M_SPARK_JARS": str(stack.STATE / "jars" / "spark"), "M2M_MYSQL_PASSWORD": stack.MYSQL["password"]}
+    done = subprocess.run([str(spark_cluster.SPARK_HOME / "bin" / "spark-submit"), "--master", "local[2]", "--jars", jars,
+                           str(script), *job_args(database, stack.unique("rt"), tmp_path / "checkpoint", stream.topics[0])],
+                          cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                          timeout=600)
+    jar = str(site_packages(spark_venv) / "m2m_spark" / "jvm" / "m2m-spark-realtime.jar")
+    # spark-submit passes the job's stderr on to its stdout.
+    assert done.returncode == 2 and f"the driver cannot load the JVM writer: give its jar to spark-submit, --jars …,{jar}" \
+        in done.stdout, done.stdout[-4000:]
+    assert query(database, "SHOW TABLES") == ()  # no catch-up ran
 
 
 def query(database, sql):

@@ -21,6 +21,7 @@ import re
 import subprocess
 
 import pytest
+from bson import json_util
 from confluent_kafka.admin import AdminClient
 
 import corpus
@@ -110,9 +111,28 @@ def verify(source, database, collection):
          "--mysql-user", stack.MYSQL["user"], "--mysql-database", database, "--recheck-after", "0"],
         capture_output=True, text=True, timeout=900, env={**os.environ, "M2M_MYSQL_PASSWORD": stack.MYSQL["password"]})
     lines = result.stdout.splitlines()
-    if result.returncode != 0 and not report.verify_differences(lines):
+    status = result.returncode
+    unfindable = standin_unfindable(source, collection)
+    if unfindable:
+        kept = [line for line in lines
+                if not (line.startswith(f"extra {collection} _id=") and line.split("_id=", 1)[1] in unfindable)]
+        if len(kept) < len(lines) and not report.verify_differences(kept):
+            status = 0
+        lines = kept + [f"(the stand-in cannot find _id {', '.join(sorted(unfindable))} by equality; "
+                        "verify's extra rows for them are left out)"]
+    if status != 0 and not report.verify_differences(lines):
         lines.append(f"verify exited {result.returncode}: {result.stderr.strip().splitlines()[-1:]}")
-    return result.returncode, lines
+    return status, lines
+
+
+def standin_unfindable(source, collection):
+    """The _ids of documents the MongoDB stand-in holds but cannot find by equality, as verify labels
+    them (relaxed JSON, no spaces). Now and then it loses MinKey and MaxKey _ids from its index
+    (find({_id: MaxKey}) finds nothing while a scan returns the document): verify, which looks
+    documents up by _id as real MongoDB serves them, then reports their rows as extra."""
+    coll = source.db[collection]
+    return {json_util.dumps(d["_id"], json_options=json_util.RELAXED_JSON_OPTIONS).replace(" ", "")
+            for d in coll.find({}, {"_id": 1}) if coll.find_one({"_id": d["_id"]}, {"_id": 1}) is None}
 
 
 def apply_and_report(source, engine_name, mysql_db, workdir):

@@ -12,6 +12,8 @@ import os
 import sys
 from pathlib import Path
 
+from pyspark.sql.streaming.listener import StreamingQueryListener
+
 from . import core
 from . import lost
 from . import real_time
@@ -133,6 +135,7 @@ def main(argv=None):
             return 2
         jars.append(real_time_build()[0])
     spark = build_session(f"mongo2mysql-{job}", args.master, jars)
+    spark.streams.addListener(PhaseLog())
     try:
         if args.real_time:
             real_time.run(spark, args, job, checkpoint, settings(args, job, mysql),
@@ -159,6 +162,29 @@ def wait(query, timeout=None):
         if found is None:
             raise
         raise found from None
+
+
+class PhaseLog(StreamingQueryListener):
+    """Logs where each batch's time went, in the phases of Spark's progress reports (docs/spark.md,
+    "Latency"): a micro-batch's addBatch is the job's own work (its Spark job, the tasks' C++ apply
+    and MySQL commits), the rest is Spark's per-batch work (the checkpoint's offset and commit logs,
+    planning, the Kafka source's offsets). Batches without records are not logged."""
+
+    def onQueryStarted(self, event):
+        pass
+
+    def onQueryProgress(self, event):
+        p = event.progress
+        if p.numInputRows:
+            phases = ", ".join(f"{k} {v}" for k, v in sorted(p.durationMs.items()) if k != "triggerExecution")
+            logging.getLogger("m2m_spark").info("%s batch %s: %s records in %s ms (%s ms)", p.name, p.batchId,
+                                                p.numInputRows, p.durationMs.get("triggerExecution"), phases)
+
+    def onQueryIdle(self, event):
+        pass
+
+    def onQueryTerminated(self, event):
+        pass
 
 
 def tls(args):

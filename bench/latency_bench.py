@@ -92,18 +92,20 @@ def start_engine(engine, topic, database, work, job_args=()):
     return subprocess.Popen(args, env=benchlib.env(), stdout=log, stderr=subprocess.STDOUT)
 
 
-PHASES = re.compile(rb"batch (\d+): (\d+) records in (\d+) ms \(([^)]*) ms\)")
+PHASES = re.compile(rb"(\S+) batch (\d+): (\d+) records in (\d+) ms \(([^)]*) ms\)")
 
 
-def batch_phases(log):
-    """The median of each phase of the Spark job's micro-batches with records (the job's log of Spark's
-    progress reports: docs/spark.md, "Latency"), in ms, and how many batches; the first batch (the new
-    table's, with the job's start) is left out."""
+def batch_phases(engine, log):
+    """The median of each phase of the Spark job's batches with records (the job's log of Spark's
+    progress reports: docs/spark.md, "Latency"), in ms, and how many batches: Real-time Mode's epochs
+    (their phases other than addBatch are the gap between two epochs), or the micro-batches but the
+    first (the new table's, with the job's start)."""
     batches = []
     for m in PHASES.finditer(log.read_bytes()):
-        if int(m.group(1)) > 0:
-            phases = {"batch": int(m.group(3)), "records": int(m.group(2))}
-            for item in filter(None, m.group(4).decode().split(", ")):
+        real_time = m.group(1).endswith(b"-real-time")
+        if real_time if engine == "spark-real-time" else not real_time and int(m.group(2)) > 0:
+            phases = {"batch": int(m.group(4)), "records": int(m.group(3))}
+            for item in filter(None, m.group(5).decode().split(", ")):
                 name, _, ms = item.rpartition(" ")
                 phases[name] = int(ms)
             batches.append(phases)
@@ -162,9 +164,10 @@ def run(engine, max_rate, fractions=(0.25, 0.5, 0.9), seconds=20, keep_work=Fals
             latencies = [watcher.seen[i] - t for i, t in written.items()]
             steps.append({"fraction": fraction, "target_per_s": round(rate, 1),
                           "achieved_per_s": round(achieved, 1), "events": count,
-                          **{k: round(v, 3) for k, v in benchlib.percentiles(latencies).items()}})
+                          **{k: round(v, 3) for k, v in benchlib.percentiles(latencies).items()},
+                          "max": round(max(latencies), 3)})
         peaks = {name: sampler.stop() for name, sampler in rss.items()}
-        phases = batch_phases(work / f"{engine}.log") if engine == "spark" else None
+        phases = batch_phases(engine, work / f"{engine}.log") if engine != "native" else None
     finally:
         if watcher:
             watcher.stopped.set()

@@ -99,9 +99,10 @@ def parse_args(argv=None):
     run.add_argument("--max-batch-ms", type=int, default=100,
                      help="--real-time: a task commits its records once the oldest has waited this long (or "
                           "--max-batch-events are in). Default: %(default)s")
-    run.add_argument("--real-time-epoch", default="1 minute",
+    run.add_argument("--real-time-epoch", default="5 minutes",
                      help="--real-time: how long each Real-time Mode batch runs (Spark's checkpoint interval; "
-                          "commits happen inside it). Default: %(default)s")
+                          "commits happen inside it; records wait while one ends and the next starts, and new "
+                          "topics are read from the next: docs/spark.md). Default: %(default)s")
     run.add_argument("--master", default=None, help="Spark master. Default: M2M_SPARK_MASTER, else spark-submit's, else local[2]")
     args = p.parse_args(argv)
     if args.max_batch_events <= 0:

@@ -15,7 +15,9 @@ to a figure. Also the peak RSS of capture and of the engine's processes.
   .stack/venv/bin/python bench/latency_bench.py --engine native --max-rate 400 --seconds 20
 """
 import argparse
+import re
 import shutil
+import statistics
 import subprocess
 import threading
 import time
@@ -77,7 +79,7 @@ def write_at(coll, first, count, rate):
     return written, count / elapsed if elapsed > 0 else None
 
 
-def start_engine(engine, topic, database, work):
+def start_engine(engine, topic, database, work, job_args=()):
     log = open(work / f"{engine}.log", "ab")
     if engine == "native":
         args = [str(benchlib.BUILD / "mongo2mysql"), "apply", "--kafka-bootstrap", stack.KAFKA_BOOTSTRAP,
@@ -86,11 +88,33 @@ def start_engine(engine, topic, database, work):
         args = [benchlib.PYTHON, "-m", "m2m_spark.job", "--topics", topic, "--kafka-bootstrap", stack.KAFKA_BOOTSTRAP,
                 *benchlib.mysql_args(database), "--checkpoint", str(work / "spark-checkpoint"),
                 # spark-real-time: Real-time Mode with its defaults (docs/spark.md)
-                *(["--real-time"] if engine == "spark-real-time" else ["--trigger-interval", "0 seconds"])]
+                *(["--real-time"] if engine == "spark-real-time" else ["--trigger-interval", "0 seconds"]), *job_args]
     return subprocess.Popen(args, env=benchlib.env(), stdout=log, stderr=subprocess.STDOUT)
 
 
-def run(engine, max_rate, fractions=(0.25, 0.5, 0.9), seconds=20):
+PHASES = re.compile(rb"(\S+) batch (\d+): (\d+) records in (\d+) ms \(([^)]*) ms\)")
+
+
+def batch_phases(engine, log):
+    """The median of each phase of the Spark job's batches with records (the job's log of Spark's
+    progress reports: docs/spark.md, "Latency"), in ms, and how many batches: Real-time Mode's epochs
+    (their phases other than addBatch are the gap between two epochs), or the micro-batches but the
+    first (the new table's, with the job's start)."""
+    batches = []
+    for m in PHASES.finditer(log.read_bytes()):
+        real_time = m.group(1).endswith(b"-real-time")
+        if real_time if engine == "spark-real-time" else not real_time and int(m.group(2)) > 0:
+            phases = {"batch": int(m.group(4)), "records": int(m.group(3))}
+            for item in filter(None, m.group(5).decode().split(", ")):
+                name, _, ms = item.rpartition(" ")
+                phases[name] = int(ms)
+            batches.append(phases)
+    if not batches:
+        return None
+    return {"batches": len(batches), **{k: statistics.median(b.get(k, 0) for b in batches) for k in batches[-1]}}
+
+
+def run(engine, max_rate, fractions=(0.25, 0.5, 0.9), seconds=20, keep_work=False, job_args=()):
     work = stack.STATE / "bench" / stack.unique(f"latency-{engine}")
     work.mkdir(parents=True)
     client = pymongo.MongoClient(stack.MONGO_URI)
@@ -110,7 +134,7 @@ def run(engine, max_rate, fractions=(0.25, 0.5, 0.9), seconds=20):
         capture.name = name
         rss = {"capture": benchlib.PeakRss(capture.proc.pid)}
         pipeline.wait_for_checkpoint(prefix, capture)
-        engine_proc = start_engine(engine, f"{prefix}.{mongo_db}.lat", database, work)
+        engine_proc = start_engine(engine, f"{prefix}.{mongo_db}.lat", database, work, job_args)
         rss[engine] = benchlib.PeakRss(engine_proc.pid)
         watcher = Watcher(database, "lat")
         watcher.start()
@@ -140,8 +164,10 @@ def run(engine, max_rate, fractions=(0.25, 0.5, 0.9), seconds=20):
             latencies = [watcher.seen[i] - t for i, t in written.items()]
             steps.append({"fraction": fraction, "target_per_s": round(rate, 1),
                           "achieved_per_s": round(achieved, 1), "events": count,
-                          **{k: round(v, 3) for k, v in benchlib.percentiles(latencies).items()}})
+                          **{k: round(v, 3) for k, v in benchlib.percentiles(latencies).items()},
+                          "max": round(max(latencies), 3)})
         peaks = {name: sampler.stop() for name, sampler in rss.items()}
+        phases = batch_phases(engine, work / f"{engine}.log") if engine != "native" else None
     finally:
         if watcher:
             watcher.stopped.set()
@@ -157,9 +183,12 @@ def run(engine, max_rate, fractions=(0.25, 0.5, 0.9), seconds=20):
         with conn.cursor() as cur:
             cur.execute(f"DROP DATABASE IF EXISTS `{database}`")
         conn.close()
-    shutil.rmtree(work)
-    return {"engine": engine, "max_rate_per_s": max_rate, "seconds_per_rate": seconds, "rates": steps,
-            "peak_rss_mb": peaks}
+    if keep_work:
+        print(f"logs kept in {work}")
+    else:
+        shutil.rmtree(work)
+    return {"engine": engine, "max_rate_per_s": max_rate, "seconds_per_rate": seconds, "job_args": list(job_args),
+            "rates": steps, "peak_rss_mb": peaks, **({"median_batch_ms": phases} if phases else {})}
 
 
 def main():
@@ -169,8 +198,12 @@ def main():
                     help="the engine's maximum events/s end to end (bench/run.py takes the lower of capture's and the engine's)")
     ap.add_argument("--fractions", default="0.25,0.5,0.9")
     ap.add_argument("--seconds", type=float, default=20, help="writing time per rate")
+    ap.add_argument("--job-arg", action="append", default=[], metavar="ARG",
+                    help="one more argument of the Spark job, e.g. --job-arg=--max-batch-ms=50 (repeatable)")
+    ap.add_argument("--keep-work", action="store_true",
+                    help="keep the run's folder (the engine's and capture's logs) instead of deleting it")
     a = ap.parse_args()
-    result = run(a.engine, a.max_rate, [float(f) for f in a.fractions.split(",")], a.seconds)
+    result = run(a.engine, a.max_rate, [float(f) for f in a.fractions.split(",")], a.seconds, a.keep_work, a.job_arg)
     print(benchlib.write_result(f"latency-{a.engine}", result).read_text())
 
 

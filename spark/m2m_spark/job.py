@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from py4j.java_gateway import JavaClass
+from pyspark.sql.streaming.listener import StreamingQueryListener
 
 from . import core
 from . import lost
@@ -99,9 +100,10 @@ def parse_args(argv=None):
     run.add_argument("--max-batch-ms", type=int, default=100,
                      help="--real-time: a task commits its records once the oldest has waited this long (or "
                           "--max-batch-events are in). Default: %(default)s")
-    run.add_argument("--real-time-epoch", default="1 minute",
+    run.add_argument("--real-time-epoch", default="5 minutes",
                      help="--real-time: how long each Real-time Mode batch runs (Spark's checkpoint interval; "
-                          "commits happen inside it). Default: %(default)s")
+                          "commits happen inside it; records wait while one ends and the next starts, and new "
+                          "topics are read from the next: docs/spark.md). Default: %(default)s")
     run.add_argument("--master", default=None, help="Spark master. Default: M2M_SPARK_MASTER, else spark-submit's, else local[2]")
     args = p.parse_args(argv)
     if args.max_batch_events <= 0:
@@ -141,6 +143,7 @@ def main(argv=None):
             "--real-time: the driver cannot load the JVM writer: give its jar to spark-submit, --jars …,%s "
             "(docs/spark.md, \"On a cluster\")", jars[0])
         return 2
+    spark.streams.addListener(PhaseLog())
     try:
         if args.real_time:
             real_time.run(spark, args, job, checkpoint, settings(args, job, mysql),
@@ -167,6 +170,29 @@ def wait(query, timeout=None):
         if found is None:
             raise
         raise found from None
+
+
+class PhaseLog(StreamingQueryListener):
+    """Logs where each batch's time went, in the phases of Spark's progress reports (docs/spark.md,
+    "Latency"): a micro-batch's addBatch is the job's own work (its Spark job, the tasks' C++ apply
+    and MySQL commits), the rest is Spark's per-batch work (the checkpoint's offset and commit logs,
+    planning, the Kafka source's offsets). Batches without records are not logged."""
+
+    def onQueryStarted(self, event):
+        pass
+
+    def onQueryProgress(self, event):
+        p = event.progress
+        if p.numInputRows:
+            phases = ", ".join(f"{k} {v}" for k, v in sorted(p.durationMs.items()) if k != "triggerExecution")
+            logging.getLogger("m2m_spark").info("%s batch %s: %s records in %s ms (%s ms)", p.name, p.batchId,
+                                                p.numInputRows, p.durationMs.get("triggerExecution"), phases)
+
+    def onQueryIdle(self, event):
+        pass
+
+    def onQueryTerminated(self, event):
+        pass
 
 
 def tls(args):

@@ -243,6 +243,24 @@ TEST(ChunkQueueTest, ARecordLargerThanHalfTheBoundGoesAloneWhenItsChunkIsCurrent
   EXPECT_EQ(queue.bytes(), 5000);
 }
 
+TEST(ChunkQueueTest, ReadySaysWhetherTheCurrentChunkHasSomethingNow) {
+  ChunkQueue queue(2, 4, 1 << 20);
+  EXPECT_FALSE(queue.Ready());  // nothing taken yet
+  ASSERT_EQ(queue.Take(), 0u);
+  ASSERT_EQ(queue.Take(), 1u);
+  EXPECT_TRUE(queue.Put(1, RecordOf(10, 100)));
+  EXPECT_FALSE(queue.Ready());  // records of a chunk ahead do not count
+  EXPECT_TRUE(queue.Put(0, RecordOf(0, 100)));
+  EXPECT_TRUE(queue.Ready());
+  EXPECT_EQ(queue.Next(kNoWait).kind, ChunkQueue::Item::kRecord);
+  EXPECT_FALSE(queue.Ready());
+  queue.Finish(0, Status::OK());
+  EXPECT_TRUE(queue.Ready());  // its end
+  EXPECT_EQ(queue.Next(kNoWait).kind, ChunkQueue::Item::kEnd);
+  queue.Published();
+  EXPECT_TRUE(queue.Ready());  // chunk 1, read ahead, is current now
+}
+
 TEST(ChunkQueueTest, ReadersStayWithinTheWindowAndStopWhenAbandoned) {
   ChunkQueue queue(10, 2, 1 << 20);
   ASSERT_EQ(queue.Take(), 0u);

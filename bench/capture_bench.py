@@ -6,13 +6,24 @@ beat the writer (writes_seconds in the result says how close it came); the reade
 same events as a backlog. Also the peak RSS of capture and its snapshot rate against a plain find()
 over the same collection. The stand-in's change streams are not MongoDB's: absolute rates say little.
 
+Snapshot: capture (process start included) against one plain find() over the collection, and
+against the snapshot's own queries run by a plain reader that does nothing with the documents (the
+keys-only pass over _id, the count of the others, each chunk's _id range, with capture's default
+chunk size and parallelism): the stand-in scans the whole collection for every _id range where
+MongoDB walks the _id index, so the second ratio is capture's own cost. The phases come from
+capture's log: start-up (connections, InitTransactions, the checkpoint topic, the start point's
+transaction), planning, copying.
+
 Catch-up: capture is stopped, the same number of writes happen, and capture is started again: the
 rate at which it publishes the backlog from its checkpoint's resume token (process start included),
 against the plain reader resumed from the same token the same way (startAfter).
 
-  .stack/venv/bin/python bench/capture_bench.py --events 20000 [--catch-up-only]
+  .stack/venv/bin/python bench/capture_bench.py --events 20000 [--catch-up-only | --snapshot-only [--repeat 5]]
 """
 import argparse
+import concurrent.futures
+import datetime
+import re
 import subprocess
 import time
 
@@ -32,12 +43,16 @@ def wait_for_events(topic, count, capture):
     return rss.stop().get("mongo2mysql")
 
 
-def run(events=20000, catch_up_only=False):
+def run(events=20000, catch_up_only=False, snapshot_only=False, repeat=1):
     work = stack.STATE / "bench"
     work.mkdir(parents=True, exist_ok=True)
     client = pymongo.MongoClient(stack.MONGO_URI)
     db = client[stack.unique("bench")]
     try:
+        if snapshot_only:
+            insert_documents(db.c, documents(events))
+            return {"workload": {"events": events},
+                    "snapshot": [measure_snapshot(work, db, f"snap{i}") for i in range(repeat)]}
         return {"workload": {"events": events}, "catch_up": measure_catch_up(events, work, db)} if catch_up_only \
             else {**measure(events, work, db), "catch_up": measure_catch_up(events, work, db)}
     finally:
@@ -51,8 +66,10 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--events", type=int, default=20000)
     ap.add_argument("--catch-up-only", action="store_true", help="only the restart-into-a-backlog figure")
+    ap.add_argument("--snapshot-only", action="store_true", help="only the snapshot figures")
+    ap.add_argument("--repeat", type=int, default=1, help="with --snapshot-only: snapshots of the same collection")
     args = ap.parse_args()
-    result = run(args.events, args.catch_up_only)
+    result = run(args.events, args.catch_up_only, args.snapshot_only, args.repeat)
     print(benchlib.write_result("capture", result).read_text())
 
 
@@ -104,25 +121,82 @@ def measure_catch_up(events, work, db):
             "ratio": round(plain_s / capture_s, 3)}
 
 
-def measure(events, work, db):
-    prefix = stack.unique("cb")
-    topic = f"{prefix}.{db.name}.s"  # the streamed collection
-    docs = [{"_id": i, "name": f"customer {i}", "address": {"city": "Paris", "zip": f"{i:05d}"},
-             "items": [{"sku": f"s{i % 7}", "qty": i % 5}], "pad": "x" * 300} for i in range(events)]
+def documents(count):
+    return [{"_id": i, "name": f"customer {i}", "address": {"city": "Paris", "zip": f"{i:05d}"},
+             "items": [{"sku": f"s{i % 7}", "qty": i % 5}], "pad": "x" * 300} for i in range(count)]
 
-    # Snapshot: capture copies the collection; the plain reference is one find() over it.
+
+def insert_documents(coll, docs):
     for first in range(0, len(docs), 10000):
-        db.c.insert_many(docs[first:first + 10000])
+        coll.insert_many(docs[first:first + 10000])
+
+
+# capture's defaults (capture/snapshot.h, SnapshotOptions), which the benchmark's capture runs with.
+CHUNK_SIZE, PARALLELISM = 5000, 2
+
+
+def snapshot_queries(coll):
+    """The snapshot's own queries, as capture/snapshot.cc makes them for a collection of numeric
+    _ids, by a plain reader: the keys-only pass (cut into chunks as ChunkPlanner does), the count of
+    the _ids no range covers, then every chunk's range, PARALLELISM at a time. Returns the documents
+    read."""
+    bounds = [d["_id"] for n, d in enumerate(coll.find({"_id": {"$type": ["number"]}}, {"_id": 1}).sort("_id", 1))
+              if n % CHUNK_SIZE == 0][1:]
+    coll.count_documents({"_id": {"$not": {"$type": ["number"]}}})
+    ranges = list(zip([None, *bounds], [*bounds, None]))
+
+    def read(lo_hi):
+        lo, hi = lo_hi
+        cond = {"$type": "number", **({"$gte": lo} if lo is not None else {}), **({"$lt": hi} if hi is not None else {})}
+        return sum(1 for _ in coll.find({"_id": cond}).sort("_id", 1))
+
+    with concurrent.futures.ThreadPoolExecutor(PARALLELISM) as pool:
+        return sum(pool.map(read, ranges))
+
+
+def log_time(log, text):
+    """The wall-clock time (epoch seconds) of the first line of capture's log holding `text`."""
+    m = re.search(r"^\[([0-9-]+ [0-9:.]+)\][^\n]*" + re.escape(text), log, re.M)
+    return datetime.datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S.%f").timestamp() if m else None
+
+
+def measure_snapshot(work, db, name):
+    """Capture's snapshot of db.c against a plain find() and the snapshot's queries by a plain reader."""
     t = time.monotonic()
     plain_docs = sum(1 for _ in db.c.find())
     find_s = time.monotonic() - t
+    t = time.monotonic()
+    assert snapshot_queries(db.c) == plain_docs
+    queries_s = time.monotonic() - t
     snap_topic_prefix = stack.unique("cs")
-    cap = start_capture(work, db, "c", snap_topic_prefix, "snap")
+    started = time.time()
+    cap = start_capture(work, db, "c", snap_topic_prefix, name)
     t = time.monotonic()
     snap_peak = wait_for_events(f"{snap_topic_prefix}.{db.name}.c", plain_docs, cap)
     snapshot_s = time.monotonic() - t
     snap_cpu = benchlib.cpu_us_per_event(cap.proc.pid, 0, plain_docs)
+    pipeline.wait_for_checkpoint(snap_topic_prefix, cap)
     cap.stop()
+    log = cap.log()
+    planned, committed = log_time(log, "documents in"), log_time(log, "start point committed")
+    complete = log_time(log, "snapshot complete")
+    rate = plain_docs / snapshot_s
+    return {"capture_docs_per_s": round(rate, 1), "find_docs_per_s": round(plain_docs / find_s, 1),
+            "capture_cpu_us_per_doc": snap_cpu, "ratio": round(find_s / snapshot_s, 3),
+            "same_queries_plain_docs_per_s": round(plain_docs / queries_s, 1),
+            "ratio_to_same_queries": round(queries_s / snapshot_s, 3),
+            "phases_s": {"start": round(committed - started, 2) if committed else None,
+                         "plan": round(planned - committed, 2) if planned and committed else None,
+                         "copy": round(complete - planned, 2) if complete and planned else None},
+            "peak_rss_mb": snap_peak}
+
+
+def measure(events, work, db):
+    prefix = stack.unique("cb")
+    topic = f"{prefix}.{db.name}.s"  # the streamed collection
+    docs = documents(events)
+    insert_documents(db.c, docs)
+    snapshot = measure_snapshot(work, db, "snap")
 
     # Streaming: capture is streaming when the writes start and reads them as they happen (resuming
     # into a backlog after a restart is another path: slow on the stand-in, see the README); then the
@@ -148,14 +222,12 @@ def measure(events, work, db):
     plain_s = plain_reader(db, "s", events, "--start-at", str(start_at))
 
     capture_rate, plain_rate = events / capture_s, events / plain_s
-    snapshot_rate, find_rate = plain_docs / snapshot_s, plain_docs / find_s
+    snap_peak = snapshot.pop("peak_rss_mb")
     return {"workload": {"events": events},
             "streaming": {"capture_events_per_s": round(capture_rate, 1), "capture_seconds": round(capture_s, 2),
                           "writes_seconds": round(write_s, 2), "capture_cpu_us_per_event": stream_cpu,
                           "plain_reader_events_per_s": round(plain_rate, 1), "ratio": round(capture_rate / plain_rate, 3)},
-            "snapshot": {"capture_docs_per_s": round(snapshot_rate, 1), "find_docs_per_s": round(find_rate, 1),
-                         "capture_cpu_us_per_doc": snap_cpu,
-                         "ratio": round(snapshot_rate / find_rate, 3)},
+            "snapshot": snapshot,
             "peak_rss_mb": {"capture_streaming": stream_peak, "capture_snapshot": snap_peak}}
 
 

@@ -74,6 +74,41 @@ std::optional<std::string> NotUtf8(const bson_t* doc) {
          " of the BSON); JSON cannot carry it";
 }
 
+// The record of a snapshot read event of `doc`, a document of `ns`, or the document itself and why
+// it cannot be one (the publisher sends it to the dead-letter topic). Read events carry the
+// snapshot's start point, `start_at`, as their cluster time: they show the collections as of that
+// time or later, and the stream continues from it (docs/events.md). Reads only its arguments: the
+// snapshot's readers call it, each on its own thread, so that encoding, most of capture's CPU per
+// document, runs beside the reading and the publishing.
+SnapshotRecord MakeReadRecord(const CaptureOptions& o, const Namespace& ns,
+                              const std::optional<std::pair<uint32_t, uint32_t>>& start_at, BsonDocument doc) {
+  SnapshotRecord record;
+  auto reject = [&](std::string why) {
+    record.why = std::move(why);
+    record.rejected = std::move(doc);
+    return std::move(record);
+  };
+  auto event = MakeSnapshotRead(ns.db, ns.collection, doc.get());
+  if (!event.ok()) return reject(event.status().message());
+  auto where = [&] { return "document " + event->document_key.ToRelaxedJson() + " in " + ns.db + "." + ns.collection; };
+  if (auto bad = NotUtf8(doc.get())) return reject("snapshot read: " + *bad + " (" + where() + ")");
+  if (start_at) std::tie(event->cluster_time_s, event->cluster_time_i) = *start_at;
+  EncodeOptions eo;
+  eo.server_name = o.topic_prefix;
+  eo.processed_at_ms = NowMs();
+  record.value = EncodeValue(*event, eo);
+  record.key = EncodeKey(*event);
+  if (static_cast<int64_t>(record.key.size() + record.value.size()) > o.max_message_bytes) {
+    std::string why = "snapshot read of " + std::to_string(record.key.size() + record.value.size()) +
+                      " bytes is over capture.max_message_bytes " + std::to_string(o.max_message_bytes) + " (" +
+                      where() + ")";
+    record.key.clear();
+    record.value.clear();
+    return reject(std::move(why));
+  }
+  return record;
+}
+
 // A segment must hold the largest record batch; Kafka's own default is 1 GiB.
 constexpr int64_t kSegmentBytes = int64_t{1} << 30;
 
@@ -559,10 +594,12 @@ struct Capture::Loop {
   // of its own, in plan order, together with the plan's updated progress.
   //
   // Threads: this (the publishing) thread owns `plan` and updates its progress after each commit.
-  // The workers never touch `plan`: they read chunk bounds from `chunks` and `ns`, copies made before
-  // any worker starts, immutable while workers run and joined by `finish` before they go out of
-  // scope. They hand documents over through `queue` (ChunkQueue), which bounds what is held in bytes
-  // and keeps them within twice the parallelism of the chunk being published.
+  // It only produces the records and commits. The workers read and encode (MakeReadRecord); they
+  // never touch `plan` or the Loop: they read chunk bounds from `chunks`, `ns` and `start_at`,
+  // copies made before any worker starts, and `o`, immutable while workers run and joined by
+  // `finish` before they go out of scope. They hand records over through `queue` (ChunkQueue),
+  // which bounds what is held in bytes and keeps them within twice the parallelism of the chunk
+  // being published, so they go on with the next chunks while a transaction commits.
   Status CopyCollection(CollectionSnapshot& plan) {
     std::vector<size_t> todo;
     for (size_t i = 0; i < plan.chunks.size(); ++i) {
@@ -578,13 +615,13 @@ struct Capture::Loop {
     }
     const Namespace ns = plan.ns;
     const std::vector<SnapshotChunk> chunks = plan.chunks;
+    const auto start_at = committed.start_at;
     ChunkQueue queue(todo.size(), 2 * static_cast<size_t>(o.snapshot.parallelism), o.snapshot_buffer_bytes());
     auto worker = [&] {
       auto client = MongoClient::Connect(o.mongo);
       while (std::optional<size_t> task = queue.Take()) {
-        Status st = client.ok() ? ReadChunk(**client, ns, chunks[todo[*task]],
-                                            [&](BsonDocument doc) { return queue.Put(*task, std::move(doc)); })
-                                : client.status();
+        auto each = [&](BsonDocument doc) { return queue.Put(*task, MakeReadRecord(o, ns, start_at, std::move(doc))); };
+        Status st = client.ok() ? ReadChunk(**client, ns, chunks[todo[*task]], each) : client.status();
         queue.Finish(*task, std::move(st));
       }
     };
@@ -600,8 +637,10 @@ struct Capture::Loop {
     auto started = Clock::now();
     auto last_report = started;
     int64_t copied_at_start = plan.copied;
+    // The chunks published in the open transaction, and their documents.
+    std::vector<size_t> in_transaction_chunks;
+    int64_t documents = 0;
     for (size_t published = 0; published < todo.size(); ++published) {
-      int64_t documents = 0;
       while (true) {
         // Waits in short steps: a stop request (a signal handler's flag) wakes nothing.
         if (stop.load()) return finish(Status::OK());
@@ -611,14 +650,24 @@ struct Capture::Loop {
           if (!item.status.ok()) return finish(item.status);
           break;
         }
-        Status st = PublishSnapshotRead(plan.ns, topic, *item.document);
+        Status st = PublishSnapshotRecord(topic, *item.record);
         if (!st.ok()) return finish(st);
         ++documents;
       }
-      Status st = CommitChunk(plan, todo[published], documents, key);
-      if (!st.ok()) return finish(st);
+      // Its records are with the producer (in the producer's half of the memory bound): the readers
+      // may go on with the next chunks.
       queue.Published();
-      if (Clock::now() - last_report >= std::chrono::seconds(5) || published + 1 == todo.size()) {
+      in_transaction_chunks.push_back(todo[published]);
+      // The next chunk joins this transaction while it is young and the readers have it coming;
+      // when they do not (reading is slower than publishing), committing now costs nothing, and
+      // when they do, one commit serves several chunks (docs/checkpoints.md).
+      bool last = published + 1 == todo.size();
+      if (!last && Clock::now() - batch_started < o.max_batch_time && queue.Ready()) continue;
+      Status st = CommitChunks(plan, in_transaction_chunks, documents, key);
+      if (!st.ok()) return finish(st);
+      in_transaction_chunks.clear();
+      documents = 0;
+      if (Clock::now() - last_report >= std::chrono::seconds(5) || last) {
         double secs = std::chrono::duration<double>(Clock::now() - started).count();
         double rate = (plan.copied - copied_at_start) / std::max(secs, 0.001);
         int64_t left = std::max<int64_t>(plan.documents - plan.copied, 0);
@@ -631,46 +680,27 @@ struct Capture::Loop {
     return finish(Status::OK());
   }
 
-  // Publishes one document of a chunk as a read event, in the chunk's transaction (opened by the
-  // first). Read events carry the snapshot's start point as their cluster time: they show the
-  // collections as of that time or later, and the stream continues from it (docs/events.md).
-  Status PublishSnapshotRead(const Namespace& ns, const std::string& topic, const BsonDocument& doc) {
+  // Publishes one record of a chunk (MakeReadRecord), in the chunk's transaction (opened by the first).
+  Status PublishSnapshotRecord(const std::string& topic, const SnapshotRecord& record) {
     M2M_RETURN_NOT_OK(BeginIfNeeded());
     M2M_RETURN_NOT_OK(EnsureTopic(topic).status());
-    auto event = MakeSnapshotRead(ns.db, ns.collection, doc.get());
-    if (!event.ok()) return DeadLetter(doc.get(), event.status().message(), topic);
-    std::string where = "document " + event->document_key.ToRelaxedJson() + " in " + ns.db + "." + ns.collection;
-    if (auto bad = NotUtf8(doc.get())) {
-      return DeadLetter(doc.get(), "snapshot read: " + *bad + " (" + where + ")", topic);
-    }
-    if (committed.start_at) std::tie(event->cluster_time_s, event->cluster_time_i) = *committed.start_at;
-    EncodeOptions eo;
-    eo.server_name = o.topic_prefix;
-    eo.processed_at_ms = NowMs();
-    std::string value = EncodeValue(*event, eo);
-    std::string key = EncodeKey(*event);
-    if (static_cast<int64_t>(key.size() + value.size()) > o.max_message_bytes) {
-      return DeadLetter(doc.get(),
-                        "snapshot read of " + std::to_string(key.size() + value.size()) +
-                            " bytes is over capture.max_message_bytes " + std::to_string(o.max_message_bytes) + " (" +
-                            where + ")",
-                        topic);
-    }
-    return producer->Produce(topic, key, value);
+    if (record.rejected) return DeadLetter(record.rejected->get(), record.why, topic);
+    return producer->Produce(topic, record.key, record.value);
   }
 
-  // Commits the transaction of chunk `index` of `plan` (its `documents` were published in it)
+  // Commits the transaction of chunks `indices` of `plan` (their `documents` were published in it)
   // together with the plan's progress.
-  Status CommitChunk(CollectionSnapshot& plan, size_t index, int64_t documents, const std::string& key) {
-    M2M_RETURN_NOT_OK(BeginIfNeeded());  // an empty chunk (its documents deleted since the plan)
-    // `plan` holds what is committed: the chunk counts as done only once its transaction is.
-    plan.done[index] = true;
+  Status CommitChunks(CollectionSnapshot& plan, const std::vector<size_t>& indices, int64_t documents,
+                      const std::string& key) {
+    M2M_RETURN_NOT_OK(BeginIfNeeded());  // empty chunks (their documents deleted since the plan)
+    // `plan` holds what is committed: the chunks count as done only once their transaction is.
+    for (size_t i : indices) plan.done[i] = true;
     plan.copied += documents;
     auto progress = plan.complete() ? PlanPageTombstones(plan.ns) : std::map<std::string, std::optional<std::string>>{};
     progress[key] = plan.ProgressJson();
     Status st = CommitBatch(committed, progress);
     if (!st.ok()) {
-      plan.done[index] = false;
+      for (size_t i : indices) plan.done[i] = false;
       plan.copied -= documents;
       return st;
     }

@@ -81,7 +81,8 @@ struct CaptureOptions {
   // A transaction is committed after this many events... Default: 1000
   int max_batch_events = 1000;
   // ...or after this long, whichever comes first; it is committed earlier when the change stream
-  // has nothing more to hand over. Default: 200 ms
+  // has nothing more to hand over. A snapshot transaction takes the next chunk while it is younger
+  // than this and that chunk is read (docs/checkpoints.md). Default: 200 ms
   std::chrono::milliseconds max_batch_time = std::chrono::milliseconds(200);
   // While no events arrive, the server's postBatchResumeToken still moves; it is checkpointed at most
   // this often, so a restart after a long idle time resumes near the present. Default: 5 s

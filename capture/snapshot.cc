@@ -367,13 +367,13 @@ bool ChunkQueue::Fits(size_t chunk, int64_t size) const {
   return ahead_bytes_ + size <= half_;
 }
 
-bool ChunkQueue::Put(size_t chunk, BsonDocument doc) {
-  int64_t size = static_cast<int64_t>(doc.get()->len);
+bool ChunkQueue::Put(size_t chunk, SnapshotRecord record) {
+  int64_t size = record.bytes();
   std::unique_lock lock(mu_);
   cv_.wait(lock, [&] { return abandoned_ || Fits(chunk, size); });
   if (abandoned_) return false;
   Chunk& c = taken_.at(chunk);
-  c.documents.push_back(std::move(doc));
+  c.records.push_back(std::move(record));
   c.bytes += size;
   if (chunk != current_) ahead_bytes_ += size;
   cv_.notify_all();
@@ -388,24 +388,30 @@ void ChunkQueue::Finish(size_t chunk, Status status) {
   cv_.notify_all();
 }
 
+bool ChunkQueue::CurrentReady() const {
+  auto c = taken_.find(current_);
+  return c != taken_.end() && (!c->second.records.empty() || c->second.finished);
+}
+
+bool ChunkQueue::Ready() const {
+  std::lock_guard lock(mu_);
+  return CurrentReady();
+}
+
 ChunkQueue::Item ChunkQueue::Next(std::chrono::milliseconds timeout) {
   std::unique_lock lock(mu_);
-  auto ready = [&] {
-    auto c = taken_.find(current_);
-    return c != taken_.end() && (!c->second.documents.empty() || c->second.finished);
-  };
   Item item;
-  if (!cv_.wait_for(lock, timeout, ready)) return item;
+  if (!cv_.wait_for(lock, timeout, [&] { return CurrentReady(); })) return item;
   Chunk& c = taken_.at(current_);
-  if (c.documents.empty()) {
+  if (c.records.empty()) {
     item.kind = Item::kEnd;
     item.status = c.status;
     return item;
   }
-  item.kind = Item::kDocument;
-  item.document = std::move(c.documents.front());
-  c.documents.pop_front();
-  c.bytes -= static_cast<int64_t>(item.document->get()->len);
+  item.kind = Item::kRecord;
+  item.record = std::move(c.records.front());
+  c.records.pop_front();
+  c.bytes -= item.record->bytes();
   cv_.notify_all();
   return item;
 }

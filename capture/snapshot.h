@@ -124,14 +124,28 @@ Status ReadChunk(MongoClient& client, const Namespace& ns, const SnapshotChunk& 
 // The same, all at once.
 Result<std::vector<BsonDocument>> ReadChunk(MongoClient& client, const Namespace& ns, const SnapshotChunk& chunk);
 
+// A document of a chunk as its reader made it ready to publish: the read event's Kafka record, or,
+// when the document cannot be published, the document itself and why (it goes to the dead-letter
+// topic, whole).
+struct SnapshotRecord {
+  std::string key, value;                // the read event
+  std::optional<BsonDocument> rejected;  // the document no read event can carry
+  std::string why;                       // set with `rejected`
+
+  // The bytes it holds, as ChunkQueue counts them.
+  int64_t bytes() const {
+    return static_cast<int64_t>(key.size() + value.size() + why.size() + (rejected ? rejected->get()->len : 0));
+  }
+};
+
 // Between the snapshot's readers and its publisher: hands out chunks to read and carries their
-// documents, bounded in bytes whatever the chunks' sizes (a chunk is a count of documents, and a
-// document may be 16 MiB). Chunks are published one at a time, in order; the one being published
-// (the current chunk) may hold up to half of `max_bytes`, the chunks read ahead of it the other
-// half together. A reader whose document does not fit waits for the publisher. A document larger
-// than half still goes, alone, once its chunk is current and empty: every document passes, and
-// the documents held never exceed `max_bytes` or that one document. Readers stay within `window`
-// chunks of the current one.
+// documents, made into records by the readers, bounded in bytes whatever the chunks' sizes (a chunk
+// is a count of documents, and a document may be 16 MiB). Chunks are published one at a time, in
+// order; the one being published (the current chunk) may hold up to half of `max_bytes`, the
+// chunks read ahead of it the other half together. A reader whose record does not fit waits for
+// the publisher. A record larger than half still goes, alone, once its chunk is current and empty:
+// every record passes, and the records held never exceed `max_bytes` or that one record. Readers
+// stay within `window` chunks of the current one.
 //
 // Thread safety: every member may be called from any thread; one publisher thread calls Next and
 // Published.
@@ -142,34 +156,37 @@ class ChunkQueue {
   // Readers. The next chunk to read, waiting while `window` chunks are taken and unpublished;
   // nullopt when every chunk is taken, or after Abandon.
   std::optional<size_t> Take();
-  // Adds a document of chunk `chunk` (taken), waiting for room; false after Abandon.
-  bool Put(size_t chunk, BsonDocument doc);
+  // Adds a record of chunk `chunk` (taken), waiting for room; false after Abandon.
+  bool Put(size_t chunk, SnapshotRecord record);
   // Chunk `chunk` has been read whole, or its read failed with `status`.
   void Finish(size_t chunk, Status status);
 
   // The publisher. What the current chunk has next, waiting at most `timeout`.
   struct Item {
-    enum Kind { kDocument, kEnd, kNothingYet } kind = kNothingYet;
-    std::optional<BsonDocument> document;  // kDocument
+    enum Kind { kRecord, kEnd, kNothingYet } kind = kNothingYet;
+    std::optional<SnapshotRecord> record;  // kRecord
     Status status;                         // kEnd: how the read ended
   };
   Item Next(std::chrono::milliseconds timeout);
-  // The current chunk (which gave kEnd) is published; the next one becomes current.
+  // Whether Next has something now (a record or the end of the current chunk) without waiting.
+  bool Ready() const;
+  // The current chunk (which gave kEnd) is handed to the producer; the next one becomes current.
   void Published();
 
   // Wakes and stops every reader.
   void Abandon();
-  // Documents held now, in bytes.
+  // Records held now, in bytes.
   int64_t bytes() const;
 
  private:
   struct Chunk {
-    std::deque<BsonDocument> documents;
+    std::deque<SnapshotRecord> records;
     int64_t bytes = 0;
     bool finished = false;
     Status status;
   };
   bool Fits(size_t chunk, int64_t size) const;  // mu_ held
+  bool CurrentReady() const;                      // mu_ held
 
   const size_t chunks_, window_;
   const int64_t half_;

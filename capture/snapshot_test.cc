@@ -176,12 +176,11 @@ TEST(CollectionSnapshotTest, AVersion1RecordWithTheWholePlanIsStillRead) {
 
 
 // A document of `bytes` bytes of BSON.
-BsonDocument DocOf(int id, size_t bytes) {
-  BsonDocument doc;
-  BSON_APPEND_INT32(doc.mutable_get(), "_id", id);
-  size_t pad = bytes - doc.get()->len - 8;  // a string field adds its type, name, length and NUL
-  BSON_APPEND_UTF8(doc.mutable_get(), "p", std::string(pad, 'x').c_str());
-  return doc;
+SnapshotRecord RecordOf(int id, size_t bytes) {
+  SnapshotRecord record;
+  record.key = std::to_string(id);
+  record.value = std::string(bytes - record.key.size(), 'x');
+  return record;
 }
 
 constexpr auto kNoWait = std::chrono::milliseconds(0);
@@ -190,58 +189,76 @@ TEST(ChunkQueueTest, TheCurrentChunkAndTheChunksAheadEachGetHalfTheBound) {
   ChunkQueue queue(3, 4, 4000);
   ASSERT_EQ(queue.Take(), 0u);
   ASSERT_EQ(queue.Take(), 1u);
-  ASSERT_EQ(DocOf(0, 1000).get()->len, 1000u);
-  EXPECT_TRUE(queue.Put(0, DocOf(0, 1000)));
-  EXPECT_TRUE(queue.Put(0, DocOf(1, 1000)));  // the current chunk: 2000 of its 2000
-  EXPECT_TRUE(queue.Put(1, DocOf(10, 1000)));
-  EXPECT_TRUE(queue.Put(1, DocOf(11, 1000)));  // ahead: 2000 of 2000
+  ASSERT_EQ(RecordOf(0, 1000).bytes(), 1000);
+  EXPECT_TRUE(queue.Put(0, RecordOf(0, 1000)));
+  EXPECT_TRUE(queue.Put(0, RecordOf(1, 1000)));  // the current chunk: 2000 of its 2000
+  EXPECT_TRUE(queue.Put(1, RecordOf(10, 1000)));
+  EXPECT_TRUE(queue.Put(1, RecordOf(11, 1000)));  // ahead: 2000 of 2000
   EXPECT_EQ(queue.bytes(), 4000);
 
-  // A third document of either waits until the publisher takes one of its half.
+  // A third record of either waits until the publisher takes one of its half.
   std::atomic<bool> put{false};
-  std::thread reader([&] { put = queue.Put(1, DocOf(12, 1000)); });
+  std::thread reader([&] { put = queue.Put(1, RecordOf(12, 1000)); });
   std::this_thread::sleep_for(std::chrono::milliseconds(50));
   EXPECT_FALSE(put.load());
-  EXPECT_EQ(queue.Next(kNoWait).kind, ChunkQueue::Item::kDocument);  // frees room in the current half only
+  EXPECT_EQ(queue.Next(kNoWait).kind, ChunkQueue::Item::kRecord);  // frees room in the current half only
   std::this_thread::sleep_for(std::chrono::milliseconds(50));
   EXPECT_FALSE(put.load());
-  EXPECT_EQ(queue.Next(kNoWait).kind, ChunkQueue::Item::kDocument);
+  EXPECT_EQ(queue.Next(kNoWait).kind, ChunkQueue::Item::kRecord);
   queue.Finish(0, Status::OK());
   EXPECT_EQ(queue.Next(kNoWait).kind, ChunkQueue::Item::kEnd);
   queue.Published();  // chunk 1 is current: its 2000 bytes fill the current half
   std::this_thread::sleep_for(std::chrono::milliseconds(50));
   EXPECT_FALSE(put.load());
-  EXPECT_EQ(queue.Next(kNoWait).kind, ChunkQueue::Item::kDocument);
+  EXPECT_EQ(queue.Next(kNoWait).kind, ChunkQueue::Item::kRecord);
   reader.join();
   EXPECT_TRUE(put.load());
   EXPECT_EQ(queue.bytes(), 2000);
 }
 
-TEST(ChunkQueueTest, ADocumentLargerThanHalfTheBoundGoesAloneWhenItsChunkIsCurrent) {
+TEST(ChunkQueueTest, ARecordLargerThanHalfTheBoundGoesAloneWhenItsChunkIsCurrent) {
   ChunkQueue queue(2, 4, 4000);
   ASSERT_EQ(queue.Take(), 0u);
   ASSERT_EQ(queue.Take(), 1u);
-  EXPECT_TRUE(queue.Put(0, DocOf(0, 5000)));  // current and empty: in, alone
+  EXPECT_TRUE(queue.Put(0, RecordOf(0, 5000)));  // current and empty: in, alone
   std::atomic<bool> put{false};
-  std::thread reader([&] { put = queue.Put(0, DocOf(1, 100)); });
+  std::thread reader([&] { put = queue.Put(0, RecordOf(1, 100)); });
   std::this_thread::sleep_for(std::chrono::milliseconds(50));
   EXPECT_FALSE(put.load());  // nothing more while it is held
   ChunkQueue::Item big = queue.Next(kNoWait);
-  ASSERT_EQ(big.kind, ChunkQueue::Item::kDocument);
-  EXPECT_EQ(big.document->get()->len, 5000u);
+  ASSERT_EQ(big.kind, ChunkQueue::Item::kRecord);
+  EXPECT_EQ(big.record->bytes(), 5000);
   reader.join();
   EXPECT_TRUE(put.load());
 
-  // Ahead of the current chunk, the same document waits until its chunk is current.
-  std::thread ahead([&] { put = queue.Put(1, DocOf(2, 5000)); });
+  // Ahead of the current chunk, the same record waits until its chunk is current.
+  std::thread ahead([&] { put = queue.Put(1, RecordOf(2, 5000)); });
   std::this_thread::sleep_for(std::chrono::milliseconds(50));
   EXPECT_EQ(queue.bytes(), 100);
-  EXPECT_EQ(queue.Next(kNoWait).kind, ChunkQueue::Item::kDocument);
+  EXPECT_EQ(queue.Next(kNoWait).kind, ChunkQueue::Item::kRecord);
   queue.Finish(0, Status::OK());
   EXPECT_EQ(queue.Next(kNoWait).kind, ChunkQueue::Item::kEnd);
   queue.Published();
   ahead.join();
   EXPECT_EQ(queue.bytes(), 5000);
+}
+
+TEST(ChunkQueueTest, ReadySaysWhetherTheCurrentChunkHasSomethingNow) {
+  ChunkQueue queue(2, 4, 1 << 20);
+  EXPECT_FALSE(queue.Ready());  // nothing taken yet
+  ASSERT_EQ(queue.Take(), 0u);
+  ASSERT_EQ(queue.Take(), 1u);
+  EXPECT_TRUE(queue.Put(1, RecordOf(10, 100)));
+  EXPECT_FALSE(queue.Ready());  // records of a chunk ahead do not count
+  EXPECT_TRUE(queue.Put(0, RecordOf(0, 100)));
+  EXPECT_TRUE(queue.Ready());
+  EXPECT_EQ(queue.Next(kNoWait).kind, ChunkQueue::Item::kRecord);
+  EXPECT_FALSE(queue.Ready());
+  queue.Finish(0, Status::OK());
+  EXPECT_TRUE(queue.Ready());  // its end
+  EXPECT_EQ(queue.Next(kNoWait).kind, ChunkQueue::Item::kEnd);
+  queue.Published();
+  EXPECT_TRUE(queue.Ready());  // chunk 1, read ahead, is current now
 }
 
 TEST(ChunkQueueTest, ReadersStayWithinTheWindowAndStopWhenAbandoned) {
@@ -261,7 +278,7 @@ TEST(ChunkQueueTest, ReadersStayWithinTheWindowAndStopWhenAbandoned) {
   EXPECT_EQ(queue.Next(kNoWait).kind, ChunkQueue::Item::kNothingYet);
   queue.Abandon();
   EXPECT_FALSE(queue.Take());
-  EXPECT_FALSE(queue.Put(1, DocOf(0, 100)));
+  EXPECT_FALSE(queue.Put(1, RecordOf(0, 100)));
 }
 
 }  // namespace

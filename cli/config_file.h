@@ -15,11 +15,12 @@
 #include <vector>
 
 #include "m2m/status.h"
+#include "settings.h"
 
 namespace m2m::cli {
 
-// Adds the documented --config FILE option to `cmd`; call before the subcommand's other options.
-void AddConfigOption(CLI::App* cmd);
+// Adds the documented --config FILE option of `command` to `cmd`; call before the subcommand's other options.
+void AddConfigOption(CLI::App* cmd, Command command);
 
 // Replaces "--config FILE" (or --config=FILE) following a subcommand in `args` (argv without the
 // program name) by the options the file sets, placed before the subcommand's own arguments.

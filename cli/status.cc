@@ -13,14 +13,16 @@ namespace {
 
 struct StatusFlags {
   std::vector<std::string> kafka_props;
-  std::string bootstrap = "127.0.0.1:9092";
+  std::string bootstrap;
   MysqlOptions mysql;
-  double interval_s = 2;
-  double timeout_s = 15;
+  double interval_s = 0;
+  double timeout_s = 0;
   bool json = false;
+  LogFlags log;
 };
 
 Status RunStatus(status::StatusOptions o, StatusFlags f) {
+  M2M_RETURN_NOT_OK(StartLogging(f.log, {{"command", "status"}}, /*to_stderr=*/true));
   o.kafka["bootstrap.servers"] = f.bootstrap;
   M2M_RETURN_NOT_OK(AddKafkaProperties(f.kafka_props, o.kafka));
   if (!f.mysql.database.empty()) {
@@ -55,16 +57,16 @@ void AddStatusCommand(CLI::App& app, Action& action) {
       "Example:\n"
       "  mongo2mysql status --kafka-bootstrap broker:9092 --topic-prefix m2m --group shop \\\n"
       "      --mysql-host mysql.internal --mysql-database shop");
-  AddConfigOption(cmd);
-  cmd->add_option("--kafka-bootstrap", f->bootstrap, "Kafka bootstrap servers")->capture_default_str();
-  cmd->add_option("--kafka", f->kafka_props, kKafkaPropertyHelp);
-  cmd->add_option("--topic-prefix", o->topic_prefix, "The captures' topic prefix")->capture_default_str();
-  cmd->add_option("--group", o->group, "Apply's consumer group")->capture_default_str();
-  AddMysqlOptions(cmd, f->mysql, "Apply's database (without it only capture and Kafka are reported)");
-  cmd->add_option("--interval", f->interval_s, "Seconds between the two samples throughput comes from; 0: none")
-      ->capture_default_str();
-  cmd->add_option("--timeout", f->timeout_s, "Seconds to wait for each server")->capture_default_str();
-  cmd->add_flag("--json", f->json, "Print JSON instead of tables");
+  AddConfigOption(cmd, kStatus);
+  AddLogOptions(cmd, kStatus, f->log);
+  AddSetting(cmd, kStatus, "kafka-bootstrap", f->bootstrap);
+  AddSetting(cmd, kStatus, "kafka", f->kafka_props);
+  AddSetting(cmd, kStatus, "topic-prefix", o->topic_prefix);
+  AddSetting(cmd, kStatus, "group", o->group);
+  AddMysqlOptions(cmd, kStatus, f->mysql);
+  AddSetting(cmd, kStatus, "interval", f->interval_s);
+  AddSetting(cmd, kStatus, "timeout", f->timeout_s);
+  AddSetting(cmd, kStatus, "json", f->json);
   cmd->callback([o, f, &action] { action = [o, f] { return RunStatus(*o, *f); }; });
 }
 

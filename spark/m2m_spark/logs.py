@@ -5,10 +5,11 @@ import datetime
 import json
 import logging
 
-# The native daemons' level names (spdlog's) as Python's levels.
+# The level names of --log-level (the native daemons') as Python's levels, and the names JSON lines
+# give them (spdlog's, as the native daemons' lines).
 LEVELS = {"trace": logging.DEBUG - 5, "debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING,
           "error": logging.ERROR, "off": logging.CRITICAL + 10}
-NAMES = {logging.DEBUG - 5: "trace", logging.DEBUG: "debug", logging.INFO: "info", logging.WARNING: "warn",
+NAMES = {logging.DEBUG - 5: "trace", logging.DEBUG: "debug", logging.INFO: "info", logging.WARNING: "warning",
          logging.ERROR: "error", logging.CRITICAL: "critical"}
 
 

@@ -292,10 +292,10 @@ std::string Quoted(std::string_view s) {
   return out + "\"";
 }
 
-// Markdown table cells cannot hold '|'.
+// Markdown table cells cannot hold '|', and <prefix> would be taken for an HTML tag.
 std::string Cell(std::string_view s) {
   std::string out;
-  for (char c : s) out += c == '|' ? std::string("\\|") : std::string(1, c);
+  for (char c : s) out += c == '|' ? std::string("\\|") : c == '<' ? std::string("&lt;") : std::string(1, c);
   return out;
 }
 

@@ -4,6 +4,9 @@
 
 #include <algorithm>
 #include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
 
 #include "document_lookup.h"
 #include "m2m/event_codec.h"
@@ -58,6 +61,68 @@ Status ApplierOptions::Validate() const {
   return sql.Validate();
 }
 
+// The thread that writes a batch while the host builds the next (Applier::CommitInBackground). It
+// runs one job at a time; Wait hands the job's outcome back to the host's thread, and with it
+// everything the job wrote (the mutex orders the two threads' accesses).
+class BackgroundWriter {
+ public:
+  ~BackgroundWriter() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      quit_ = true;
+    }
+    cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
+  }
+
+  void Start(std::function<Status()> job) {
+    if (!thread_.joinable()) thread_ = std::thread([this] { Loop(); });
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      job_ = std::move(job);
+      outcome_.reset();
+    }
+    cv_.notify_all();
+  }
+
+  // Whether the job has ended (its outcome waits for Wait).
+  bool done() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return outcome_.has_value();
+  }
+
+  Status Wait() {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [this] { return outcome_.has_value(); });
+    Status st = std::move(*outcome_);
+    outcome_.reset();
+    return st;
+  }
+
+ private:
+  void Loop() {
+    std::unique_lock<std::mutex> lock(mu_);
+    for (;;) {
+      cv_.wait(lock, [this] { return quit_ || job_; });
+      if (quit_) return;
+      std::function<Status()> job = std::move(*job_);
+      job_.reset();
+      lock.unlock();
+      Status st = job();
+      lock.lock();
+      outcome_ = std::move(st);
+      cv_.notify_all();
+    }
+  }
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::optional<std::function<Status()>> job_;
+  std::optional<Status> outcome_;
+  bool quit_ = false;
+  std::thread thread_;
+};
+
 struct Applier::Impl {
   ApplierOptions o;  // a copy: instant_add_column may be switched off at run time
   ApplyStats& stats;
@@ -98,7 +163,17 @@ struct Applier::Impl {
     bool kept = false;
     std::vector<int64_t> event_ms;  // the wall times of its change events, for their age at commit
     double write_seconds = 0;       // how long its WriteBatch took
+    std::chrono::system_clock::time_point committed_at;
   } pending;
+
+  // Pipelining (CommitInBackground). While `writing`, the writer thread owns `inflight`, the MySQL
+  // connection, schema_fingerprint, schema_moved and o.sql, and reads `stored` (the host's thread
+  // only reads it meanwhile: anything that would change it, or use the connection, syncs first).
+  // The host's thread keeps the catalog, the mapper and `pending`: a batch carries copies of its
+  // tables' definitions, so building the next one never touches what the writer reads.
+  Pending inflight;
+  bool writing = false;  // a batch handed to the writer and not yet synced
+  BackgroundWriter writer;
   // The wall time of the change event Add is adding (0: none, or a snapshot read), which Advance
   // keeps with the batch; every Advance happens inside an Add.
   int64_t adding_event_ms = 0;
@@ -155,6 +230,8 @@ struct Applier::Impl {
   }
 
   Status ReloadCatalogIfStale() {
+    if (!catalog_stale && mysql) return Status::OK();
+    M2M_RETURN_NOT_OK(Sync());
     M2M_RETURN_NOT_OK(EnsureConnected());
     if (!catalog_stale) return Status::OK();
     M2M_ASSIGN_OR_RETURN(auto rows, ReadSchema(&schema_fingerprint));
@@ -215,6 +292,7 @@ struct Applier::Impl {
   }
 
   Result<std::map<PartitionId, std::optional<int64_t>>> Own(const std::vector<PartitionId>& partitions) {
+    M2M_RETURN_NOT_OK(Sync());
     std::map<PartitionId, std::optional<int64_t>> out;
     for (const PartitionId& tp : partitions) out[tp];
     if (partitions.empty()) return out;
@@ -250,8 +328,15 @@ struct Applier::Impl {
 
   Status Add(PreparedRecord r) {
     M2M_RETURN_NOT_OK(NotKept());
-    adding_event_ms = r.event && r.event->kind != EventKind::kRead ? r.event->wall_time_ms : 0;
     PartitionId tp{r.message.topic, r.message.partition};
+    if (!stored.count(tp)) {  // owning it changes `stored`, which the writer reads
+      if (Status st = Sync(); !st.ok()) {
+        pending.bytes += BytesOf(r.message);
+        pending.records.push_back(std::move(r.message));  // kept behind the batch's
+        return st;
+      }
+    }
+    adding_event_ms = r.event && r.event->kind != EventKind::kRead ? r.event->wall_time_ms : 0;
     Status owned = stored.count(tp) ? Status::OK() : Own({tp}).status();
     if (owned.ok()) {
       if (const auto& s = stored.at(tp); s && r.message.offset < *s) return Status::OK();  // applied already
@@ -508,7 +593,8 @@ struct Applier::Impl {
     for (const PartitionId& tp : ids) {
       auto it = now.find(tp);
       std::optional<int64_t> value = it == now.end() ? std::nullopt : std::optional<int64_t>(it->second);
-      if (stored[tp] != value) {
+      auto known = stored.find(tp);
+      if (known == stored.end() ? value.has_value() : known->second != value) {
         return Status(StatusCode::kMysql,
                       "the stored offset of " + PartitionName(tp) + " moved to " +
                           (value ? std::to_string(*value) : std::string("none")) +
@@ -534,11 +620,11 @@ struct Applier::Impl {
 
   // The documents of the batch, for an error about its statements (a batch that fails is redone one
   // event at a time, so the error that quarantines an event names its one document).
-  std::string BatchDocuments() const {
+  static std::string BatchDocuments(const Pending& p) {
     constexpr size_t kNamed = 3;
     std::vector<std::string> labels;
     size_t count = 0;
-    for (const Batch::Segment& seg : pending.batch.segments()) {
+    for (const Batch::Segment& seg : p.batch.segments()) {
       for (const DocumentOp& d : seg.documents) {
         if (count++ < kNamed) labels.push_back(d.label);
       }
@@ -548,48 +634,50 @@ struct Applier::Impl {
     return out;
   }
 
-  Status WriteBatch() {
+  // Writes `p` (resolved: no lookups left), in one transaction after its DDL. Runs on the writer
+  // thread for CommitInBackground: it touches only what that thread owns then (see `writing`). A
+  // failed DDL leaves the catalog ahead of the server; every failure path reads it again (TakeRecords).
+  Status WriteBatch(Pending& p) {
     const auto started = std::chrono::steady_clock::now();
     M2M_RETURN_NOT_OK(EnsureConnected());
-    if (lookup) M2M_RETURN_NOT_OK(ResolveLookups());
     std::vector<std::string> rows;
-    for (const Batch::Segment& seg : pending.batch.segments()) {
+    for (const Batch::Segment& seg : p.batch.segments()) {
       // DDL commits implicitly: it runs before the transaction. A crash after it leaves a schema the
       // catalog reads back at restart, so the mapper does not emit it again.
-      catalog_stale = true;
       M2M_RETURN_NOT_OK(RunSchemaChanges(seg.schema_changes));
-      catalog_stale = false;
       M2M_ASSIGN_OR_RETURN(SegmentSql sql, RenderSegment(seg, o.sql));
       for (std::string& s : sql.rows) rows.push_back(std::move(s));
     }
     M2M_RETURN_NOT_OK(mysql->Begin());
     std::vector<PartitionId> ids;
-    for (const auto& [tp, next] : pending.next) ids.push_back(tp);
+    for (const auto& [tp, next] : p.next) ids.push_back(tp);
     if (!ids.empty()) M2M_RETURN_NOT_OK(CheckOffsetsUnchanged(ids));
     Status st = ExecuteRows(rows);
-    if (st.native_code() == kPacketTooLarge) st = st.WithContext(BatchDocuments());
+    if (st.native_code() == kPacketTooLarge) st = st.WithContext(BatchDocuments(p));
     M2M_RETURN_NOT_OK(st);
-    M2M_RETURN_NOT_OK(ExecuteRows(InsertQuarantineSql(o.group, pending.quarantine, o.sql.max_statement_bytes)));
-    for (const std::string& s : pending.bookkeeping) M2M_RETURN_NOT_OK(mysql->Execute(s));
-    if (!ids.empty()) M2M_RETURN_NOT_OK(mysql->Execute(UpsertOffsetsSql(o.group, pending.next, pending.applied)));
+    M2M_RETURN_NOT_OK(ExecuteRows(InsertQuarantineSql(o.group, p.quarantine, o.sql.max_statement_bytes)));
+    for (const std::string& s : p.bookkeeping) M2M_RETURN_NOT_OK(mysql->Execute(s));
+    if (!ids.empty()) M2M_RETURN_NOT_OK(mysql->Execute(UpsertOffsetsSql(o.group, p.next, p.applied)));
     M2M_RETURN_NOT_OK(mysql->Commit());
-    pending.write_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    p.committed_at = std::chrono::system_clock::now();
+    p.write_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     return Status::OK();
   }
 
-  void Committed() {
-    for (const auto& [tp, next] : pending.next) stored[tp] = next;
-    stats.events += pending.events;
+  // Takes `p`, committed, as applied; it is emptied.
+  void Committed(Pending& p) {
+    for (const auto& [tp, next] : p.next) stored[tp] = next;
+    stats.events += p.events;
     stats.batches++;
-    stats.quarantined += static_cast<int64_t>(pending.quarantine.size());
-    for (const auto& [tp, applied] : pending.applied) {
+    stats.quarantined += static_cast<int64_t>(p.quarantine.size());
+    for (const auto& [tp, applied] : p.applied) {
       stats.events_by_topic.Add({tp.first}, applied.events);
       stats.events_by_partition.Add({tp.first, std::to_string(tp.second)}, applied.events);
     }
-    stats.RecordBatch(pending.events, pending.write_seconds, pending.event_ms, std::chrono::system_clock::now());
-    if (!pending.records.empty()) stats.last_event_ms = pending.records.back().timestamp_ms;
-    std::map<PartitionId, int64_t> next = std::move(pending.next);
-    pending = Pending{};
+    stats.RecordBatch(p.events, p.write_seconds, p.event_ms, p.committed_at);
+    if (!p.records.empty()) stats.last_event_ms = p.records.back().timestamp_ms;
+    std::map<PartitionId, int64_t> next = std::move(p.next);
+    p = Pending{};
     if (on_commit) on_commit(next);
   }
 
@@ -626,12 +714,26 @@ struct Applier::Impl {
   }
 
   Status Commit() {
+    M2M_RETURN_NOT_OK(Sync());
     M2M_RETURN_NOT_OK(NotKept());
+    return Write(std::nullopt);
+  }
+
+  // Writes the batch being built and deals with a failure as the protocol says (map again, one event
+  // at a time, or keep its records); `first`: the outcome of a write of it made already.
+  Status Write(std::optional<Status> first) {
     for (int remaps = 0; pending.events > 0; ++remaps) {
-      schema_moved = false;
-      Status st = WriteBatch();
+      Status st;
+      if (first) {
+        st = std::move(*first);
+        first.reset();
+      } else {
+        schema_moved = false;
+        st = lookup ? ResolveLookups() : Status::OK();
+        if (st.ok()) st = WriteBatch(pending);
+      }
       if (st.ok()) {
-        Committed();
+        Committed(pending);
         return Status::OK();
       }
       if (mysql) (void)mysql->Rollback();
@@ -670,17 +772,75 @@ struct Applier::Impl {
     catalog_stale = true;
     pending = std::move(only);
     Status st = ConnectServer();  // some refusals (a packet too large) close the connection
-    if (st.ok()) st = WriteBatch();
+    if (st.ok()) st = WriteBatch(pending);
     if (!st.ok()) {
       if (mysql) (void)mysql->Rollback();
       Keep();
       return st;
     }
-    Committed();
+    Committed(pending);
     return Status::OK();
   }
 
+  Status CommitInBackground() {
+    M2M_RETURN_NOT_OK(Sync());
+    M2M_RETURN_NOT_OK(NotKept());
+    if (pending.events == 0) return Status::OK();
+    // Lookups map documents, and a stale catalog must be read before the next batch is mapped: both
+    // belong to this thread, so such a batch is written here.
+    if (!pending.lookups.empty() || catalog_stale || !mysql) return Write(std::nullopt);
+    schema_moved = false;
+    inflight = std::move(pending);
+    pending = Pending{};
+    writing = true;
+    writer.Start([this] { return WriteBatch(inflight); });
+    return Status::OK();
+  }
+
+  // Ends the background write, if any: takes it as committed, or on failure deals with it as Commit
+  // would, with the batch built meanwhile (mapped against a catalog that counted on the failed one)
+  // taken apart and added again behind it, or kept behind its records.
+  Status Sync() {
+    if (!writing) return Status::OK();
+    Status st = writer.Wait();
+    writing = false;
+    if (st.ok()) {
+      Committed(inflight);
+      return Status::OK();
+    }
+    std::vector<KafkaMessage> later = TakeRecords();
+    pending = std::move(inflight);
+    inflight = Pending{};
+    catalog_stale = true;
+    Status handled = Write(std::move(st));
+    if (!handled.ok()) {
+      if (!pending.kept) Keep();
+      for (KafkaMessage& m : later) {
+        pending.bytes += BytesOf(m);
+        pending.records.push_back(std::move(m));
+      }
+      return handled;
+    }
+    return AddAgain(std::move(later), /*commit_each=*/false);
+  }
+
+  // Ends the background write, if any, without redoing it when it failed: for a host that is about
+  // to start its partitions again from their stored offsets.
+  void Drain() {
+    if (!writing) return;
+    Status st = writer.Wait();
+    writing = false;
+    if (st.ok()) {
+      Committed(inflight);
+      return;
+    }
+    if (mysql) (void)mysql->Rollback();
+    inflight = Pending{};
+    catalog_stale = true;
+  }
+
   Status Redo() {
+    (void)Sync();  // a failed background write keeps its records ahead of the batch's
     std::vector<KafkaMessage> records = TakeRecords();
     Status st = ConnectServer();
     std::vector<PartitionId> ids;
@@ -700,6 +860,7 @@ struct Applier::Impl {
     if (pending.events > 0 || !pending.records.empty()) {
       return Status::Invalid("apply: WriteCurrentState needs an empty batch; commit or abandon it first");
     }
+    M2M_RETURN_NOT_OK(Sync());
     for (int remaps = 0;; ++remaps) {
       M2M_RETURN_NOT_OK(ReloadCatalogIfStale());
       auto mapped = MapCurrentState(db, collection, key, doc);
@@ -710,7 +871,7 @@ struct Applier::Impl {
       pending.batch.Add(std::move(*mapped), catalog);
       pending.bookkeeping = also;
       schema_moved = false;
-      Status st = WriteBatch();
+      Status st = WriteBatch(pending);
       if (st.ok()) {
         pending = Pending{};
         return Status::OK();
@@ -755,7 +916,14 @@ Result<PreparedRecord> Applier::Prepare(KafkaMessage&& message) { return impl_->
 Status Applier::Add(PreparedRecord record) { return impl_->Add(std::move(record)); }
 Status Applier::Commit() { return impl_->Commit(); }
 Status Applier::Redo() { return impl_->Redo(); }
-void Applier::Abandon() { impl_->TakeRecords(); }
+void Applier::Abandon() {
+  impl_->Drain();
+  impl_->TakeRecords();
+}
+Status Applier::CommitInBackground() { return impl_->CommitInBackground(); }
+Status Applier::Sync() { return impl_->Sync(); }
+bool Applier::writing() const { return impl_->writing; }
+bool Applier::written() const { return impl_->writing && impl_->writer.done(); }
 Result<bool> Applier::Arrive(const PreparedRecord& record) { return impl_->Arrive(record); }
 Status Applier::WriteCurrentState(const std::string& db, const std::string& collection, const BsonDocument& key,
                                   const std::optional<BsonDocument>& doc, std::vector<std::string> also) {

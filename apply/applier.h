@@ -27,7 +27,9 @@
 //
 // Order across collections (barrier.h) is the host's: Prepare says which records are barriers.
 //
-// Thread safety: an Applier is used by one thread at a time. ApplyStats is read from any thread.
+// Thread safety: an Applier is used by one thread at a time (the host's); CommitInBackground's writer
+// thread is the Applier's own and touches nothing the host sees until Sync. ApplyStats is read from
+// any thread.
 #pragma once
 
 #include <atomic>
@@ -165,11 +167,26 @@ class Applier {
   // the batch is in MySQL and its records are kept: Redo adds them again, or Abandon drops them.
   Status Commit();
 
+  // Commit, pipelined: a thread of the Applier's writes the batch while the host adds the next, so
+  // decoding and mapping overlap MySQL's work. One batch is written at a time: this first syncs the
+  // one before. Every call that needs the MySQL connection or changes the owned offsets (Commit,
+  // Own, Arrive, Redo, a collection event's Add, a stale catalog's read) syncs first; so does Sync.
+  // A batch that needs lookups, or a catalog read first, is written at once, as Commit would.
+  Status CommitInBackground();
+  // Waits for the batch written in the background, if any. Its outcome is Commit's: on a failure
+  // dealt with as Commit would (quarantine, remap) the batch being built is added again behind it; on
+  // a retriable one the records of both are kept, in order, for Redo.
+  Status Sync();
+  // A batch was handed to CommitInBackground and not synced yet; written: and its write has ended.
+  bool writing() const;
+  bool written() const;
+
   // After a retriable failure: reconnects, reads the owned partitions' stored offsets again, and adds
   // the kept records again (skipping what another owner applied). Then Commit.
   Status Redo();
 
-  // Drops the batch in flight and the records kept; nothing of them is in MySQL.
+  // Drops the batch in flight and the records kept; nothing of them is in MySQL. A background write
+  // still running is waited for first: kept when it committed, dropped with the rest when it failed.
   void Abandon();
 
   // Writes a document as MongoDB holds it now (`doc`, read just now by `key`), or deletes its row

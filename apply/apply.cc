@@ -335,7 +335,8 @@ struct Apply::Loop : RebalanceListener {
   // ---- The loop --------------------------------------------------------------------------------
 
   bool CaughtUp() const {
-    return assigned_once && !rewind_needed && applier->pending_events() == 0 && AllConsumed();
+    return assigned_once && !rewind_needed && applier->pending_events() == 0 && !applier->writing() &&
+           AllConsumed();
   }
 
   // Every message up to the ends the consumer reported is in the batch or committed.
@@ -347,10 +348,12 @@ struct Apply::Loop : RebalanceListener {
     return applier->pending_events() >= o.max_batch_events || applier->pending_bytes() >= o.max_batch_bytes;
   }
 
-  // Consumes one batch and commits it.
+  // Consumes one batch and hands it to the Applier's writer (pipelining: the next batch is consumed,
+  // decoded and mapped on this thread while MySQL takes the last one).
   Status Step() {
     while (!stop.load() && !rewind_needed && !BatchFull()) {
       const bool batching = applier->pending_events() > 0;
+      const bool writing = applier->writing();
       auto waited = Clock::now() - batch_started;
       if (batching && waited >= o.max_batch_time) break;
       if (o.until_caught_up && CaughtUp()) break;
@@ -367,7 +370,7 @@ struct Apply::Loop : RebalanceListener {
       // that arrives alone is applied at once; under load the queue never runs dry and the limits above
       // close it, as linger.ms does for Kafka's producer. Commits then come as fast as MySQL takes
       // them, each carrying what arrived during the last.
-      auto wait = batching ? kDryLook : std::chrono::milliseconds(200);
+      auto wait = batching || writing ? kDryLook : std::chrono::milliseconds(200);
       auto polled = consumer->Poll(wait);
       if (IsUnknownTopic(polled.status())) {
         // Capture creates a collection's topic with its first event; a subscription may come first.
@@ -377,7 +380,12 @@ struct Apply::Loop : RebalanceListener {
         continue;
       }
       M2M_ASSIGN_OR_RETURN(auto m, std::move(polled));
-      if (!m) break;  // dry: commit what the batch holds, or, idle, let Run report progress
+      // Dry. While the last batch is still being written, the next one goes on filling: it could not
+      // be written sooner. Else commit what the batch holds, or, idle, let Run report progress.
+      if (!m) {
+        if (writing && !applier->written()) continue;
+        break;
+      }
       if (m->end_of_partition) {
         // The end under read_committed may lie past a transaction marker, beyond the last message:
         // any end-of-partition notice means everything before it was delivered (librdkafka drops
@@ -396,7 +404,7 @@ struct Apply::Loop : RebalanceListener {
       }
       M2M_RETURN_NOT_OK(Consume(std::move(*m)));
     }
-    return applier->Commit();
+    return applier->CommitInBackground();
   }
 
   Status Setup() {

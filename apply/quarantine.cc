@@ -133,6 +133,22 @@ Result<std::vector<QuarantineRow>> QuarantineTool::List(const QuarantineFilter& 
   return out;
 }
 
+Result<QuarantinedRecord> QuarantineTool::Record(int64_t id) {
+  M2M_ASSIGN_OR_RETURN(auto raw, impl_->Raw(id));
+  QuarantinedRecord out{raw.first, raw.second, ""};
+  std::string undecodable;
+  M2M_ASSIGN_OR_RETURN(auto event, impl_->Event(id, &undecodable));
+  if (event && event->after) out.document = event->after->ToRelaxedJson();
+  return out;
+}
+
+nlohmann::ordered_json QuarantineRow::ToJson() const {
+  using json = nlohmann::ordered_json;
+  return {{"id", id}, {"group", group}, {"topic", topic}, {"partition", partition}, {"offset", offset}, {"at", at},
+          {"event", event}, {"namespace", ns}, {"document_key", document_key}, {"undecodable", undecodable},
+          {"error", error}, {"replayed_at", replayed_at ? json(*replayed_at) : json(nullptr)}, {"replay", replay}};
+}
+
 Result<ReplayOutcome> QuarantineTool::Replay(const QuarantineRow& row) {
   using Kind = ReplayOutcome::Kind;
   if (row.replayed_at) return ReplayOutcome{Kind::kNotReplayed, "dealt with already at " + *row.replayed_at + ": " + row.replay};

@@ -24,6 +24,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "applier.h"
 
 namespace m2m::apply {
@@ -45,6 +47,18 @@ struct QuarantineRow {
   std::string ns;
   std::string document_key;
   std::string undecodable;
+
+  // Every field whole, for `quarantine list --json` and the status page's API.
+  nlohmann::ordered_json ToJson() const;
+};
+
+// A quarantine row's event as Kafka carried it (docs/events.md).
+struct QuarantinedRecord {
+  std::optional<std::string> key;
+  std::optional<std::string> value;  // none for a tombstone
+  // The document after the change, as relaxed Extended JSON, when the event decodes and carries one
+  // (inserts, replaces, updates with their full document); empty otherwise.
+  std::string document;
 };
 
 struct QuarantineFilter {
@@ -74,6 +88,9 @@ class QuarantineTool {
 
   // The rows `filter` selects, oldest first.
   Result<std::vector<QuarantineRow>> List(const QuarantineFilter& filter);
+
+  // The event of row `id`, whether pending or not; fails when there is no such row.
+  Result<QuarantinedRecord> Record(int64_t id);
 
   // Writes the current state of the row's document from MongoDB and marks the row replayed (above).
   // Fails only when a server cannot be read or written; what a row itself lacks is in the outcome.

@@ -60,7 +60,7 @@ def table(run):
                          f"{c['capture_transactions']} transactions | plain reader resumed from the same token "
                          f"{_n(c['plain_reader_resumed_events_per_s'])} | **{c['ratio']:.3f}** |")
     lines += _failed(r, "capture")
-    for engine in ("native", "spark"):
+    for engine in ("native", "spark", "spark-real-time"):
         lat = r.get(f"latency_{engine}", {})
         for step in lat.get("rates", []):
             lines.append(f"| latency MongoDB write -> MySQL row, {engine}, {step['fraction']:.0%} of "

@@ -63,13 +63,7 @@ Status RunList(QuarantineFlags f) {
   M2M_ASSIGN_OR_RETURN(auto rows, tool->List(f.filter));
   if (f.json) {
     nlohmann::ordered_json out = nlohmann::ordered_json::array();
-    for (const auto& r : rows) {
-      out.push_back({{"id", r.id}, {"group", r.group}, {"topic", r.topic}, {"partition", r.partition},
-                     {"offset", r.offset}, {"at", r.at}, {"event", r.event}, {"namespace", r.ns},
-                     {"document_key", r.document_key}, {"undecodable", r.undecodable}, {"error", r.error},
-                     {"replayed_at", r.replayed_at ? nlohmann::ordered_json(*r.replayed_at) : nlohmann::ordered_json(nullptr)},
-                     {"replay", r.replay}});
-    }
+    for (const auto& r : rows) out.push_back(r.ToJson());
     std::printf("%s\n", out.dump(2).c_str());
     return Status::OK();
   }

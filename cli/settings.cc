@@ -33,6 +33,8 @@ constexpr Setting kSettings[] = {
   {"mongo-uri", kApply | kSpark, T::kString, "",
    "MongoDB to fetch documents from when an update's delta cannot be applied column by column (without it such "
    "updates are quarantined)", {}, {}, {}, "MongoDB"},
+  {"mongo-uri", kStatus, T::kString, "",
+   "status --serve: MongoDB a retry reads the current document from (no retry without)", {}, {}, {}, "MongoDB"},
   {"mongo-uri", kQuarantine, T::kString, "", "MongoDB to read the documents from (quarantine replay)", {},
    "M2M_MONGO_URI", {}, "MongoDB", true},
 
@@ -140,9 +142,9 @@ constexpr Setting kSettings[] = {
   {"group", kStatus, T::kString, "mongo2mysql-apply", "Apply's consumer group", {}, {}, {}, "Apply"},
   {"group", kQuarantine, T::kString, "", "Only the events of this apply group (default: every group)", {}, {}, {},
    "Apply"},
-  {"mapping", kApply | kSpark | kVerify | kPreview | kQuarantine, T::kString, "",
-   "YAML mapping file (docs/mapping.md); verify and quarantine replay need the one apply runs with. Default: "
-   "automatic mapping", {}, {}, {}, "Apply"},
+  {"mapping", kApply | kSpark | kVerify | kPreview | kQuarantine | kStatus, T::kString, "",
+   "YAML mapping file (docs/mapping.md); verify, quarantine replay and status --serve's retries need the one apply "
+   "runs with. Default: automatic mapping", {}, {}, {}, "Apply"},
   {"on-drop", kApply | kSpark, T::kChoice, "",
    "On a collection drop: keep the tables or drop them. Default: the mapping's (keep)", "keep|drop", {}, {},
    "Apply"},
@@ -199,10 +201,19 @@ constexpr Setting kSettings[] = {
    "Metrics"},
 
   // status
-  {"interval", kStatus, T::kNumber, "2", "Seconds between the two samples throughput comes from; 0: none", {}, {},
-   {}, "status"},
+  {"interval", kStatus, T::kNumber, "2",
+   "Seconds between the two samples throughput comes from (0: none); with --serve, between samples", {}, {}, {},
+   "status"},
   {"timeout", kStatus, T::kNumber, "15", "Seconds to wait for each server", {}, {}, {}, "status"},
   {"json", kStatus, T::kFlag, "", "Print JSON instead of tables", {}, {}, {}, "status"},
+  {"serve", kStatus, T::kFlag, "", "Serve a status page (charts, quarantine browser) until stopped (docs/status.md)",
+   {}, {}, {}, "status"},
+  {"serve-host", kStatus, T::kString, "127.0.0.1",
+   "IPv4 address the page listens on; it has no authentication, so 127.0.0.1 unless you mean it", {}, {}, {},
+   "status"},
+  {"serve-port", kStatus, T::kInt, "9189", "TCP port of the page; 0 picks a free one (printed)", {}, {}, {},
+   "status"},
+  {"history", kStatus, T::kNumber, "15", "Minutes of samples the page's charts show", {}, {}, {}, "status"},
 
   // verify
   {"db", kVerify, T::kString, "", "MongoDB database to compare", {}, {}, {}, "verify", true},

@@ -21,6 +21,9 @@ APT_PACKAGES=(
   docker-compose systemd
   # The /metrics endpoint and histograms (prometheus-cpp); promtool (in prometheus) checks the alert rules.
   prometheus-cpp-dev prometheus
+  # tests/integration/test_status_page.py loads the status page in headless Chromium (selenium drives
+  # it through chromedriver); civetweb, the page's HTTP server, comes with prometheus-cpp-dev.
+  chromium chromium-driver libcivetweb-dev
 )
 
 install_apt() {

@@ -106,6 +106,10 @@ TEST(KafkaTransactionTest, OnlyCommittedTransactionsAreReadAndRestartAbortsTheOp
 
     M2M_ASSERT_OK((*p)->BeginTransaction());
     M2M_ASSERT_OK((*p)->Produce(topic, "a", "aborted"));
+    // Delivered first: an abort that overtakes the partition's registration with the coordinator
+    // fails, fatally, with INVALID_TXN_STATE now and then (librdkafka issue #4849, open); capture then
+    // restarts from its checkpoint, which this test is not about.
+    M2M_ASSERT_OK((*p)->Flush());
     M2M_ASSERT_OK((*p)->AbortTransaction());
 
     M2M_ASSERT_OK((*p)->BeginTransaction());

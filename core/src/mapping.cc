@@ -115,8 +115,48 @@ std::string RenderOverflow(const std::vector<std::pair<Path, std::string>>& fiel
   return out;
 }
 
+// Sources are JSON written by PathSource and TableSource, and nearly none holds an escape: those are
+// read here without a JSON parser (mapping reads the source of every column for every update event).
+// Each reader takes what stands at text[i] and moves i past it; false when it is something else.
+bool ReadPlainString(std::string_view text, size_t& i, std::string& out) {
+  if (i >= text.size() || text[i] != '"') return false;
+  size_t end = text.find('"', i + 1);
+  if (end == std::string_view::npos) return false;
+  out.assign(text.substr(i + 1, end - i - 1));
+  i = end + 1;
+  return true;
+}
+
+bool ReadPlainPath(std::string_view text, size_t& i, Path& out) {
+  if (i >= text.size() || text[i] != '[') return false;
+  ++i;
+  if (i < text.size() && text[i] == ']') {
+    ++i;
+    return true;
+  }
+  for (;;) {
+    if (!ReadPlainString(text, i, out.emplace_back())) return false;
+    if (i < text.size() && text[i] == ',') {
+      ++i;
+    } else if (i < text.size() && text[i] == ']') {
+      ++i;
+      return true;
+    } else {
+      return false;
+    }
+  }
+}
+
+bool HasEscape(std::string_view text) { return text.find('\\') != std::string_view::npos; }
+
 // The path of a field column's source; nullopt for structural columns (#key, #idx, #value).
 std::optional<Path> SourcePath(std::string_view source) {
+  if (!source.empty() && source[0] != '[') return std::nullopt;
+  if (!HasEscape(source)) {
+    Path out;
+    size_t i = 0;
+    if (ReadPlainPath(source, i, out) && i == source.size()) return out;
+  }
   nlohmann::json j = nlohmann::json::parse(source, nullptr, false);
   if (!j.is_array()) return std::nullopt;
   Path out;
@@ -129,6 +169,17 @@ std::optional<Path> SourcePath(std::string_view source) {
 
 // The array levels of a table source (empty for a root table).
 std::vector<Path> SourceLevels(std::string_view source) {
+  if (!HasEscape(source)) {
+    std::vector<Path> levels;
+    std::string collection;
+    size_t i = 1;
+    bool plain = source.size() > 1 && source[0] == '[' && ReadPlainString(source, i, collection);
+    while (plain && i < source.size() && source[i] == ',') {
+      ++i;
+      plain = ReadPlainPath(source, i, levels.emplace_back());
+    }
+    if (plain && i + 1 == source.size() && source[i] == ']') return levels;
+  }
   nlohmann::json j = nlohmann::json::parse(source, nullptr, false);
   std::vector<Path> out;
   if (!j.is_array()) return out;

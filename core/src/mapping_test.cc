@@ -2,6 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <nlohmann/json.hpp>
+#include <random>
+#include <regex>
+
 #include "m2m/identifiers.h"
 #include "mapping_test_util.h"
 
@@ -104,6 +108,57 @@ TEST(SqlTypesTest, OnlyNumbersAreWrittenUnquotedWhateverTheColumnType) {
   EXPECT_EQ(SqlLiteral(number, SqlType::kBigInt), "-42");
   number.text = "1.5e-7";
   EXPECT_EQ(SqlLiteral(number, SqlType::kDouble), "1.5e-7");
+}
+
+// The hand-written scan that decides what goes into SQL unquoted accepts exactly what the pattern it
+// replaced did: strings made of the characters that matter, at random.
+TEST(SqlTypesTest, NumbersAreRecognisedExactlyAsThePatternDid) {
+  const std::regex pattern(R"(-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?)");
+  const std::string alphabet = "0123456789-+.eE x";
+  std::mt19937 rng(12);
+  SqlValue v;
+  v.type = SqlType::kKeyText;
+  for (int n = 0; n < 200000; ++n) {
+    v.text.clear();
+    for (size_t len = rng() % 9; len > 0; --len) v.text += alphabet[rng() % alphabet.size()];
+    const std::string expected = std::regex_match(v.text, pattern) ? v.text : "'" + v.text + "'";
+    ASSERT_EQ(SqlLiteral(v, SqlType::kDouble), expected) << v.text;
+  }
+}
+
+// The scalar types' relaxed JSON, written directly, is the text libbson and nlohmann made of it.
+TEST(SqlTypesTest, ScalarRelaxedJsonIsWhatLibbsonAndNlohmannWrite) {
+  bson_t doc = BSON_INITIALIZER;
+  for (int32_t i : {0, 1, -1, INT32_MAX, INT32_MIN}) BSON_APPEND_INT32(&doc, "v", i);
+  for (int64_t i : {int64_t{0}, int64_t{-7}, INT64_MAX, INT64_MIN, int64_t{1} << 53}) BSON_APPEND_INT64(&doc, "v", i);
+  BSON_APPEND_BOOL(&doc, "v", true);
+  BSON_APPEND_BOOL(&doc, "v", false);
+  BSON_APPEND_NULL(&doc, "v");
+  bson_oid_t oid;
+  bson_oid_init_from_string(&oid, "5f1d7a9e2b3c4d5e6f708192");
+  BSON_APPEND_OID(&doc, "v", &oid);
+  for (std::string s : {std::string(""), std::string("plain"), std::string("q\"uote\\ back/slash"),
+                        std::string("tab\t nl\n cr\r bell\x07 del\x7f"), std::string("caf\xc3\xa9 \xf0\x9f\x98\x80"),
+                        std::string("nul\0inside", 10), std::string("bad \xff utf8"), std::string("\xed\xa0\x80")}) {
+    bson_append_utf8(&doc, "v", 1, s.data(), static_cast<int>(s.size()));
+  }
+  bson_iter_t it;
+  ASSERT_TRUE(bson_iter_init(&it, &doc));
+  int checked = 0;
+  while (bson_iter_next(&it)) {
+    bson_t wrapper = BSON_INITIALIZER;
+    bson_append_iter(&wrapper, "v", 1, &it);
+    char* json = bson_as_relaxed_extended_json(&wrapper, nullptr);
+    std::string expected = json ? nlohmann::ordered_json::parse(json, nullptr, false)["v"].dump(
+                                      -1, ' ', false, nlohmann::ordered_json::error_handler_t::replace)
+                                : "";
+    bson_free(json);
+    bson_destroy(&wrapper);
+    EXPECT_EQ(RelaxedJson(&it), expected) << "value " << checked;
+    ++checked;
+  }
+  EXPECT_EQ(checked, 22);
+  bson_destroy(&doc);
 }
 
 TEST(SqlTypesTest, WideningLadder) {

@@ -147,13 +147,22 @@ std::string CommentJson(const nlohmann::json& j) {
 
 }  // namespace
 
+namespace {
+
+// Mapping asks for sources for every field of every event: names of plain printable ASCII (nearly
+// all) are written directly, in the bytes CommentJson's dump would give them.
+bool IsPlainName(std::string_view name) {
+  return std::all_of(name.begin(), name.end(), [](char c) { return c >= 0x20 && c < 0x7F && c != '"' && c != '\\'; });
+}
+
+bool IsPlainPath(const std::vector<std::string>& path) {
+  return std::all_of(path.begin(), path.end(), [](const std::string& name) { return IsPlainName(name); });
+}
+
+}  // namespace
+
 std::string PathSource(const std::vector<std::string>& path) {
-  // Mapping asks for the source of every field of every event: names of plain printable ASCII (nearly
-  // all) are written directly, in the bytes CommentJson's dump would give them.
-  auto plain = [](const std::string& name) {
-    return std::all_of(name.begin(), name.end(), [](char c) { return c >= 0x20 && c < 0x7F && c != '"' && c != '\\'; });
-  };
-  if (!std::all_of(path.begin(), path.end(), plain)) return CommentJson(nlohmann::json(path));
+  if (!IsPlainPath(path)) return CommentJson(nlohmann::json(path));
   std::string out = "[";
   for (const std::string& name : path) {
     if (out.size() > 1) out += ',';
@@ -165,6 +174,16 @@ std::string PathSource(const std::vector<std::string>& path) {
 }
 
 std::string TableSource(std::string_view collection, const std::vector<std::vector<std::string>>& levels) {
+  if (IsPlainName(collection) && std::all_of(levels.begin(), levels.end(), IsPlainPath)) {
+    std::string out = "[\"";
+    out += collection;
+    out += '"';
+    for (const auto& level : levels) {
+      out += ',';
+      out += PathSource(level);
+    }
+    return out + "]";
+  }
   nlohmann::json j = nlohmann::json::array({std::string(collection)});
   for (const auto& level : levels) j.push_back(level);
   return CommentJson(j);

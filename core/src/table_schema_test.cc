@@ -26,6 +26,18 @@ TEST(PathSource, OtherNamesAreEscapedAsInColumnComments) {
   EXPECT_EQ(PathSource({"\xF0\x9F\x9A\x9A"}), R"(["\ud83d\ude9a"])");
 }
 
+// TableSource too: table comments hold these bytes.
+TEST(TableSource, PlainNamesGiveTheBytesOfTheJsonDumpOthersAreEscaped) {
+  using Levels = std::vector<std::vector<std::string>>;
+  for (const Levels& levels : {Levels{}, Levels{{"items"}}, Levels{{"a", "b"}, {}, {"c"}}, Levels{{""}}}) {
+    nlohmann::json j = nlohmann::json::array({"orders"});
+    for (const auto& level : levels) j.push_back(level);
+    EXPECT_EQ(TableSource("orders", levels), j.dump()) << j.dump();
+  }
+  EXPECT_EQ(TableSource("quote\"d", {{"x"}}), R"(["quote\"d",["x"]])");
+  EXPECT_EQ(TableSource("c", {{"back\\slash"}, {"\xF0\x9F\x9A\x9A"}}), R"(["c",["back\\slash"],["\ud83d\ude9a"]])");
+}
+
 TEST(Catalog, CollectionTablesFollowsTablesAddedAndRemoved) {
   Catalog catalog;
   catalog.Add({"orders", TableSource("orders", {}), {}, {}, true});

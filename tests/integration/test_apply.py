@@ -278,6 +278,50 @@ def test_bad_events_are_quarantined_and_the_rest_applied(mysql_db, topics):
     assert bytes(rows[0][3]) == b"not json{" and "decode" in rows[0][4]
 
 
+def test_batches_written_in_the_background_while_the_next_fills_keep_every_guarantee(mysql_db, topics):
+    """Pipelining (docs/apply.md): small batches, each written while the next fills, with a new column
+    every few batches (the next batch is mapped against DDL not yet run) and events MySQL refuses (a
+    CHECK constraint) in the middle: each refused event is quarantined alone, the batch built behind
+    it is taken apart and added again, and every other event lands exactly once."""
+    database, conn = mysql_db
+    prefix = stack.unique("pl")
+    topic = make_topic(prefix, "pipe", 2)
+    topics.append(topic)
+    producer = Producer({"bootstrap.servers": stack.KAFKA_BOOTSTRAP, "enable.idempotence": True})
+    ordinal = 0
+
+    def send(ids):
+        nonlocal ordinal
+        for i in ids:
+            ordinal += 1
+            _, key, value = scenarios.encode({"op": "insert", "collection": "pipe", "document": json.dumps(
+                {"_id": i, "n": i, f"f{i // 300}": f"v{i}"})}, prefix, ordinal)
+            producer.produce(topic, key=key, value=value, partition=i % 2)
+        assert producer.flush(60) == 0
+
+    group = stack.unique("g")
+    send(range(10))
+    pipeline.run_apply(database, group, topics=[topic])
+    with conn.cursor() as cur:
+        cur.execute("ALTER TABLE pipe ADD CONSTRAINT no_499 CHECK (MOD(n, 500) <> 499)")
+    total = 3000
+    send(range(10, total))
+    pipeline.run_apply(database, group, topics=[topic], extra=["--max-batch-events", "40"])
+
+    refused = [i for i in range(total) if i % 500 == 499]
+    with conn.cursor() as cur:
+        cur.execute("SELECT `_id`, n FROM pipe ORDER BY `_id`")
+        assert cur.fetchall() == tuple((i, i) for i in range(total) if i not in refused)
+        cur.execute(f"SELECT {', '.join(f'COUNT(f{k})' for k in range(total // 300))} FROM pipe")
+        assert cur.fetchone() == tuple(300 - sum(1 for i in refused if i // 300 == k) for k in range(total // 300))
+        cur.execute("SELECT `partition`, `offset`, error FROM _m2m_quarantine")
+        quarantined = cur.fetchall()
+    # Document i went to partition i % 2 at offset i // 2.
+    assert sorted((p, o) for p, o, _ in quarantined) == sorted((i % 2, i // 2) for i in refused)
+    assert all("no_499" in error for _, _, error in quarantined), quarantined
+    assert pipeline.applied_offsets(conn, database, group) == {(topic, 0): total // 2, (topic, 1): total // 2}
+
+
 def test_debezium_events_are_applied(mysql_db, topics):
     database, conn = mysql_db
     topic = stack.unique("dbz") + ".inventory.customers"

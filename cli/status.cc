@@ -88,6 +88,9 @@ void AddStatusCommand(CLI::App& app, Action& action) {
       "Exit status 0 when read, 3 when Kafka or MySQL cannot be reached.\n\n"
       "Example:\n"
       "  mongo2mysql status --kafka-bootstrap broker:9092 --topic-prefix m2m --group shop \\\n"
+      "      --mysql-host mysql.internal --mysql-database shop\n"
+      "  mongo2mysql status --serve --group shop --mysql-database shop --mongo-uri mongodb://db1/ \\\n"
+      "      --mapping shop.yaml      # then open http://127.0.0.1:9189/");
   AddConfigOption(cmd, kStatus);
   AddLogOptions(cmd, kStatus, f->log);
   AddSetting(cmd, kStatus, "kafka-bootstrap", f->bootstrap);

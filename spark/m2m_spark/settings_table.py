@@ -55,7 +55,7 @@ SETTINGS = [
      "meaning": "The job's group in MySQL's _m2m_offsets (its applied positions). Default: spark-<mysql-database>",
      "choices": [], "env": "", "section": "Apply", "required": False, "old_names": ["job-name"]},
     {"name": "mapping", "type": "string", "default": "",
-     "meaning": "YAML mapping file (docs/mapping.md); verify and quarantine replay need the one apply runs with. Default: automatic mapping",
+     "meaning": "YAML mapping file (docs/mapping.md); verify, quarantine replay and status --serve's retries need the one apply runs with. Default: automatic mapping",
      "choices": [], "env": "", "section": "Apply", "required": False, "old_names": []},
     {"name": "on-drop", "type": "choice", "default": "",
      "meaning": "On a collection drop: keep the tables or drop them. Default: the mapping's (keep)",

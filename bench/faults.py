@@ -162,7 +162,7 @@ class SparkEngine:
         self.cluster = spark_cluster.Cluster(folder, port=faultlib.free_ports(1)[0],
                                              preexec_fn=faultlib.die_with_parent).start()
         job = ["--kafka-bootstrap", c.stack.kafka, "--topics", ",".join(c.topics.values()), *c.mysql_args(),
-               "--mysql-database", DB, "--job-name", GROUP, "--checkpoint", str(c.work / "spark-checkpoint"),
+               "--mysql-database", DB, "--group", GROUP, "--checkpoint", str(c.work / "spark-checkpoint"),
                "--trigger-interval", self.TRIGGER]
         if c.args.apply_lookup:
             job += ["--mongo-uri", c.stack.mongo_uri]

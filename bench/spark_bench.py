@@ -31,7 +31,7 @@ def run(events=5000, documents=1000, partitions=4, batch=1000):
         with open(work / "spark.log", "wb") as log:
             job = subprocess.Popen([benchlib.PYTHON, "-m", "m2m_spark.job", "--topics", topic,
                                     "--kafka-bootstrap", stack.KAFKA_BOOTSTRAP, *benchlib.mysql_args(database),
-                                    "--max-batch-events", str(batch), "--job-name", prefix,
+                                    "--max-batch-events", str(batch), "--group", prefix,
                                     "--checkpoint", str(work / "checkpoint"), "--until-caught-up"],
                                    env=benchlib.env(), stdout=log, stderr=subprocess.STDOUT)
         rss = benchlib.PeakRss(job.pid)

@@ -13,16 +13,17 @@ namespace {
 
 struct ApplyFlags {
   std::vector<std::string> kafka_props;
-  std::string bootstrap = "127.0.0.1:9092";
+  std::string bootstrap;
   std::string topics;
   std::string mapping_file;
   std::string mongo_uri;
-  int batch_ms = 500;
-  int retry_for_s = 600;
+  int batch_ms = 0;
+  int retry_for_s = 0;
   std::string on_drop;
   std::string on_rename;
   bool no_instant = false;
   MetricsFlags metrics;
+  LogFlags log;
 };
 
 std::string ServiceStatus(const apply::ApplyStats& s) {
@@ -31,6 +32,7 @@ std::string ServiceStatus(const apply::ApplyStats& s) {
 }
 
 Status RunApply(apply::ApplyOptions o, const ApplyFlags& f) {
+  M2M_RETURN_NOT_OK(StartLogging(f.log, {{"command", "apply"}, {"group", o.group}}));
   o.kafka["bootstrap.servers"] = f.bootstrap;
   M2M_RETURN_NOT_OK(AddKafkaProperties(f.kafka_props, o.kafka));
   for (size_t start = 0; start < f.topics.size();) {
@@ -85,42 +87,28 @@ void AddApplyCommand(CLI::App& app, Action& action) {
       "  M2M_MYSQL_PASSWORD=... mongo2mysql apply --topic-pattern 'm2m\\.shop\\..*' --group shop \\\n"
       "      --mysql-host mysql.internal --mysql-database shop --mongo-uri 'mongodb://db1/?replicaSet=rs0'\n"
       "  mongo2mysql apply --topics m2m.shop.orders --group backfill --mysql-database shop --until-caught-up");
-  AddConfigOption(cmd);
-  cmd->add_option("--kafka-bootstrap", f->bootstrap, "Kafka bootstrap servers")->capture_default_str();
-  cmd->add_option("--kafka", f->kafka_props, kKafkaPropertyHelp);
-  cmd->add_option("--topics", f->topics, "Topics to consume, comma-separated");
-  cmd->add_option("--topic-pattern", o->topic_pattern,
-                  "Regular expression for topics to consume instead, new matching topics included");
-  cmd->add_option("--group", o->group, "Consumer group; apply processes with the same group share the partitions")
-      ->capture_default_str();
-  AddMysqlOptions(cmd, o->mysql, "Database the tables are written to (created if missing)")->required();
-  cmd->add_option("--mapping", f->mapping_file, "YAML mapping file (docs/mapping.md)")->check(CLI::ExistingFile);
-  cmd->add_option("--on-drop", f->on_drop, "On a collection drop: keep the tables (default) or drop them")
-      ->check(CLI::IsMember({"keep", "drop"}));
-  cmd->add_option("--on-rename", f->on_rename, "On a collection rename: rename the tables (default) or keep them")
-      ->check(CLI::IsMember({"rename", "keep"}));
-  cmd->add_option("--mongo-uri", f->mongo_uri,
-                  "MongoDB to fetch documents from when an update's delta cannot be applied column by column "
-                  "(without it such updates are quarantined)");
-  cmd->add_option("--max-batch-events", o->max_batch_events, "Events per MySQL transaction, at most")
-      ->capture_default_str();
-  cmd->add_option("--max-batch-bytes", o->max_batch_bytes,
-                  "Bytes of Kafka records (keys and values) per MySQL transaction, at most; bounds apply's memory "
-                  "with large documents (a larger record is a batch alone)")
-      ->capture_default_str();
-  cmd->add_option("--max-batch-ms", f->batch_ms, "Milliseconds a batch collects events, at most")
-      ->capture_default_str();
-  cmd->add_flag("--until-caught-up", o->until_caught_up,
-                "Apply everything up to the ends of the partitions, then exit 0 (a batch catch-up run)");
-  cmd->add_flag("--no-instant", f->no_instant, "Add columns without ALGORITHM=INSTANT");
-  cmd->add_option("--retry-for", f->retry_for_s,
-                  "Seconds to keep trying while a server stays unreachable (0: for ever), then exit 3")
-      ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
-  cmd->add_flag("--accept-lost-events", o->accept_lost_events,
-                "Where Kafka no longer holds a partition's stored offset, continue at its first offset and log "
-                "the lost range, instead of stopping (docs/apply.md, \"Events lost from Kafka\")");
-  AddMetricsOptions(cmd, f->metrics);
+  AddConfigOption(cmd, kApply);
+  AddLogOptions(cmd, kApply, f->log);
+  AddSetting(cmd, kApply, "kafka-bootstrap", f->bootstrap);
+  AddSetting(cmd, kApply, "kafka", f->kafka_props);
+  AddSetting(cmd, kApply, "topics", f->topics);
+  AddSetting(cmd, kApply, "topic-pattern", o->topic_pattern);
+  AddSetting(cmd, kApply, "group", o->group);
+  AddMysqlOptions(cmd, kApply, o->mysql);
+  AddSetting(cmd, kApply, "mapping", f->mapping_file)->check(CLI::ExistingFile);
+  AddSetting(cmd, kApply, "on-drop", f->on_drop);
+  AddSetting(cmd, kApply, "on-rename", f->on_rename);
+  AddSetting(cmd, kApply, "mongo-uri", f->mongo_uri);
+  AddSetting(cmd, kApply, "max-batch-events", o->max_batch_events);
+  AddSetting(cmd, kApply, "max-batch-bytes", o->max_batch_bytes);
+  f->batch_ms = static_cast<int>(o->max_batch_time.count());
+  AddSetting(cmd, kApply, "max-batch-ms", f->batch_ms);
+  AddSetting(cmd, kApply, "until-caught-up", o->until_caught_up);
+  AddSetting(cmd, kApply, "no-instant", f->no_instant);
+  f->retry_for_s = static_cast<int>(o->retry_for.count());
+  AddSetting(cmd, kApply, "retry-for", f->retry_for_s)->check(CLI::NonNegativeNumber);
+  AddSetting(cmd, kApply, "accept-lost-events", o->accept_lost_events);
+  AddMetricsOptions(cmd, kApply, f->metrics);
   cmd->callback([o, f, &action] { action = [o, f] { return RunApply(*o, *f); }; });
 }
 

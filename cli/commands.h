@@ -21,6 +21,8 @@ void AddApplyCommand(CLI::App& app, Action& action);
 void AddStatusCommand(CLI::App& app, Action& action);
 void AddVerifyCommand(CLI::App& app, Action& action);
 void AddQuarantineCommand(CLI::App& app, Action& action);
+// `mongo2mysql settings`: prints docs/configuration.md or the Spark job's settings table (cli/settings.h).
+void AddSettingsCommand(CLI::App& app, Action& action);
 
 // 0 success; 2 bad usage or configuration; 3 a server could not be reached (retrying may help);
 // 1 any other failure.

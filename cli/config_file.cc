@@ -33,6 +33,12 @@ struct Expander {
 
   Status Option(const std::string& key, const std::string& value) {
     const CLI::Option* option = cmd.get_option_no_throw("--" + key);
+    for (const Setting& s : Settings()) {
+      if (s.name == key && s.type == SettingType::kSecret) {
+        return Status::Invalid("config key " + key + ": it comes from the environment variable " +
+                               std::string(s.env) + " only (see docs/configuration.md)");
+      }
+    }
     if (option == nullptr || key == "config") {
       return Status::Invalid("config key " + key + " is not an option of 'mongo2mysql " + cmd.get_name() +
                              "' (see its --help)");
@@ -76,9 +82,9 @@ struct Expander {
 
 }  // namespace
 
-void AddConfigOption(CLI::App* cmd) {
+void AddConfigOption(CLI::App* cmd, Command command) {
   // Expanded before parsing (ExpandConfigFile); declared so --help lists it.
-  cmd->add_option("--config", "YAML file of options: keys are the long option names, ${ENV} is expanded");
+  AddSetting(cmd, command, "config");
   // A file's value and the command line's may name the same option: the command line, later, wins.
   cmd->option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
 }

@@ -69,13 +69,19 @@ Status RefuseSecretsOnCommandLine(const std::vector<std::string>& args) {
   return Status::OK();
 }
 
-void AddMetricsOptions(CLI::App* cmd, MetricsFlags& flags) {
-  cmd->add_option("--metrics-port", flags.port,
-                  "Serve Prometheus metrics at http://<metrics-host>:<port>/metrics (0: any free port, logged; "
-                  "default: no endpoint)");
-  cmd->add_option("--metrics-host", flags.host,
-                  "Address the metrics endpoint listens on (it has no authentication: 0.0.0.0 serves every host)")
-      ->capture_default_str();
+void AddMetricsOptions(CLI::App* cmd, Command command, MetricsFlags& flags) {
+  AddSetting(cmd, command, "metrics-port", flags.port);
+  AddSetting(cmd, command, "metrics-host", flags.host);
+}
+
+void AddLogOptions(CLI::App* cmd, Command command, LogFlags& flags) {
+  AddSetting(cmd, command, "log-format", flags.format);
+  AddSetting(cmd, command, "log-level", flags.level);
+}
+
+Status StartLogging(const LogFlags& flags, LogFields fields, bool to_stderr) {
+  M2M_ASSIGN_OR_RETURN(LogFormat format, ParseLogFormat(flags.format));
+  return ConfigureLogging({.format = format, .level = flags.level, .to_stderr = to_stderr, .fields = std::move(fields)});
 }
 
 Result<std::unique_ptr<MetricsServer>> StartMetricsServer(const MetricsFlags& flags, const MetricsRegistry& registry) {

@@ -18,18 +18,28 @@
 #include <vector>
 
 #include "m2m/kafka_client.h"
+#include "m2m/logging.h"
 #include "m2m/metrics.h"
 #include "m2m/status.h"
+#include "settings.h"
 
 namespace m2m::cli {
 
+// --log-format and --log-level, as every command that logs takes them.
+struct LogFlags {
+  std::string format;
+  std::string level;
+};
+
+// Adds --log-format and --log-level (cli/settings.cc) of `command` to `cmd`.
+void AddLogOptions(CLI::App* cmd, Command command, LogFlags& flags);
+
+// Sets up spdlog's default logger as `flags` say; JSON lines carry `fields`. Call before the daemon's
+// threads start.
+Status StartLogging(const LogFlags& flags, LogFields fields, bool to_stderr = false);
+
 // Adds each "key=value" of `props` to `config`; anything else is an error naming it.
 Status AddKafkaProperties(const std::vector<std::string>& props, KafkaConfig& config);
-
-// The --help text of every --kafka option.
-inline constexpr char kKafkaPropertyHelp[] =
-    "A librdkafka property key=value (repeatable), e.g. sasl.username=u; secrets (sasl.password, ...) only in "
-    "a --config file";
 
 // True for librdkafka properties that hold a secret: passwords, private keys, OAuth client secrets.
 bool IsSecretKafkaProperty(std::string_view key);
@@ -48,8 +58,8 @@ struct MetricsFlags {
   std::string host = MetricsServerOptions{}.host;
 };
 
-// Adds --metrics-port and --metrics-host to `cmd` (config file: metrics: {port: 9187}).
-void AddMetricsOptions(CLI::App* cmd, MetricsFlags& flags);
+// Adds --metrics-port and --metrics-host of `command` to `cmd` (config file: metrics: {port: 9187}).
+void AddMetricsOptions(CLI::App* cmd, Command command, MetricsFlags& flags);
 
 // Serves `registry` as flags say and logs the address; nullptr when flags.port is -1.
 Result<std::unique_ptr<MetricsServer>> StartMetricsServer(const MetricsFlags& flags, const MetricsRegistry& registry);

@@ -12,7 +12,7 @@ namespace {
 
 struct DoctorOptions {
   MongoOptions mongo;
-  std::string kafka_bootstrap = "127.0.0.1:9092";
+  std::string kafka_bootstrap;
   MysqlOptions mysql;
 };
 
@@ -62,10 +62,9 @@ void AddDoctorCommand(CLI::App& app, Action& action) {
       "Connects to each server with the given settings and prints one line per server.\n"
       "The MySQL password is read from the environment variable M2M_MYSQL_PASSWORD, never from argv.\n"
       "Example: mongo2mysql doctor --mongo-uri mongodb://db1:27017/?replicaSet=rs0 --mysql-host 10.0.0.5");
-  cmd->add_option("--mongo-uri", o->mongo.uri, "MongoDB connection string")->capture_default_str();
-  cmd->add_option("--kafka-bootstrap", o->kafka_bootstrap, "Kafka bootstrap servers (host:port,...)")
-      ->capture_default_str();
-  AddMysqlOptions(cmd, o->mysql, nullptr);
+  AddSetting(cmd, kDoctor, "mongo-uri", o->mongo.uri);
+  AddSetting(cmd, kDoctor, "kafka-bootstrap", o->kafka_bootstrap);
+  AddMysqlOptions(cmd, kDoctor, o->mysql, /*with_database=*/false);
   cmd->callback([o, &action] { action = [o] { return RunDoctor(*o); }; });
 }
 

@@ -36,6 +36,7 @@ int main(int argc, char** argv) {
   m2m::cli::AddStatusCommand(app, action);
   m2m::cli::AddVerifyCommand(app, action);
   m2m::cli::AddQuarantineCommand(app, action);
+  m2m::cli::AddSettingsCommand(app, action);
 
   std::vector<std::string> args(argv + 1, argv + argc);
   m2m::Status st = m2m::cli::RefuseSecretsOnCommandLine(args);

@@ -5,33 +5,26 @@
 
 namespace m2m::cli {
 
-CLI::Option* AddMysqlOptions(CLI::App* cmd, MysqlOptions& mysql, const char* database_help) {
-  cmd->add_option("--mysql-host", mysql.host, "MySQL server")->capture_default_str();
-  cmd->add_option("--mysql-port", mysql.port, "MySQL port")->capture_default_str();
-  cmd->add_option("--mysql-user", mysql.user, "MySQL account (password: env M2M_MYSQL_PASSWORD)")
-      ->capture_default_str();
+void AddMysqlOptions(CLI::App* cmd, Command command, MysqlOptions& mysql, bool with_database) {
+  AddSetting(cmd, command, "mysql-host", mysql.host);
+  AddSetting(cmd, command, "mysql-port", mysql.port);
+  AddSetting(cmd, command, "mysql-user", mysql.user);
   static const std::map<std::string, MysqlSslMode> kModes{
       {"DISABLED", MysqlSslMode::kDisabled},
       {"REQUIRED", MysqlSslMode::kRequired},
       {"VERIFY_CA", MysqlSslMode::kVerifyCa},
       {"VERIFY_IDENTITY", MysqlSslMode::kVerifyIdentity}};
-  cmd->add_option("--mysql-ssl-mode", mysql.ssl_mode,
-                  "TLS to MySQL, as mysql --ssl-mode: DISABLED; REQUIRED (encrypted, certificate not "
-                  "checked); VERIFY_CA (signed by --mysql-ssl-ca); VERIFY_IDENTITY (signed, and naming "
-                  "--mysql-host). Never falls back to plain text")
-      ->transform(CLI::CheckedTransformer(kModes, CLI::ignore_case).description(""))
-      ->default_str(MysqlSslModeName(mysql.ssl_mode));
-  cmd->add_option("--mysql-ssl-ca", mysql.ssl_ca,
-                  "PEM file of the CA that signs MySQL's certificate (VERIFY_IDENTITY without it: the "
-                  "system's CAs)");
-  cmd->add_option("--mysql-ssl-cert", mysql.ssl_cert, "PEM client certificate, for accounts that REQUIRE X509");
-  cmd->add_option("--mysql-ssl-key", mysql.ssl_key, "PEM private key of --mysql-ssl-cert (a path, not the key)");
-  if (database_help == nullptr) return nullptr;
-  return cmd->add_option("--mysql-database", mysql.database, database_help);
+  AddSetting(cmd, command, "mysql-ssl-mode", mysql.ssl_mode)
+      ->transform(CLI::CheckedTransformer(kModes, CLI::ignore_case).description(""));
+  AddSetting(cmd, command, "mysql-ssl-ca", mysql.ssl_ca);
+  AddSetting(cmd, command, "mysql-ssl-cert", mysql.ssl_cert);
+  AddSetting(cmd, command, "mysql-ssl-key", mysql.ssl_key);
+  if (with_database) AddSetting(cmd, command, "mysql-database", mysql.database);
 }
 
 void ReadMysqlPassword(MysqlOptions& mysql) {
-  if (const char* password = std::getenv("M2M_MYSQL_PASSWORD")) mysql.password = password;
+  const char* env = FindSetting("mysql-password", kApply).env.data();  // a literal: NUL-terminated
+  if (const char* password = std::getenv(env)) mysql.password = password;
 }
 
 }  // namespace m2m::cli

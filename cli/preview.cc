@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "commands.h"
+#include "settings.h"
 #include "m2m/event_codec.h"
 #include "m2m/mapping.h"
 #include "m2m/sql_writer.h"
@@ -117,19 +118,15 @@ void AddPreviewCommand(CLI::App& app, Action& action) {
       "limits go to its _overflow JSON column (docs/mapping.md, sections 9 and 10).\n"
       "Example: echo '{\"_id\": 1, \"items\": [{\"sku\": \"a\"}]}' | mongo2mysql preview --collection orders");
   cmd->add_option("input", o->input, "File to read; - for stdin")->capture_default_str();
-  cmd->add_option("--mapping", o->mapping_file, "YAML mapping file (docs/mapping.md)")->check(CLI::ExistingFile);
-  cmd->add_option("--collection", o->collection, "Collection of plain documents")->capture_default_str();
-  cmd->add_option("--db", o->db, "Database of plain documents")->capture_default_str();
-  auto* separator = cmd->add_option("--separator", "Joins flattened names (default _)");
-  auto* depth = cmd->add_option("--flatten-depth", "Sub-document levels expanded into columns (default 3)")
-                    ->check(CLI::Range(0, 32));
-  auto* arrays = cmd->add_option("--scalar-arrays", "Arrays without documents: json (default) or table")
-                     ->check(CLI::IsMember({"json", "table"}));
-  auto* threshold = cmd->add_option("--map-threshold", "A sub-document with more keys is one JSON column (default 64)")
-                        ->check(CLI::Range(0, 1 << 20));
-  auto* columns = cmd->add_option("--max-columns", "Columns per table before fields go to _overflow (default 500)")
-                      ->check(CLI::Range(8, 1017));
-  cmd->add_flag("--no-instant", o->no_instant, "Leave ALGORITHM=INSTANT off ADD COLUMN");
+  AddSetting(cmd, kPreview, "mapping", o->mapping_file)->check(CLI::ExistingFile);
+  AddSetting(cmd, kPreview, "collection", o->collection);
+  AddSetting(cmd, kPreview, "db", o->db);
+  auto* separator = AddSetting(cmd, kPreview, "separator");
+  auto* depth = AddSetting(cmd, kPreview, "flatten-depth")->check(CLI::Range(0, 32));
+  auto* arrays = AddSetting(cmd, kPreview, "scalar-arrays");
+  auto* threshold = AddSetting(cmd, kPreview, "map-threshold")->check(CLI::Range(0, 1 << 20));
+  auto* columns = AddSetting(cmd, kPreview, "max-columns")->check(CLI::Range(8, 1017));
+  AddSetting(cmd, kPreview, "no-instant", o->no_instant);
   cmd->callback([o, separator, depth, arrays, threshold, columns, &action] {
     if (threshold->count()) o->map_threshold = threshold->as<int>();
     if (columns->count()) o->max_columns = columns->as<int>();

@@ -1,13 +1,11 @@
 // mongo2mysql quarantine list|replay|dismiss: the events apply could not apply, and their replay
 // from MongoDB's current documents once the cause is fixed (apply/quarantine.h).
-#include <spdlog/sinks/stdout_color_sinks.h>
-#include <spdlog/spdlog.h>
-
 #include <algorithm>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
+#include "daemon.h"
 #include "mysql_flags.h"
 #include "quarantine.h"
 
@@ -22,6 +20,7 @@ struct QuarantineFlags {
   bool all = false;
   bool json = false;
   std::string note;
+  LogFlags log;
 };
 
 std::string Head(const std::string& s, size_t n) { return s.size() <= n ? s : s.substr(0, n) + "..."; }
@@ -33,7 +32,7 @@ std::string About(const apply::QuarantineRow& r) {
 
 Result<std::unique_ptr<apply::QuarantineTool>> Open(QuarantineFlags& f) {
   // Logs go to stderr, so stdout is the listing or the report alone.
-  spdlog::set_default_logger(spdlog::stderr_color_mt("quarantine"));
+  M2M_RETURN_NOT_OK(StartLogging(f.log, {{"command", "quarantine"}}, /*to_stderr=*/true));
   ReadMysqlPassword(f.o.mysql);
   if (!f.mapping_file.empty()) {
     M2M_ASSIGN_OR_RETURN(f.o.mapping, LoadMappingFile(f.mapping_file));
@@ -109,8 +108,9 @@ Status RunDismiss(QuarantineFlags f) {
 CLI::App* AddSub(CLI::App* parent, QuarantineFlags& f, const char* name, const char* about, const char* footer) {
   CLI::App* cmd = parent->add_subcommand(name, about);
   cmd->footer(footer);
-  AddMysqlOptions(cmd, f.o.mysql, "The database apply writes to")->required();
-  cmd->add_option("--group", f.filter.group, "Only the events of this apply group (default: every group)");
+  AddMysqlOptions(cmd, kQuarantine, f.o.mysql);
+  AddSetting(cmd, kQuarantine, "group", f.filter.group);
+  AddLogOptions(cmd, kQuarantine, f.log);
   return cmd;
 }
 
@@ -140,8 +140,8 @@ void AddQuarantineCommand(CLI::App& app, Action& action) {
                           "Each event: id, when, where it was in Kafka (topic[partition]@offset), its group, what it\n"
                           "is about (event, db.collection, documentKey) and the error. Only pending events unless\n"
                           "--done. Exit status 0, 2 bad usage, 3 MySQL unreachable.");
-  list->add_flag("--done", f->filter.include_done, "Also the events replayed or dismissed already");
-  list->add_flag("--json", f->json, "Print JSON, every field whole");
+  AddSetting(list, kQuarantine, "done", f->filter.include_done);
+  AddSetting(list, kQuarantine, "json", f->json);
   list->callback([f, &action] { action = [f] { return RunList(*f); }; });
 
   CLI::App* replay = AddSub(cmd, *f, "replay", "Write the current MongoDB documents of quarantined events",
@@ -150,19 +150,18 @@ void AddQuarantineCommand(CLI::App& app, Action& action) {
                             "replayed. An event still refused (the cause is not fixed) stays pending with the error.\n"
                             "Exit status 0 when every event named was replayed, 1 when some were not (each is\n"
                             "listed with the reason), 2 bad usage, 3 a server unreachable.");
-  replay->add_option("--id", f->filter.ids, "A quarantine row's id (repeatable)");
-  replay->add_flag("--all", f->all, "Every pending row (of --group)");
-  replay->add_option("--mongo-uri", f->mongo_uri, "MongoDB to read the documents from")->required();
-  replay->add_option("--mapping", f->mapping_file, "YAML mapping file apply runs with (docs/mapping.md)")
-      ->check(CLI::ExistingFile);
+  AddSetting(replay, kQuarantine, "id", f->filter.ids);
+  AddSetting(replay, kQuarantine, "all", f->all);
+  AddSetting(replay, kQuarantine, "mongo-uri", f->mongo_uri);
+  AddSetting(replay, kQuarantine, "mapping", f->mapping_file)->check(CLI::ExistingFile);
   replay->callback([f, &action] { action = [f] { return RunReplay(*f); }; });
 
   CLI::App* dismiss = AddSub(cmd, *f, "dismiss", "Mark quarantined events dealt with by hand",
                              "Marks the rows named (--id) or every pending one (--all) as done, with --note, and\n"
                              "writes nothing else: for events a replay cannot handle, once you have.");
-  dismiss->add_option("--id", f->filter.ids, "A quarantine row's id (repeatable)");
-  dismiss->add_flag("--all", f->all, "Every pending row (of --group)");
-  dismiss->add_option("--note", f->note, "How they were dealt with")->required();
+  AddSetting(dismiss, kQuarantine, "id", f->filter.ids);
+  AddSetting(dismiss, kQuarantine, "all", f->all);
+  AddSetting(dismiss, kQuarantine, "note", f->note);
   dismiss->callback([f, &action] { action = [f] { return RunDismiss(*f); }; });
 }
 

@@ -14,16 +14,17 @@ namespace {
 
 struct StatusFlags {
   std::vector<std::string> kafka_props;
-  std::string bootstrap = "127.0.0.1:9092";
+  std::string bootstrap;
   MysqlOptions mysql;
-  double interval_s = 2;
-  double timeout_s = 15;
+  double interval_s = 0;
+  double timeout_s = 0;
   bool json = false;
+  LogFlags log;
   // --serve: the status page (status_page.h) instead of printing once.
   bool serve = false;
   std::string serve_host = status::StatusPageOptions{}.host;
   int serve_port = status::StatusPageOptions{}.port;
-  double history_min = 15;
+  double history_min = std::chrono::duration<double, std::ratio<60>>(status::StatusPageOptions{}.history).count();
   std::string mongo_uri;
   std::string mapping_file;
 };
@@ -48,6 +49,7 @@ Status Serve(status::StatusOptions o, const StatusFlags& f) {
 }
 
 Status RunStatus(status::StatusOptions o, StatusFlags f) {
+  M2M_RETURN_NOT_OK(StartLogging(f.log, {{"command", "status"}}, /*to_stderr=*/true));
   o.kafka["bootstrap.servers"] = f.bootstrap;
   M2M_RETURN_NOT_OK(AddKafkaProperties(f.kafka_props, o.kafka));
   if (!f.mysql.database.empty()) {
@@ -89,30 +91,23 @@ void AddStatusCommand(CLI::App& app, Action& action) {
       "      --mysql-host mysql.internal --mysql-database shop\n"
       "  mongo2mysql status --serve --group shop --mysql-database shop --mongo-uri mongodb://db1/ \\\n"
       "      --mapping shop.yaml      # then open http://127.0.0.1:9189/");
-  AddConfigOption(cmd);
-  cmd->add_option("--kafka-bootstrap", f->bootstrap, "Kafka bootstrap servers")->capture_default_str();
-  cmd->add_option("--kafka", f->kafka_props, kKafkaPropertyHelp);
-  cmd->add_option("--topic-prefix", o->topic_prefix, "The captures' topic prefix")->capture_default_str();
-  cmd->add_option("--group", o->group, "Apply's consumer group")->capture_default_str();
-  AddMysqlOptions(cmd, f->mysql, "Apply's database (without it only capture and Kafka are reported)");
-  cmd->add_option("--interval", f->interval_s, "Seconds between the two samples throughput comes from (0: none); with --serve, between samples")
-      ->capture_default_str();
-  cmd->add_option("--timeout", f->timeout_s, "Seconds to wait for each server")->capture_default_str();
-  CLI::Option* json = cmd->add_flag("--json", f->json, "Print JSON instead of tables");
+  AddConfigOption(cmd, kStatus);
+  AddLogOptions(cmd, kStatus, f->log);
+  AddSetting(cmd, kStatus, "kafka-bootstrap", f->bootstrap);
+  AddSetting(cmd, kStatus, "kafka", f->kafka_props);
+  AddSetting(cmd, kStatus, "topic-prefix", o->topic_prefix);
+  AddSetting(cmd, kStatus, "group", o->group);
+  AddMysqlOptions(cmd, kStatus, f->mysql);
+  AddSetting(cmd, kStatus, "interval", f->interval_s);
+  AddSetting(cmd, kStatus, "timeout", f->timeout_s);
+  CLI::Option* json = AddSetting(cmd, kStatus, "json", f->json);
   // The status page (docs/status.md).
-  cmd->add_flag("--serve", f->serve, "Serve a status page (charts, quarantine browser) until stopped")
-      ->excludes(json)->group("Status page");
-  cmd->add_option("--serve-host", f->serve_host,
-                  "IPv4 address the page listens on; it has no authentication, so 127.0.0.1 unless you mean it")
-      ->capture_default_str()->group("Status page");
-  cmd->add_option("--serve-port", f->serve_port, "TCP port of the page; 0 picks a free one (printed)")
-      ->capture_default_str()->group("Status page");
-  cmd->add_option("--history", f->history_min, "Minutes of samples the page's charts show")
-      ->capture_default_str()->check(CLI::PositiveNumber)->group("Status page");
-  cmd->add_option("--mongo-uri", f->mongo_uri, "MongoDB a retry reads the current document from (no retry without)")
-      ->group("Status page");
-  cmd->add_option("--mapping", f->mapping_file, "YAML mapping file apply runs with, for retries (docs/mapping.md)")
-      ->check(CLI::ExistingFile)->group("Status page");
+  AddSetting(cmd, kStatus, "serve", f->serve)->excludes(json)->group("Status page");
+  AddSetting(cmd, kStatus, "serve-host", f->serve_host)->group("Status page");
+  AddSetting(cmd, kStatus, "serve-port", f->serve_port)->group("Status page");
+  AddSetting(cmd, kStatus, "history", f->history_min)->check(CLI::PositiveNumber)->group("Status page");
+  AddSetting(cmd, kStatus, "mongo-uri", f->mongo_uri)->group("Status page");
+  AddSetting(cmd, kStatus, "mapping", f->mapping_file)->check(CLI::ExistingFile)->group("Status page");
   cmd->callback([o, f, &action] { action = [o, f] { return RunStatus(*o, *f); }; });
 }
 

@@ -1,13 +1,11 @@
 // mongo2mysql verify: does MySQL hold what the mapping makes of MongoDB's documents?
-#include <spdlog/sinks/stdout_color_sinks.h>
-#include <spdlog/spdlog.h>
-
 #include <cstdio>
 #include <cstdlib>
 #include <map>
 
 #include "commands.h"
 #include "config_file.h"
+#include "daemon.h"
 #include "mysql_flags.h"
 #include "verify.h"
 
@@ -17,7 +15,8 @@ namespace {
 struct VerifyFlags {
   std::string collections;
   std::string mapping_file;
-  double recheck_seconds = 10;
+  double recheck_seconds = 0;
+  LogFlags log;
 };
 
 void PrintReport(const verify::VerifyReport& report) {
@@ -47,7 +46,7 @@ void PrintReport(const verify::VerifyReport& report) {
 
 Status RunVerify(verify::VerifyOptions o, const VerifyFlags& f) {
   // Progress goes to stderr, so stdout is the report alone.
-  spdlog::set_default_logger(spdlog::stderr_color_mt("verify"));
+  M2M_RETURN_NOT_OK(StartLogging(f.log, {{"command", "verify"}}, /*to_stderr=*/true));
   if (o.mysql.database.empty()) o.mysql.database = o.mongo_database;
   ReadMysqlPassword(o.mysql);
   if (!f.mapping_file.empty()) {
@@ -92,25 +91,18 @@ void AddVerifyCommand(CLI::App& app, Action& action) {
       "  mongo2mysql verify --db shop\n"
       "  mongo2mysql verify --mongo-uri 'mongodb://db1/?replicaSet=rs0' --db shop --mysql-host mysql.internal \\\n"
       "      --mysql-database shop --mapping shop.yaml --collections orders,customers --sample 0.05");
-  AddConfigOption(cmd);
-  cmd->add_option("--mongo-uri", o->mongo.uri, "MongoDB connection string")->capture_default_str();
-  cmd->add_option("--db", o->mongo_database, "MongoDB database to compare")->required();
-  cmd->add_option("--collections", f->collections,
-                  "Collections to compare, comma-separated (default: every collection in MongoDB or MySQL)");
-  AddMysqlOptions(cmd, o->mysql, "Database apply writes to (default: the --db name)");
-  cmd->add_option("--mapping", f->mapping_file, "YAML mapping file apply runs with (docs/mapping.md)")
-      ->check(CLI::ExistingFile);
-  cmd->add_option("--range-size", o->range_size, "Documents per _id range")->capture_default_str()->check(
-      CLI::PositiveNumber);
-  cmd->add_option("--sample", o->sample, "Fraction of the ranges to check, in (0, 1]")
-      ->capture_default_str()
-      ->check(CLI::Range(1e-9, 1.0));
-  cmd->add_option("--seed", o->seed, "Chooses the sampled ranges; the same seed checks the same ranges")
-      ->capture_default_str();
-  cmd->add_option("--recheck-after", f->recheck_seconds,
-                  "Seconds during which differing keys are checked again before they are reported; 0 reports at once")
-      ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
+  AddConfigOption(cmd, kVerify);
+  AddLogOptions(cmd, kVerify, f->log);
+  AddSetting(cmd, kVerify, "mongo-uri", o->mongo.uri);
+  AddSetting(cmd, kVerify, "db", o->mongo_database);
+  AddSetting(cmd, kVerify, "collections", f->collections);
+  AddMysqlOptions(cmd, kVerify, o->mysql);
+  AddSetting(cmd, kVerify, "mapping", f->mapping_file)->check(CLI::ExistingFile);
+  AddSetting(cmd, kVerify, "range-size", o->range_size)->check(CLI::PositiveNumber);
+  AddSetting(cmd, kVerify, "sample", o->sample)->check(CLI::Range(1e-9, 1.0));
+  AddSetting(cmd, kVerify, "seed", o->seed);
+  f->recheck_seconds = std::chrono::duration<double>(o->recheck_after).count();
+  AddSetting(cmd, kVerify, "recheck-after", f->recheck_seconds)->check(CLI::NonNegativeNumber);
   cmd->callback([o, f, &action] { action = [o, f] { return RunVerify(*o, *f); }; });
 }
 

@@ -130,7 +130,7 @@ def main():
             print(f"== the Spark job (local mode) into MySQL database {database}")
             processes.append(pipeline.Process(
                 ["-m", "m2m_spark.job", "--topics", ",".join(topics), "--mysql-database", database,
-                 "--job-name", prefix, "--checkpoint", work / "spark" / prefix, "--trigger-interval", "2 seconds"],
+                 "--group", prefix, "--checkpoint", work / "spark" / prefix, "--trigger-interval", "2 seconds"],
                 work / "spark.log", env={"PYTHONPATH": str(ROOT / "spark")}, program=[sys.executable]))
 
         started = time.monotonic()

@@ -17,8 +17,10 @@ from pyspark.sql.streaming.listener import StreamingQueryListener
 
 from . import core
 from . import lost
+from . import logs
 from . import real_time
 from .session import build_session, extension_path, real_time_build, state_folder
+from .settings_table import SETTINGS
 from .writer import BatchWriter
 
 
@@ -32,79 +34,51 @@ EXAMPLES = """examples:
   # keep streaming with sub-second latency, in Spark's Real-time Mode (docs/spark.md)
   python -m m2m_spark.job --topics rs0.shop.orders --mysql-database shop --real-time
 
-MySQL's _m2m_offsets table (the job's --job-name is its group there) makes the job exactly once:
-kill it, or any executor, at any moment and start it again with the same --job-name; the checkpoint
+MySQL's _m2m_offsets table (the job's --group is its group there) makes the job exactly once:
+kill it, or any executor, at any moment and start it again with the same --group; the checkpoint
 folder only saves re-reading. The MySQL password comes from M2M_MYSQL_PASSWORD, never from the
 command line."""
 
 
+# Options that exclude each other; the first group is required.
+EXCLUSIVE = (("topics", "topic-pattern"), ("until-caught-up", "trigger-interval", "real-time"))
+TYPES = {"integer": int, "number": float}
+
+
 def parse_args(argv=None):
+    """The job's options: the rows of the settings table (settings_table.py, generated from
+    cli/settings.cc) that name the Spark job, so they are `mongo2mysql apply`'s names."""
     p = argparse.ArgumentParser(prog="mongo2mysql spark", description=__doc__, epilog=EXAMPLES,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    src = p.add_argument_group("Kafka (the source)")
-    src.add_argument("--kafka-bootstrap", default=os.environ.get("M2M_KAFKA_BOOTSTRAP", "127.0.0.1:9092"),
-                     help="bootstrap servers. Default: %(default)s")
-    which = src.add_mutually_exclusive_group(required=True)
-    which.add_argument("--topics", help="comma-separated topics to read")
-    which.add_argument("--topic-pattern", help="Java regex of topics to read (new topics are picked up)")
-    src.add_argument("--max-offsets-per-trigger", type=int, default=None,
-                     help="at most this many Kafka records per micro-batch (Spark's maxOffsetsPerTrigger); the "
-                          "order across topics then holds within each micro-batch only (docs/spark.md). "
-                          "Default: no limit")
-    src.add_argument("--kafka-option", action="append", default=[], metavar="KEY=VALUE",
-                     help="extra option of the Kafka source, e.g. kafka.security.protocol=SSL (repeatable)")
-    src.add_argument("--allow-data-loss", action="store_true",
-                     help="go on when Kafka no longer holds records the job has not applied (deleted by "
-                          "retention, or the topic was deleted and made again): they are skipped and MySQL misses "
-                          "their changes. Default: stop with an error naming them (docs/spark.md, "
-                          "\"Records lost in Kafka\")")
-    dst = p.add_argument_group("MySQL (the sink)")
-    dst.add_argument("--mysql-host", default="127.0.0.1", help="Default: %(default)s")
-    dst.add_argument("--mysql-port", type=int, default=3306, help="Default: %(default)s")
-    dst.add_argument("--mysql-user", default="mongo2mysql", help="Default: %(default)s")
-    dst.add_argument("--mysql-database", required=True, help="the database the tables are written to")
-    dst.add_argument("--mysql-ssl-mode", type=str.upper, default="DISABLED",
-                     choices=("DISABLED", "REQUIRED", "VERIFY_CA", "VERIFY_IDENTITY"),
-                     help="TLS to MySQL, as mongo2mysql apply's (docs/operations.md, \"TLS to MySQL\"). "
-                          "Default: %(default)s")
-    dst.add_argument("--mysql-ssl-ca", help="PEM file of the CA that signs MySQL's certificate (on every node)")
-    dst.add_argument("--mysql-ssl-cert", help="PEM client certificate (on every node)")
-    dst.add_argument("--mysql-ssl-key", help="PEM private key of --mysql-ssl-cert (on every node)")
-    run = p.add_argument_group("the job")
-    run.add_argument("--mapping", help="YAML mapping file (docs/mapping.md, section 8). Default: automatic mapping")
-    run.add_argument("--on-drop", choices=("keep", "drop"), default="",
-                     help="on a collection drop: keep the tables or drop them. Default: the mapping's (keep)")
-    run.add_argument("--on-rename", choices=("rename", "keep"), default="",
-                     help="on a collection rename: rename the tables or keep them. Default: the mapping's (rename)")
-    run.add_argument("--mongo-uri", default=None,
-                     help="MongoDB to fetch the documents of updates the mapping cannot apply column by column "
-                          "(as mongo2mysql apply --mongo-uri). Default: such events are quarantined")
-    run.add_argument("--max-batch-events", type=int, default=5000,
-                     help="events per MySQL transaction of a task, at most. Default: %(default)s")
-    run.add_argument("--retry-for", type=int, default=600, metavar="SECONDS",
-                     help="how long a task retries while MySQL is unreachable or restarting. Default: %(default)s")
-    run.add_argument("--job-name", default=None,
-                     help="the job's group in MySQL's _m2m_offsets (its applied positions). Default: spark-<database>")
-    run.add_argument("--checkpoint", default=None,
-                     help="checkpoint location (any Hadoop file system URI on a cluster). "
-                          "Default: .stack/spark-checkpoints/<job name>")
-    mode = run.add_mutually_exclusive_group()
-    mode.add_argument("--until-caught-up", action="store_true",
-                      help="apply what the topics hold now, then exit (trigger availableNow)")
-    mode.add_argument("--trigger-interval", default="1 second",
-                      help="streaming: start a micro-batch this often (processingTime trigger). Default: %(default)s")
-    mode.add_argument("--real-time", action="store_true",
-                      help="streaming in Spark's Real-time Mode: long-running tasks hand each record to the core as "
-                           "it arrives, through a JVM writer (docs/spark.md, \"Real-time Mode\"); drops, renames "
-                           "and new collections are applied in micro-batches in between")
-    run.add_argument("--max-batch-ms", type=int, default=100,
-                     help="--real-time: a task commits its records once the oldest has waited this long (or "
-                          "--max-batch-events are in). Default: %(default)s")
-    run.add_argument("--real-time-epoch", default="5 minutes",
-                     help="--real-time: how long each Real-time Mode batch runs (Spark's checkpoint interval; "
-                          "commits happen inside it; records wait while one ends and the next starts, and new "
-                          "topics are read from the next: docs/spark.md). Default: %(default)s")
-    run.add_argument("--master", default=None, help="Spark master. Default: M2M_SPARK_MASTER, else spark-submit's, else local[2]")
+    sections, exclusive = {}, {}
+    for s in SETTINGS:
+        section = sections.get(s["section"]) or sections.setdefault(s["section"], p.add_argument_group(s["section"]))
+        group = next((g for g in EXCLUSIVE if s["name"] in g), None)
+        if group is not None:
+            section = exclusive.get(group) or exclusive.setdefault(group, section.add_mutually_exclusive_group(
+                required=group is EXCLUSIVE[0]))
+        names = [f"--{s['name']}", *(f"--{old}" for old in s["old_names"])]
+        meaning = s["meaning"] + "".join(f" (--{old}: its old name)" for old in s["old_names"])
+        default = os.environ.get(s["env"]) if s["env"] else None
+        # An empty default: the option is off (None), or for a choice the core's default ("").
+        default = default if default is not None else (s["default"] or ("" if s["choices"] else None))
+        if s["type"] == "flag":
+            section.add_argument(*names, action="store_true", help=meaning)
+            continue
+        kwargs = {"help": meaning + (". Default: %(default)s" if s["default"] else ""), "default": default,
+                  "required": s["required"] and group is None}
+        if s["type"] in TYPES:
+            kwargs["type"] = TYPES[s["type"]]
+            kwargs["default"] = None if default is None else TYPES[s["type"]](default)
+        if s["type"] == "key=value list":
+            kwargs.update(action="append", default=[], metavar="KEY=VALUE")
+        if s["choices"]:
+            kwargs["choices"] = s["choices"]
+            if s["name"] == "mysql-ssl-mode":
+                kwargs["type"] = str.upper
+        if s["env"]:
+            kwargs["help"] += f" (environment variable {s['env']})"
+        section.add_argument(*names, **kwargs)
     args = p.parse_args(argv)
     if args.max_batch_events <= 0:
         p.error("--max-batch-events must be positive")
@@ -115,7 +89,8 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.configure(args.log_format, args.log_level, {"command": "spark", "group": args.group or
+                                                     f"spark-{args.mysql_database}"})
     if "PYSPARK_GATEWAY_PORT" not in os.environ and extension_path() is None and importlib.util.find_spec(
             "m2m_core") is None:  # local mode: the executors would fail on their first record
         logging.getLogger("m2m_spark").error(
@@ -123,7 +98,7 @@ def main(argv=None):
             "builds it into build/python (or set M2M_BUILD to the build folder that has it), or install the "
             "wheel `make wheel` builds (docs/spark.md, \"On a cluster\")")
         return 2
-    job = args.job_name or f"spark-{args.mysql_database}"
+    job = args.group or f"spark-{args.mysql_database}"
     checkpoint = args.checkpoint or str(state_folder() / "spark-checkpoints" / job)
     mysql = {"host": args.mysql_host, "port": args.mysql_port, "user": args.mysql_user,
              "password": os.environ.get("M2M_MYSQL_PASSWORD", ""), "database": args.mysql_database,
@@ -207,7 +182,8 @@ def settings(args, job, mysql):
     mapping = Path(args.mapping).read_text(encoding="utf-8") if args.mapping else None
     return core.Settings(group=job, mysql=tuple(sorted(mysql.items())), mapping_yaml=mapping,
                          mongo_uri=args.mongo_uri, on_drop=args.on_drop, on_rename=args.on_rename,
-                         max_batch_events=args.max_batch_events, retry_for_seconds=args.retry_for)
+                         max_batch_events=args.max_batch_events, retry_for_seconds=args.retry_for,
+                         log_level=args.log_level)
 
 
 def start(spark, args, job, checkpoint, mysql, until_caught_up=None):
@@ -247,7 +223,7 @@ def kafka_source(spark, args, micro_batch=True):
               .option("kafka.isolation.level", "read_committed")
               # Records deleted before the job read them are changes MySQL would silently miss: Spark
               # stops the query (KAFKA_DATA_LOSS, which `wait` words), unless the user accepts it.
-              .option("failOnDataLoss", "false" if args.allow_data_loss else "true"))
+              .option("failOnDataLoss", "false" if args.accept_lost_events else "true"))
     reader = reader.option("subscribe", args.topics) if args.topics else reader.option("subscribePattern", args.topic_pattern)
     if args.max_offsets_per_trigger and micro_batch:
         reader = reader.option("maxOffsetsPerTrigger", str(args.max_offsets_per_trigger))

@@ -1,7 +1,7 @@
 """Records lost in Kafka: deleted (retention, delete-records) or gone with a topic deleted and made
 again before the job read them. The MySQL tables would silently miss their changes, so the Kafka
 source runs with failOnDataLoss and the job stops with an error naming the gap and the way out
-(docs/spark.md, "Records lost in Kafka"); --allow-data-loss skips them instead."""
+(docs/spark.md, "Records lost in Kafka"); --accept-lost-events skips them instead."""
 from pyspark import SparkContext
 
 
@@ -64,4 +64,4 @@ def from_java(java_exception, first_offset=None):
         f"Kafka no longer holds records this job has not applied: {gap}. They were deleted (retention, "
         "delete-records) or the topic was deleted and made again, and MySQL misses their changes. See "
         "docs/spark.md, \"Records lost in Kafka\": take a new snapshot of the collections, or run the job "
-        "with --allow-data-loss to skip the lost records.")
+        "with --accept-lost-events to skip the lost records.")

@@ -41,7 +41,7 @@ def test_a_standalone_cluster_applies_exactly_through_a_lost_worker(mysql_db, se
             tmp_path, stack.ROOT / os.environ.get("M2M_BUILD", "build"),
             ["--kafka-bootstrap", stack.KAFKA_BOOTSTRAP, "--topics", topic, "--mysql-host", stack.MYSQL["host"],
              "--mysql-port", str(stack.MYSQL["port"]), "--mysql-user", stack.MYSQL["user"], "--mysql-database",
-             database, "--job-name", job, "--checkpoint", str(tmp_path / "checkpoint"), "--max-offsets-per-trigger",
+             database, "--group", job, "--checkpoint", str(tmp_path / "checkpoint"), "--max-offsets-per-trigger",
              "60", "--max-batch-events", "10", "--trigger-interval", "0 seconds"])
         with open(tmp_path / "driver.log", "w") as log:
             driver = subprocess.Popen(submit, env=spark_cluster.submit_env(os.environ, stack.MYSQL["password"]),
@@ -94,7 +94,7 @@ def test_real_time_mode_on_a_standalone_cluster_applies_exactly_through_a_lost_w
         submit = cluster.submit_installed_command(tmp_path, writer, [
             "--kafka-bootstrap", stack.KAFKA_BOOTSTRAP, "--topics", topic, "--mysql-host", stack.MYSQL["host"],
             "--mysql-port", str(stack.MYSQL["port"]), "--mysql-user", stack.MYSQL["user"], "--mysql-database",
-            database, "--job-name", job, "--checkpoint", str(tmp_path / "checkpoint"), "--real-time",
+            database, "--group", job, "--checkpoint", str(tmp_path / "checkpoint"), "--real-time",
             "--real-time-epoch", "20 seconds"])
         env = {**spark_cluster.submit_env(os.environ, stack.MYSQL["password"]),
                "PYSPARK_PYTHON": str(spark_venv / "bin" / "python"), "LD_LIBRARY_PATH": ""}

@@ -144,7 +144,7 @@ def test_spark_driver_killed_mid_stream_gives_exact_state(mysql_db, second_db, t
            "PYTHONPATH": str(stack.ROOT / "spark")}
     base = [sys.executable, "-m", "m2m_spark.job", "--kafka-bootstrap", stack.KAFKA_BOOTSTRAP, "--topics", topic,
             "--mysql-host", stack.MYSQL["host"], "--mysql-port", str(stack.MYSQL["port"]),
-            "--mysql-user", stack.MYSQL["user"], "--mysql-database", database, "--job-name", job,
+            "--mysql-user", stack.MYSQL["user"], "--mysql-database", database, "--group", job,
             "--checkpoint", str(checkpoint), "--max-batch-events", "5", "--max-offsets-per-trigger", "20"]
     kills = 0
     for target in (40, 80, 120):  # of 200 events; each kill lands later

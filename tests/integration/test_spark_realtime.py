@@ -22,7 +22,7 @@ class Job:
         pattern = stream.prefix.replace(".", "\\.") + "\\.test\\..*"
         self.args = [sys.executable, "-m", "m2m_spark.job", "--kafka-bootstrap", stack.KAFKA_BOOTSTRAP,
                      "--topic-pattern", pattern, "--mysql-database", database, "--real-time",
-                     "--real-time-epoch", "10 seconds", "--on-drop", "drop", "--job-name", f"rt-{database}",
+                     "--real-time-epoch", "10 seconds", "--on-drop", "drop", "--group", f"rt-{database}",
                      "--checkpoint", str(tmp_path / "checkpoint"), "--master", master]
         self.env = {**os.environ, "PYTHONPATH": str(stack.ROOT / "spark"),
                     "M2M_MYSQL_PASSWORD": stack.MYSQL["password"]}

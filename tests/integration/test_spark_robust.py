@@ -279,7 +279,7 @@ def test_spark_maps_empty_and_nested_shapes_into_a_database_it_creates(native_db
 
 def test_spark_stops_on_records_lost_in_kafka_unless_allowed(mysql_db, tmp_path):
     """Records deleted from the topic before the job read them stop it with an error naming the
-    topic, partition and offsets and the way out; with --allow-data-loss it skips them. A topic
+    topic, partition and offsets and the way out; with --accept-lost-events it skips them. A topic
     deleted and made again stops it too."""
     from m2m_spark.lost import KafkaDataLost
 
@@ -298,10 +298,10 @@ def test_spark_stops_on_records_lost_in_kafka_unless_allowed(mysql_db, tmp_path)
         stream.run(engines.spark, database, "spark")
     message = str(lost.value)
     assert f"topic {topic} partition 0: offsets 10 to 15" in message, message
-    assert "--allow-data-loss" in message and "docs/spark.md" in message, message
+    assert "--accept-lost-events" in message and "docs/spark.md" in message, message
     assert query(database, "SELECT COUNT(*) FROM w") == [("10",)]
 
-    stream.run(engines.spark, database, "spark", extra=["--allow-data-loss"])
+    stream.run(engines.spark, database, "spark", extra=["--accept-lost-events"])
     applied = [int(i) for (i,) in query(database, "SELECT _id FROM w ORDER BY _id")]
     assert applied == list(range(10)) + list(range(15, 20))
 

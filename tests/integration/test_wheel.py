@@ -232,7 +232,7 @@ def job_args(database, job, checkpoint, topics):
     """The job's arguments against the stack, in Real-time Mode."""
     return ["--kafka-bootstrap", stack.KAFKA_BOOTSTRAP, "--topics", topics, "--mysql-host", stack.MYSQL["host"],
             "--mysql-port", str(stack.MYSQL["port"]), "--mysql-user", stack.MYSQL["user"], "--mysql-database", database,
-            "--job-name", job, "--checkpoint", str(checkpoint), "--real-time", "--real-time-epoch", "10 seconds"]
+            "--group", job, "--checkpoint", str(checkpoint), "--real-time", "--real-time-epoch", "10 seconds"]
 
 
 def descendants(pid):

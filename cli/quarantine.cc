@@ -117,7 +117,6 @@ CLI::App* AddSub(CLI::App* parent, QuarantineFlags& f, const char* name, const c
 }  // namespace
 
 void AddQuarantineCommand(CLI::App& app, Action& action) {
-  auto f = std::make_shared<QuarantineFlags>();
   CLI::App* cmd = app.add_subcommand("quarantine", "List quarantined events; replay them from MongoDB once fixed.");
   cmd->require_subcommand(1);
   cmd->footer(
@@ -136,6 +135,9 @@ void AddQuarantineCommand(CLI::App& app, Action& action) {
       "  mongo2mysql quarantine replay --mysql-database shop --mongo-uri 'mongodb://db1/?replicaSet=rs0' --all\n"
       "  mongo2mysql quarantine dismiss --mysql-database shop --id 7 --note 'orders copied again'");
 
+  // Flags of their own per subcommand: CLI11 reads the environment variables of every subcommand's
+  // options, used or not, so shared variables would take M2M_MYSQL_PORT over the command line's.
+  auto f = std::make_shared<QuarantineFlags>();
   CLI::App* list = AddSub(cmd, *f, "list", "List quarantined events, oldest first",
                           "Each event: id, when, where it was in Kafka (topic[partition]@offset), its group, what it\n"
                           "is about (event, db.collection, documentKey) and the error. Only pending events unless\n"
@@ -144,6 +146,7 @@ void AddQuarantineCommand(CLI::App& app, Action& action) {
   AddSetting(list, kQuarantine, "json", f->json);
   list->callback([f, &action] { action = [f] { return RunList(*f); }; });
 
+  f = std::make_shared<QuarantineFlags>();
   CLI::App* replay = AddSub(cmd, *f, "replay", "Write the current MongoDB documents of quarantined events",
                             "For each event named (--id) or every pending one (--all): reads its document from\n"
                             "MongoDB now and writes it, or deletes its row when it is gone; the row is then marked\n"
@@ -156,6 +159,7 @@ void AddQuarantineCommand(CLI::App& app, Action& action) {
   AddSetting(replay, kQuarantine, "mapping", f->mapping_file)->check(CLI::ExistingFile);
   replay->callback([f, &action] { action = [f] { return RunReplay(*f); }; });
 
+  f = std::make_shared<QuarantineFlags>();
   CLI::App* dismiss = AddSub(cmd, *f, "dismiss", "Mark quarantined events dealt with by hand",
                              "Marks the rows named (--id) or every pending one (--all) as done, with --note, and\n"
                              "writes nothing else: for events a replay cannot handle, once you have.");

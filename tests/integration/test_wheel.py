@@ -93,7 +93,9 @@ def make_venv(wheel, tmp_path_factory, extra=""):
 
 def clean_env():
     """A node's environment: nothing of the checkout's or the build's on a search path."""
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "M2M_BUILD", "M2M_STATE")}
+    # PYSPARK_PYTHON too: a Spark session an earlier test started in this process set it to the
+    # stack's Python, which has no wheel installed.
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "M2M_BUILD", "M2M_STATE", "PYSPARK_PYTHON")}
     env["LD_LIBRARY_PATH"] = ""
     return env
 

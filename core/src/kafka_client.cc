@@ -253,7 +253,11 @@ KafkaProducer::~KafkaProducer() = default;
 
 Result<std::unique_ptr<KafkaProducer>> KafkaProducer::Make(const KafkaConfig& config) {
   auto impl = std::make_unique<Impl>();
-  M2M_ASSIGN_OR_RETURN(rd_kafka_conf_t * conf, MakeConf(config));
+  // Without idempotence a retried send (say the first one to a topic whose leader is not known yet)
+  // lands behind the ones after it, breaking the per-key order Produce promises.
+  KafkaConfig ordered = config;
+  ordered.emplace("enable.idempotence", "true");
+  M2M_ASSIGN_OR_RETURN(rd_kafka_conf_t * conf, MakeConf(ordered));
   rd_kafka_conf_set_dr_msg_cb(conf, &Impl::OnDelivery);
   rd_kafka_conf_set_opaque(conf, impl.get());
   M2M_ASSIGN_OR_RETURN(rd_kafka_t * rk, MakeHandle(RD_KAFKA_PRODUCER, conf));

@@ -538,15 +538,15 @@ Status EventMapper::WalkField(Level& lvl, Row& row, const bson_iter_t* it, Path&
       if (!child_fits) break;
       bool table_mode = o_.scalar_arrays == ScalarArrayMode::kTable;
       if (any_doc || (n > 0 && table_mode)) return EmitChildren(lvl, it, path);
-      if (n == 0 && FindTable(TableSource(collection_, levels))) {
-        M2M_RETURN_NOT_OK(EmitChildren(lvl, it, path));  // no rows: the document's old ones go
-        // An empty array met before the array's first document made a JSON column holding []. While
-        // that column exists every empty array is written there too: a row must not depend on which
-        // document came first (verify maps every document with the tables as they are now).
-        if (lvl.table->FindSource(source) == nullptr) return Status::OK();
-        break;
+      if (n == 0) {
+        // No rows; if the path has a child table, the document's old rows there go.
+        if (FindTable(TableSource(collection_, levels))) M2M_RETURN_NOT_OK(EmitChildren(lvl, it, path));
+        // Otherwise an empty array is `[]` in the path's JSON column, made if need be, whether or not
+        // documents of the path fill a child table: what a row holds (and whether the column exists)
+        // must not depend on which document came first, which across Kafka partitions is the host's
+        // scheduling. In table mode arrays have no JSON column: an empty one is just no rows.
+        if (table_mode) return Status::OK();
       }
-      if (n == 0 && table_mode) return Status::OK();
       break;
     }
     default:

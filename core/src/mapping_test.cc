@@ -305,10 +305,10 @@ TEST_F(MappingTest, FlattensNestedDocumentsAndUpserts) {
             "`address_geo_lat`=VALUES(`address_geo_lat`)");
 }
 
-// The corpus's users: the first user had no addresses, so `addresses` became a JSON column holding []
-// before any address made the child table. An empty array written later goes to that column too, and
-// mapping the first user again with today's tables (as verify does) gives the row apply wrote.
-TEST_F(MappingTest, EmptyArraysGoToTheirJsonColumnWhileItExistsBesideTheChildTable) {
+// An empty array cannot know whether its path's other documents fill a child table or a JSON column,
+// and across Kafka partitions which document comes first is the host's scheduling. So an empty array
+// is always `[]` in the path's JSON column, beside the child table: both orders give the same tables.
+TEST_F(MappingTest, AnEmptyArrayIsJsonBracketsWhicheverDocumentCameFirst) {
   auto first = Sql({Insert(R"({"_id": 1, "items": []})")});
   ASSERT_EQ(first.size(), 2u);
   EXPECT_EQ(first[1], "INSERT INTO `orders` (`_id`,`items`) VALUES (1,'[]') "
@@ -322,10 +322,18 @@ TEST_F(MappingTest, EmptyArraysGoToTheirJsonColumnWhileItExistsBesideTheChildTab
   EXPECT_NE(all.find("(1,'[]')"), std::string::npos) << all;
   EXPECT_NE(all.find("DELETE FROM `orders_items`"), std::string::npos) << all;  // old child rows of 1 and 3 go
 
-  Use("scalar_arrays: json\n");
   catalog_ = Catalog();
   auto child_first = Sql({Insert(R"({"_id": 2, "items": [{"sku": "a"}]})"), Insert(R"({"_id": 3, "items": []})")});
-  EXPECT_EQ(Column("orders", "items"), nullptr);  // no column when the child table came first
+  ASSERT_NE(Column("orders", "items"), nullptr);  // made by the empty array, though the child table came first
+  EXPECT_EQ(TypeOf("orders", "items"), SqlType::kJson);
+  all.clear();
+  for (const std::string& s : child_first) all += s + "\n";
+  EXPECT_NE(all.find("(3,'[]')"), std::string::npos) << all;
+
+  Use("scalar_arrays: table\n");
+  catalog_ = Catalog();
+  Sql({Insert(R"({"_id": 3, "items": []})"), Insert(R"({"_id": 2, "items": [{"sku": "a"}]})")});
+  EXPECT_EQ(Column("orders", "items"), nullptr);  // arrays are never JSON columns in table mode
 }
 
 TEST_F(MappingTest, DepthLimitKeepsDeeperPartsAsJson) {

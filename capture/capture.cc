@@ -62,13 +62,14 @@ struct Checkpoint {
   bool snapshot_pending = false;
 };
 
-// Why libbson cannot write `doc` as Extended JSON (a string or field name that is not UTF-8, which
-// MongoDB stores without checking), or nullopt when it can.
-std::optional<std::string> NotUtf8(const bson_t* doc) {
+// Why `doc`, whose event EncodeEvent refused with `refused`, has no JSON form: a string or field name
+// that is not UTF-8 (MongoDB stores such text without checking), with where it is. Validating only
+// after the encoder refused keeps a second pass over every document off the hot path.
+std::string NotUtf8(const bson_t* doc, const Status& refused) {
   size_t offset = 0;
   if (bson_validate(doc, static_cast<bson_validate_flags_t>(BSON_VALIDATE_UTF8 | BSON_VALIDATE_UTF8_ALLOW_NULL),
                     &offset)) {
-    return std::nullopt;
+    return refused.message();
   }
   return "a string or field name is not UTF-8 (at byte " + std::to_string(offset) +
          " of the BSON); JSON cannot carry it";
@@ -91,13 +92,14 @@ SnapshotRecord MakeReadRecord(const CaptureOptions& o, const Namespace& ns,
   auto event = MakeSnapshotRead(ns.db, ns.collection, doc.get());
   if (!event.ok()) return reject(event.status().message());
   auto where = [&] { return "document " + event->document_key.ToRelaxedJson() + " in " + ns.db + "." + ns.collection; };
-  if (auto bad = NotUtf8(doc.get())) return reject("snapshot read: " + *bad + " (" + where() + ")");
   if (start_at) std::tie(event->cluster_time_s, event->cluster_time_i) = *start_at;
   EncodeOptions eo;
   eo.server_name = o.topic_prefix;
   eo.processed_at_ms = NowMs();
-  record.value = EncodeValue(*event, eo);
-  record.key = EncodeKey(*event);
+  auto encoded = EncodeEvent(*event, eo);
+  if (!encoded.ok()) return reject("snapshot read: " + NotUtf8(doc.get(), encoded.status()) + " (" + where() + ")");
+  record.value = std::move(encoded->value);
+  record.key = std::move(encoded->key);
   if (static_cast<int64_t>(record.key.size() + record.value.size()) > o.max_message_bytes) {
     std::string why = "snapshot read of " + std::to_string(record.key.size() + record.value.size()) +
                       " bytes is over capture.max_message_bytes " + std::to_string(o.max_message_bytes) + " (" +
@@ -378,7 +380,6 @@ struct Capture::Loop {
     }
     std::string topic = TopicFor(o.topic_prefix, event.db, event.collection);
     std::string where = "document " + event.document_key.ToRelaxedJson() + " in " + event.db + "." + event.collection;
-    if (auto bad = NotUtf8(raw)) return DeadLetter(raw, *bad + " (" + where + ")", topic);
     if (event.document_key.empty()) {
       // A drop or rename goes to every partition (below); apply waits for all the copies.
       M2M_ASSIGN_OR_RETURN(event.copies, EnsureTopic(topic));
@@ -386,8 +387,10 @@ struct Capture::Loop {
     EncodeOptions eo;
     eo.server_name = o.topic_prefix;
     eo.processed_at_ms = NowMs();
-    std::string value = EncodeValue(event, eo);
-    std::string key = EncodeKey(event);
+    auto encoded = EncodeEvent(event, eo);
+    if (!encoded.ok()) return DeadLetter(raw, NotUtf8(raw, encoded.status()) + " (" + where + ")", topic);
+    std::string value = std::move(encoded->value);
+    std::string key = std::move(encoded->key);
     if (static_cast<int64_t>(key.size() + value.size()) > o.max_message_bytes) {
       return DeadLetter(raw,
                         "encoded event is " + std::to_string(key.size() + value.size()) +

@@ -117,7 +117,9 @@ Result<std::optional<BsonDocument>> StreamReadAhead::Next(std::chrono::milliseco
       Item item = std::move(s.queue.front());
       s.queue.pop_front();
       s.queued_bytes -= item.bytes;
-      s.room_made.notify_one();
+      // Waking the reader for every event taken from a full queue would switch threads per event:
+      // it is woken once half the bound is free (or all of it, for an item larger than half).
+      if (s.queued_bytes <= s.max_queued_bytes / 2) s.room_made.notify_one();
       if (item.error) {
         s.failed = std::move(item.error);
         return *s.failed;

@@ -45,6 +45,8 @@ class ValueWriter {
   explicit ValueWriter(size_t reserve) { out_.reserve(reserve); }
 
   std::string Take() { return std::move(out_); }
+  // False once a document or value had text that is not UTF-8 (written as "": it has no JSON form).
+  bool all_utf8() const { return all_utf8_; }
 
   void BeginObject() {
     Separate();
@@ -99,7 +101,7 @@ class ValueWriter {
   void Document(const BsonDocument& doc) {
     Separate();
     out_.push_back('"');
-    ejson::AppendCanonical(doc.get(), ejson::Spelling::kJsonString, out_);
+    all_utf8_ &= ejson::AppendCanonical(doc.get(), ejson::Spelling::kJsonString, out_);
     out_.push_back('"');
   }
   void OptionalDocument(const std::optional<BsonDocument>& doc) { doc ? Document(*doc) : Null(); }
@@ -107,7 +109,7 @@ class ValueWriter {
   void Value(const bson_iter_t* it) {
     Separate();
     out_.push_back('"');
-    ejson::AppendCanonicalValue(it, ejson::Spelling::kJsonString, out_);
+    all_utf8_ &= ejson::AppendCanonicalValue(it, ejson::Spelling::kJsonString, out_);
     out_.push_back('"');
   }
 
@@ -118,6 +120,7 @@ class ValueWriter {
   }
 
   std::string out_;
+  bool all_utf8_ = true;
   bool first_ = true;
 };
 
@@ -497,8 +500,8 @@ Status EncodeOptions::Validate() const {
   return Status::OK();
 }
 
-std::string EncodeKey(const ChangeEvent& event) {
-  ValueWriter w(128);
+namespace {
+void WriteKey(ValueWriter& w, const ChangeEvent& event) {
   w.BeginObject();
   w.Field("id");
   bson_iter_t id;
@@ -508,11 +511,9 @@ std::string EncodeKey(const ChangeEvent& event) {
     w.Null();
   }
   w.EndObject();
-  return w.Take();
 }
 
-std::string EncodeValue(const ChangeEvent& event, const EncodeOptions& options) {
-  ValueWriter w(EstimatedSize(event));
+void WriteValue(ValueWriter& w, const ChangeEvent& event, const EncodeOptions& options) {
   w.BeginObject();
   w.Field("before").OptionalDocument(event.before);
   w.Field("after").OptionalDocument(event.after);
@@ -526,7 +527,29 @@ std::string EncodeValue(const ChangeEvent& event, const EncodeOptions& options) 
   w.Field("m2m");
   WriteM2m(w, event);
   w.EndObject();
+}
+}  // namespace
+
+std::string EncodeKey(const ChangeEvent& event) {
+  ValueWriter w(128);
+  WriteKey(w, event);
   return w.Take();
+}
+
+std::string EncodeValue(const ChangeEvent& event, const EncodeOptions& options) {
+  ValueWriter w(EstimatedSize(event));
+  WriteValue(w, event, options);
+  return w.Take();
+}
+
+Result<EncodedEvent> EncodeEvent(const ChangeEvent& event, const EncodeOptions& options) {
+  ValueWriter key(128), value(EstimatedSize(event));
+  WriteKey(key, event);
+  WriteValue(value, event, options);
+  if (!key.all_utf8() || !value.all_utf8()) {
+    return Status::Invalid("a string or field name is not UTF-8; JSON cannot carry it");
+  }
+  return EncodedEvent{key.Take(), value.Take()};
 }
 
 Result<std::optional<ChangeEvent>> DecodeEvent(std::optional<std::string_view> key,

@@ -113,9 +113,45 @@ std::string LegacyEncodeValue(const ChangeEvent& event, const EncodeOptions& opt
 
 // ---------------------------------------------------------------------------------------------
 
+// EncodeEvent gives EncodeKey's and EncodeValue's bytes, and refuses just the events with a document
+// libbson cannot write as JSON (text that is not UTF-8, in a string, a name, a regex, code, a symbol).
+void ExpectEncodeEventAsTheTwo(const ChangeEvent& event, const EncodeOptions& options) {
+  auto writable = [](const BsonDocument& doc) { return testing::LibbsonCanonical(doc.get()).has_value(); };
+  bool all_writable = writable(event.document_key) && (!event.before || writable(*event.before)) &&
+                      (!event.after || writable(*event.after)) &&
+                      (!event.update ||
+                       (writable(event.update->updated_fields) && writable(event.update->disambiguated_paths)));
+  auto encoded = EncodeEvent(event, options);
+  ASSERT_EQ(encoded.ok(), all_writable) << encoded.status().ToString();
+  if (!encoded.ok()) {
+    EXPECT_NE(encoded.status().message().find("not UTF-8"), std::string::npos) << encoded.status().ToString();
+    return;
+  }
+  ASSERT_EQ(encoded->key, EncodeKey(event));
+  ASSERT_EQ(encoded->value, EncodeValue(event, options));
+}
+
 void ExpectLikeLegacy(const ChangeEvent& event, const EncodeOptions& options) {
   ASSERT_EQ(EncodeKey(event), LegacyEncodeKey(event));
   ASSERT_EQ(EncodeValue(event, options), LegacyEncodeValue(event, options));
+  ExpectEncodeEventAsTheTwo(event, options);
+}
+
+TEST(EventEncoderTest, EncodeEventRefusesTextThatIsNotUtf8) {
+  ChangeEvent e;
+  e.kind = EventKind::kInsert;
+  e.db = "d";
+  e.collection = "c";
+  BSON_APPEND_INT32(e.document_key.mutable_get(), "_id", 1);
+  BSON_APPEND_INT32(e.after.emplace().mutable_get(), "_id", 1);
+  ASSERT_TRUE(EncodeEvent(e, {}).ok());
+  bson_append_utf8(e.after->mutable_get(), "name", -1, "caf\xe9", 4);  // Latin-1, as old apps wrote it
+  auto refused = EncodeEvent(e, {});
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.status().message().find("not UTF-8"), std::string::npos);
+  e.after.emplace();
+  BSON_APPEND_INT32(e.after->mutable_get(), "caf\xe9", 1);  // a field name
+  EXPECT_FALSE(EncodeEvent(e, {}).ok());
 }
 
 TEST(EventEncoderTest, EveryFixtureAsTheLegacyEncoder) {

@@ -128,6 +128,15 @@ std::string EncodeKey(const ChangeEvent& event);
 // The message value (docs/events.md). Its size is not bounded here; see the header comment.
 std::string EncodeValue(const ChangeEvent& event, const EncodeOptions& options = {});
 
+// EncodeKey and EncodeValue at once, or an error when a document or value of the event holds a
+// string or field name that is not UTF-8 (MongoDB stores such text unchecked; JSON cannot carry it,
+// and EncodeKey/EncodeValue would write that document as ""). Costs no more than the two.
+struct EncodedEvent {
+  std::string key;
+  std::string value;
+};
+Result<EncodedEvent> EncodeEvent(const ChangeEvent& event, const EncodeOptions& options);
+
 // Decodes one Kafka message. `key`/`value` are nullopt for a null key/value.
 // - nullopt result: a Debezium tombstone (null value after a delete), to skip. Not an error.
 // - Our format is recognised by its "m2m" block; its version must be kEventFormatVersion.

@@ -41,8 +41,12 @@ def table(run):
                          f"| {_n(ours)} | {_n(theirs)} ({same}) | {_ratio(ours, theirs)} |")
     lines += _failed(r, "apply") + _failed(r, "debezium")
     if "spark" in spark:
-        lines.append(f"| Spark engine, events/s, {spark['workload']['events']:,} events of the mix "
-                     f"| {_n(spark['spark']['events_per_s'])} | | |")
+        native = apply.get("apply", {}).get("events_per_s")
+        same_work = native and apply["workload"]["events"] == spark["workload"]["events"]
+        lines.append(f"| Spark engine (local[2]), events/s, {spark['workload']['events']:,} events of the mix "
+                     f"| {_n(spark['spark']['events_per_s'])} "
+                     + (f"| native apply {_n(native)} (same workload) | {_ratio(spark['spark']['events_per_s'], native)} |"
+                        if same_work else "| | |"))
     lines += _failed(r, "spark")
     if "streaming" in cap:
         s, snap = cap["streaming"], cap["snapshot"]

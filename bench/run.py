@@ -23,7 +23,7 @@ import report
 import spark_bench
 
 FULL = {"apply": dict(events=100000, documents=20000), "capture": dict(events=50000),
-        "spark": dict(events=20000, documents=4000, batch=5000), "latency_native": dict(seconds=20),
+        "spark": dict(events=100000, documents=20000, batch=5000), "latency_native": dict(seconds=20),
         "latency_spark": dict(seconds=30), "latency_spark-real-time": dict(seconds=30), "memory": dict(workloads=((400, 4), (60, 15)), backlog_events=10000000)}
 SHORT = {"apply": dict(events=3000, documents=600, batch=500), "capture": dict(events=300),
          "spark": dict(events=600, documents=200, batch=200), "latency_native": dict(seconds=4),

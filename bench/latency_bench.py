@@ -15,6 +15,7 @@ to a figure. Also the peak RSS of capture and of the engine's processes.
   .stack/venv/bin/python bench/latency_bench.py --engine native --max-rate 400 --seconds 20
 """
 import argparse
+import json
 import re
 import shutil
 import statistics
@@ -114,6 +115,28 @@ def batch_phases(engine, log):
     return {"batches": len(batches), **{k: statistics.median(b.get(k, 0) for b in batches) for k in batches[-1]}}
 
 
+def captured_at(topic, wall_minus_monotonic):
+    """{id: when capture encoded its event} (capture's ts_ms, on the monotonic clock)."""
+    out = {}
+    for key, value in pipeline.read_all_raw(topic):
+        if key is None or value is None:
+            continue
+        id_json = json.loads(json.loads(key)["id"])
+        number = id_json.get("$numberInt") or id_json.get("$numberLong") if isinstance(id_json, dict) else id_json
+        out[int(number)] = json.loads(value)["ts_ms"] / 1000 - wall_minus_monotonic
+    return out
+
+
+def stages(written, captured, seen):
+    """Where the latency goes: from the write's due time until capture encoded the event (the
+    writer's lateness, the change stream, capture's read), then until the row shows in MySQL
+    (capture's Kafka transaction, apply's fetch, batch and MySQL commit, the 10 ms polling)."""
+    both = [i for i in written if i in captured and i in seen]
+    split = {"to_capture": [captured[i] - written[i] for i in both],
+             "capture_to_mysql": [seen[i] - captured[i] for i in both]}
+    return {name: {k: round(v, 3) for k, v in benchlib.percentiles(values).items()} for name, values in split.items()}
+
+
 def run(engine, max_rate, fractions=(0.25, 0.5, 0.9), seconds=20, keep_work=False, job_args=()):
     work = stack.STATE / "bench" / stack.unique(f"latency-{engine}")
     work.mkdir(parents=True)
@@ -143,6 +166,8 @@ def run(engine, max_rate, fractions=(0.25, 0.5, 0.9), seconds=20, keep_work=Fals
         stack.wait_for(lambda: 1 in watcher.seen and engine_proc.poll() is None, timeout=600,
                        what=f"the first row through {engine}")
         steps, next_id = [], 2
+        # capture stamps each event with its wall clock (ts_ms); the writer's clock is monotonic.
+        wall_minus_monotonic = time.time() - time.monotonic()
         if engine == "spark-real-time":
             # The job's catch-up in micro-batches applied the first row (a new table: a barrier); Real-time
             # Mode starts after it, and a second row through it makes sure its tasks run.
@@ -165,7 +190,11 @@ def run(engine, max_rate, fractions=(0.25, 0.5, 0.9), seconds=20, keep_work=Fals
             steps.append({"fraction": fraction, "target_per_s": round(rate, 1),
                           "achieved_per_s": round(achieved, 1), "events": count,
                           **{k: round(v, 3) for k, v in benchlib.percentiles(latencies).items()},
-                          "max": round(max(latencies), 3)})
+                          "max": round(max(latencies), 3), "written": written})
+        captured = captured_at(f"{prefix}.{mongo_db}.lat", wall_minus_monotonic)
+        for step in steps:
+            written = step.pop("written")
+            step["stages"] = stages(written, captured, watcher.seen)
         peaks = {name: sampler.stop() for name, sampler in rss.items()}
         phases = batch_phases(engine, work / f"{engine}.log") if engine != "native" else None
     finally:

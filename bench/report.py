@@ -14,6 +14,16 @@ def _ratio(a, b):
     return f"**{a / b:.2f}**" if a and b else "n/a"
 
 
+def _stages(step):
+    """The latency's split at capture (bench/latency_bench.py, stages), p50 / p99 of each part."""
+    st = step.get("stages", {})
+    if not st.get("to_capture"):
+        return ""
+    a, b = st["to_capture"], st["capture_to_mysql"]
+    return (f"; write -> capture {a['p50']:.3f} / {a['p99']:.3f} s, "
+            f"capture -> MySQL {b['p50']:.3f} / {b['p99']:.3f} s (p50 / p99)")
+
+
 def _failed(results, name):
     error = results.get(name, {}).get("error")
     return [f"| {name} | failed: {error} | | |"] if error else []
@@ -69,7 +79,7 @@ def table(run):
         for step in lat.get("rates", []):
             lines.append(f"| latency MongoDB write -> MySQL row, {engine}, {step['fraction']:.0%} of "
                          f"{_n(lat['max_rate_per_s'], 1)}/s (achieved {_n(step['achieved_per_s'], 1)}/s) "
-                         f"| p50 {step['p50']:.3f} s, p95 {step['p95']:.3f} s, p99 {step['p99']:.3f} s | | |")
+                         f"| p50 {step['p50']:.3f} s, p95 {step['p95']:.3f} s, p99 {step['p99']:.3f} s{_stages(step)} | | |")
         lines += _failed(r, f"latency_{engine}")
     cpu = {
         "apply (draining)": apply.get("apply", {}).get("cpu_us_per_event"),

@@ -71,7 +71,7 @@ constexpr Setting kSettings[] = {
    "Bytes of events held in memory at once: half for snapshot documents read and not yet published, half for "
    "records queued in the Kafka producer (never less than the largest record). An event larger than its half still "
    "goes, alone (docs/checkpoints.md, \"Memory\")", {}, {}, "max.queue.size.in.bytes", "Capture"},
-  {"max-batch-events", kCapture, T::kInt, "1000", "Events per Kafka transaction, at most", {}, {}, "max.batch.size",
+  {"max-batch-events", kCapture, T::kInt, "5000", "Events per Kafka transaction, at most", {}, {}, "max.batch.size",
    "Capture"},
   {"max-batch-ms", kCapture, T::kInt, "200",
    "Milliseconds per Kafka transaction under a steady flow, at most (a transaction commits as soon as the stream "

@@ -45,7 +45,8 @@ class ValueWriter {
   explicit ValueWriter(size_t reserve) { out_.reserve(reserve); }
 
   std::string Take() { return std::move(out_); }
-  // False once a document or value had text that is not UTF-8 (written as "": it has no JSON form).
+  // False once a document or value had text that is not UTF-8 (written as "": it has no JSON form),
+  // or a string did (written with U+FFFD for the bad bytes: a removed field's name would be another).
   bool all_utf8() const { return all_utf8_; }
 
   void BeginObject() {
@@ -92,7 +93,7 @@ class ValueWriter {
   }
   void String(std::string_view s) {
     Separate();
-    ejson::AppendJsonString(s, out_);
+    all_utf8_ &= ejson::AppendJsonString(s, out_);
   }
   void OptionalString(const std::optional<std::string>& s) { s ? String(*s) : Null(); }
   // Empty is null (a collection-level event's collection).

@@ -98,7 +98,7 @@ std::string LegacyEncodeKey(const ChangeEvent& event) {
   return key.dump();
 }
 
-std::string LegacyEncodeValue(const ChangeEvent& event, const EncodeOptions& options) {
+ordered_json LegacyValueJson(const ChangeEvent& event, const EncodeOptions& options) {
   ordered_json v = ordered_json::object();
   v["before"] = OptionalDocumentJson(event.before);
   v["after"] = OptionalDocumentJson(event.after);
@@ -108,19 +108,29 @@ std::string LegacyEncodeValue(const ChangeEvent& event, const EncodeOptions& opt
   v["ts_ms"] = options.processed_at_ms != 0 ? options.processed_at_ms : event.wall_time_ms;
   v["transaction"] = nullptr;
   v["m2m"] = M2mJson(event);
-  return v.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  return v;
+}
+
+std::string LegacyEncodeValue(const ChangeEvent& event, const EncodeOptions& options) {
+  return LegacyValueJson(event, options).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 // ---------------------------------------------------------------------------------------------
 
 // EncodeEvent gives EncodeKey's and EncodeValue's bytes, and refuses just the events with a document
-// libbson cannot write as JSON (text that is not UTF-8, in a string, a name, a regex, code, a symbol).
+// libbson cannot write as JSON (text that is not UTF-8, in a string, a name, a regex, code, a symbol)
+// or a name or other string that is not UTF-8 (a removed field's name must not become another).
 void ExpectEncodeEventAsTheTwo(const ChangeEvent& event, const EncodeOptions& options) {
   auto writable = [](const BsonDocument& doc) { return testing::LibbsonCanonical(doc.get()).has_value(); };
   bool all_writable = writable(event.document_key) && (!event.before || writable(*event.before)) &&
                       (!event.after || writable(*event.after)) &&
                       (!event.update ||
                        (writable(event.update->updated_fields) && writable(event.update->disambiguated_paths)));
+  try {  // every string the value carries: nlohmann's strict dump throws on one that is not UTF-8
+    LegacyValueJson(event, options).dump(-1, ' ', false, nlohmann::json::error_handler_t::strict);
+  } catch (const nlohmann::json::type_error&) {
+    all_writable = false;
+  }
   auto encoded = EncodeEvent(event, options);
   ASSERT_EQ(encoded.ok(), all_writable) << encoded.status().ToString();
   if (!encoded.ok()) {
@@ -151,6 +161,10 @@ TEST(EventEncoderTest, EncodeEventRefusesTextThatIsNotUtf8) {
   EXPECT_NE(refused.status().message().find("not UTF-8"), std::string::npos);
   e.after.emplace();
   BSON_APPEND_INT32(e.after->mutable_get(), "caf\xe9", 1);  // a field name
+  EXPECT_FALSE(EncodeEvent(e, {}).ok());
+  e.after.reset();
+  e.kind = EventKind::kUpdate;
+  e.update.emplace().removed_fields = {"caf\xe9"};  // written as U+FFFD, it would clear another column
   EXPECT_FALSE(EncodeEvent(e, {}).ok());
 }
 

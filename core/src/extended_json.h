@@ -60,7 +60,7 @@ bool AppendCanonicalValue(const bson_iter_t* it, Spelling spelling, std::string&
 // Appends `text` as a JSON string, quotes included, exactly as nlohmann::json's dump with
 // error_handler_t::replace and ensure_ascii off writes it: " \ and control characters escaped
 // (\b \f \n \r \t, else \u00xx), other bytes as they are, each maximal ill-formed UTF-8 part replaced
-// by U+FFFD.
-void AppendJsonString(std::string_view text, std::string& out);
+// by U+FFFD. Returns false when it replaced any (the text was not UTF-8 throughout).
+bool AppendJsonString(std::string_view text, std::string& out);
 
 }  // namespace m2m::ejson

@@ -118,10 +118,12 @@ void AppendEscape(std::string& out, unsigned char c) {
   }
 }
 
+// False when the text was not UTF-8 throughout (with kFail, having stopped there).
 template <bool kQuoted, BadUtf8 kBad>
 bool AppendEscaped(std::string& out, const char* data, size_t size) {
   const auto* s = reinterpret_cast<const unsigned char*>(data);
   size_t i = 0;
+  bool utf8 = true;
   while (i < size) {
     const size_t start = i;
     while (i < size && kPlain[s[i]]) ++i;
@@ -142,9 +144,10 @@ bool AppendEscaped(std::string& out, const char* data, size_t size) {
     } else {
       out.append("\xEF\xBF\xBD");
       i += bad;
+      utf8 = false;
     }
   }
-  return true;
+  return utf8;
 }
 
 // Whether a field name passes libbson's check (bson_iter_visit_all validates every key, array
@@ -486,10 +489,11 @@ bool AppendCanonicalValue(const bson_iter_t* it, Spelling spelling, std::string&
   return WriteAs(spelling, out, [it](auto writer) { return writer.Value(it, 0, /*escape=*/true); });
 }
 
-void AppendJsonString(std::string_view text, std::string& out) {
+bool AppendJsonString(std::string_view text, std::string& out) {
   out.push_back('"');
-  AppendEscaped<false, BadUtf8::kReplace>(out, text.data(), text.size());
+  const bool utf8 = AppendEscaped<false, BadUtf8::kReplace>(out, text.data(), text.size());
   out.push_back('"');
+  return utf8;
 }
 
 }  // namespace m2m::ejson

@@ -300,10 +300,17 @@ TEST(CanonicalWriterTest, DamagedDocumentsAsLibbson) {
 TEST(JsonStringTest, AsNlohmannDumpsIt) {
   auto expect_like_nlohmann = [](const std::string& s) {
     std::string got = "x";
-    ejson::AppendJsonString(s, got);
+    const bool utf8 = ejson::AppendJsonString(s, got);
     const std::string expected =
         nlohmann::ordered_json(s).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
     ASSERT_EQ(got, "x" + expected) << testing::NlohmannStringContent(s);
+    bool strict_dump_takes_it = true;  // nlohmann's strict handler throws where replace writes U+FFFD
+    try {
+      nlohmann::ordered_json(s).dump(-1, ' ', false, nlohmann::json::error_handler_t::strict);
+    } catch (const nlohmann::json::type_error&) {
+      strict_dump_takes_it = false;
+    }
+    ASSERT_EQ(utf8, strict_dump_takes_it) << testing::NlohmannStringContent(s);
   };
   for (const std::string& s : {std::string(), std::string("plain"), std::string("\"\\/\b\f\n\r\t\x01\x1f\x7f"),
                                std::string("a\0b", 3), std::string("é—🚚\xef\xbf\xbd"), std::string("\xff"),

@@ -128,9 +128,10 @@ std::string EncodeKey(const ChangeEvent& event);
 // The message value (docs/events.md). Its size is not bounded here; see the header comment.
 std::string EncodeValue(const ChangeEvent& event, const EncodeOptions& options = {});
 
-// EncodeKey and EncodeValue at once, or an error when a document or value of the event holds a
-// string or field name that is not UTF-8 (MongoDB stores such text unchecked; JSON cannot carry it,
-// and EncodeKey/EncodeValue would write that document as ""). Costs no more than the two.
+// EncodeKey and EncodeValue at once, or an error when any text the event carries is not UTF-8: in a
+// document or value (MongoDB stores such text unchecked; JSON cannot carry it, and EncodeKey/EncodeValue
+// write that document as "") or in a name such as a removed field's (written with U+FFFD, so naming
+// another field). Costs no more than the two.
 struct EncodedEvent {
   std::string key;
   std::string value;

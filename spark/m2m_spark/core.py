@@ -6,9 +6,14 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
+from . import zip_imports
+
+zip_imports.install()
+
 # The row a task returns to the driver per Kafka partition: how far it got, and the barrier it stopped before.
-OUTCOME_SCHEMA = ("topic string, partition int, records long, skipped long, retries long, "
-                  "held_t long, held_i long, held_rank int, held_offset long")
+OUTCOME_ARROW = pa.schema([("topic", pa.string()), ("partition", pa.int32()), ("records", pa.int64()),
+                           ("skipped", pa.int64()), ("retries", pa.int64()), ("held_t", pa.int64()),
+                           ("held_i", pa.int64()), ("held_rank", pa.int32()), ("held_offset", pa.int64())])
 
 
 @dataclass(frozen=True)
@@ -49,7 +54,7 @@ def _applier(settings):
 def apply_partitions(settings, release):
     """The mapInArrow function of one round: applies each task's records (whole Kafka partitions, one
     or more per task), each partition stopping before its first barrier not in `release` (key tuples)
-    while the others go on, as they would in tasks of their own; yields one OUTCOME_SCHEMA row per
+    while the others go on, as they would in tasks of their own; yields one OUTCOME_ARROW row per
     partition."""
     def run(batches):
         import m2m_core
@@ -83,13 +88,9 @@ def apply_partitions(settings, release):
                          "skipped": outcome["skipped"], "retries": outcome["retries"], "held_t": key[0],
                          "held_i": key[1], "held_rank": key[2], "held_offset": key[5]})
         if rows:
-            yield pa.RecordBatch.from_pylist(rows, schema=_OUTCOME_ARROW)
+            yield pa.RecordBatch.from_pylist(rows, schema=OUTCOME_ARROW)
     return run
 
-
-_OUTCOME_ARROW = pa.schema([("topic", pa.string()), ("partition", pa.int32()), ("records", pa.int64()),
-                            ("skipped", pa.int64()), ("retries", pa.int64()), ("held_t", pa.int64()),
-                            ("held_i", pa.int64()), ("held_rank", pa.int32()), ("held_offset", pa.int64())])
 
 
 def held_key(row):

@@ -7,19 +7,19 @@ mode by default; spark-submit it for a cluster (README, "Spark").
 """
 import argparse
 import importlib.util
+import json
 import logging
 import os
 import sys
 from pathlib import Path
 
 from py4j.java_gateway import JavaClass
-from pyspark.sql.streaming.listener import StreamingQueryListener
 
 from . import core
 from . import lost
 from . import logs
 from . import real_time
-from .session import build_session, extension_path, real_time_build, state_folder
+from .session import build_session, extension_path, real_time_build, state_folder, use_checkpoint_manager
 from .settings_table import SETTINGS
 from .writer import BatchWriter
 
@@ -118,7 +118,7 @@ def main(argv=None):
             "--real-time: the driver cannot load the JVM writer: give its jar to spark-submit, --jars …,%s "
             "(docs/spark.md, \"On a cluster\")", jars[0])
         return 2
-    spark.streams.addListener(PhaseLog())
+    PhaseLog.add_to(spark)
     try:
         if args.real_time:
             real_time.run(spark, args, job, checkpoint, settings(args, job, mysql),
@@ -147,27 +147,43 @@ def wait(query, timeout=None):
         raise found from None
 
 
-class PhaseLog(StreamingQueryListener):
+class PhaseLog:
     """Logs where each batch's time went, in the phases of Spark's progress reports (docs/spark.md,
     "Latency"): a micro-batch's addBatch is the job's own work (its Spark job, the tasks' C++ apply
     and MySQL commits), the rest is Spark's per-batch work (the checkpoint's offset and commit logs,
-    planning, the Kafka source's offsets). Batches without records are not logged."""
+    planning, the Kafka source's offsets). Batches without records are not logged.
 
-    def onQueryStarted(self, event):
+    It implements Spark's Java listener interface itself and reads each report as one JSON text:
+    PySpark's StreamingQueryListener builds its Python copy of a report field by field, a Py4J call
+    each, whose name lookups missed through every jar of the classpath: 40% of the Java samples of
+    the job's JVM at a micro-batch a second (JFR, bench/latency_bench.py --engine spark)."""
+
+    @classmethod
+    def add_to(cls, spark):
+        from pyspark.java_gateway import ensure_callback_server_started
+
+        ensure_callback_server_started(spark.sparkContext._gateway)
+        wrapper = spark._jvm.org.apache.spark.sql.streaming.PythonStreamingQueryListenerWrapper(cls())
+        spark._jsparkSession.streams().addListener(wrapper)
+
+    def onQueryProgress(self, jevent):
+        p = json.loads(jevent.progress().json())
+        if p.get("numInputRows"):
+            phases = ", ".join(f"{k} {v}" for k, v in sorted(p["durationMs"].items()) if k != "triggerExecution")
+            logging.getLogger("m2m_spark").info("%s batch %s: %s records in %s ms (%s ms)", p["name"], p["batchId"],
+                                                p["numInputRows"], p["durationMs"].get("triggerExecution"), phases)
+
+    def onQueryStarted(self, jevent):
         pass
 
-    def onQueryProgress(self, event):
-        p = event.progress
-        if p.numInputRows:
-            phases = ", ".join(f"{k} {v}" for k, v in sorted(p.durationMs.items()) if k != "triggerExecution")
-            logging.getLogger("m2m_spark").info("%s batch %s: %s records in %s ms (%s ms)", p.name, p.batchId,
-                                                p.numInputRows, p.durationMs.get("triggerExecution"), phases)
-
-    def onQueryIdle(self, event):
+    def onQueryIdle(self, jevent):
         pass
 
-    def onQueryTerminated(self, event):
+    def onQueryTerminated(self, jevent):
         pass
+
+    class Java:
+        implements = ["org.apache.spark.sql.streaming.PythonStreamingQueryListener"]
 
 
 def tls(args):
@@ -196,6 +212,7 @@ def start(spark, args, job, checkpoint, mysql, until_caught_up=None):
         processingTime=args.trigger_interval)
     # The Kafka source's V1 implementation (session.py says why); Real-time Mode needs the V2 one.
     spark.conf.set(MICRO_BATCH_V2_DISABLED, "org.apache.spark.sql.kafka010.KafkaSourceProvider")
+    use_checkpoint_manager(spark, checkpoint)
     return writer.start()
 
 

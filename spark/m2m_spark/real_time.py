@@ -16,7 +16,7 @@ import logging
 from pyspark.errors import StreamingQueryException
 from pyspark.sql.streaming.query import StreamingQuery
 
-from .session import real_time_build
+from .session import real_time_build, use_checkpoint_manager
 from .writer import kafka_consumer
 
 log = logging.getLogger("m2m_spark")
@@ -74,6 +74,7 @@ def start(spark, args, job, checkpoint, settings, source, kafka):
                                           args.max_batch_ms, settings.retry_for_seconds, settings.log_level)
     # Real-time Mode reads through the Kafka source's V2 implementation (the micro-batch query keeps V1).
     spark.conf.set("spark.sql.streaming.disabledV2MicroBatchReaders", "")
+    use_checkpoint_manager(spark, checkpoint)
     columns = source().select("topic", "partition", "offset", "key", "value", "timestamp")
     query = (columns._jdf.writeStream().foreach(writer).outputMode("update")
              .option("checkpointLocation", checkpoint.rstrip("/") + "-real-time").queryName(f"{job}-real-time")

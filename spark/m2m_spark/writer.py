@@ -16,12 +16,16 @@ import logging
 import time
 
 from pyspark import SparkContext
+from pyspark.sql.pandas.types import from_arrow_schema
 
 from . import core
 from . import lost
 from . import transforms as transforms_mod
 
 log = logging.getLogger("m2m_spark")
+
+# mapInArrow's output schema as a StructType: a DDL string would have the JVM parse it in every batch.
+OUTCOME_SCHEMA = from_arrow_schema(core.OUTCOME_ARROW)
 
 
 @contextlib.contextmanager
@@ -78,13 +82,14 @@ class BatchWriter:
         # One task per Kafka partition would run in waves when partitions outnumber the task slots,
         # each wave costing Spark's task launch; whole partitions per task (coalesce never splits
         # one) keep each partition's order, and each of a task's partitions stops at its own barrier.
-        records = (batch_df.select("topic", "partition", "offset", "key", "value", "timestamp")
-                   .coalesce(batch_df.sparkSession.sparkContext.defaultParallelism))
+        # The source's columns go as they are: the tasks read theirs by name, and a select would
+        # cost Py4J round trips in every batch (docs/spark.md, "Latency").
+        records = batch_df.coalesce(batch_df.sparkSession.sparkContext.defaultParallelism)
         release, rounds, applied = [], 0, 0
         while True:
             rounds += 1
             outcomes = [r.asDict() for r in
-                        records.mapInArrow(core.apply_partitions(self.settings, release), core.OUTCOME_SCHEMA).collect()]
+                        records.mapInArrow(core.apply_partitions(self.settings, release), OUTCOME_SCHEMA).collect()]
             applied += sum(o["records"] - o["skipped"] for o in outcomes)
             held = [k for k in map(core.held_key, outcomes) if k is not None]
             if not held:

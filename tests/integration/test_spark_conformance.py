@@ -4,6 +4,7 @@ import hashlib
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -161,6 +162,9 @@ def test_spark_driver_killed_mid_stream_gives_exact_state(mysql_db, second_db, t
             log.close()
         kills += 1
     assert kills == 3 and _events_applied(database, job) < 200
+    # Each batch's phases, as bench/latency_bench.py reads them (job.PhaseLog)
+    assert re.search(r"batch \d+: \d+ records in \d+ ms \(addBatch \d+, .*walCommit \d+ ms\)",
+                     (tmp_path / "job-0.log").read_text()), (tmp_path / "job-0.log").read_text()[-3000:]
     done = subprocess.run(base + ["--until-caught-up"], env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     assert checksums(database) == checksums(second_db)

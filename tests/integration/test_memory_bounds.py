@@ -31,7 +31,9 @@ def peak_rss_mib(pid):
 def test_capture_rss_stays_under_its_bound_while_snapshotting_several_times_it(tmp_path):
     # A stand-in of the test's own: 240 MiB of inserts would roll the shared one's oplog over under
     # other tests' captures. Its oplog is small; the snapshot starts after the inserts and needs none.
-    server = pipeline.start_mongo_standin(tmp_path, env={"M2M_MONGO_OPLOG_MAX_BYTES": str(16 * MIB)})
+    # It holds the documents in its heap as well as in its store, whose write buffer grows by copies:
+    # 512 MiB ran out once (OutOfMemoryError in H2's WriteBuffer while inserting, CI 2026-12-03).
+    server = pipeline.start_mongo_standin(tmp_path, env={"M2M_MONGO_OPLOG_MAX_BYTES": str(16 * MIB)}, heap="2g")
     client = pymongo.MongoClient(server.uri, serverSelectionTimeoutMS=10000)
     prefix = stack.unique("mem")
     db = client[stack.unique("t")]

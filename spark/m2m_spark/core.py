@@ -92,7 +92,6 @@ def apply_partitions(settings, release):
     return run
 
 
-
 def held_key(row):
     """The barrier an outcome row was held by, as the core's key tuple (None when not held)."""
     if row["held_t"] is None:

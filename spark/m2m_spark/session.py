@@ -103,7 +103,6 @@ def build_session(app_name: str, master: str | None = None, jars=()) -> SparkSes
     return session
 
 
-
 CHECKPOINT_MANAGER = "spark.sql.streaming.checkpointFileManagerClass"
 FILE_SYSTEM_CHECKPOINTS = "org.apache.spark.sql.execution.streaming.checkpointing.FileSystemBasedCheckpointFileManager"
 

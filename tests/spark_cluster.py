@@ -1,8 +1,8 @@
 """A Spark standalone cluster on loopback, from the pyspark distribution: a master and workers run
 with spark-class as sbin/start-master.sh and start-worker.sh run them, each in a process group of
 its own; and the spark-submit command line of the job on it, as the README's "Spark" section gives
-it (the package as a zip with --py-files, the m2m_core extension with --files, the Kafka connector
-jars with --jars). Shared by the cluster test (tests/integration/test_spark_cluster.py) and the
+it (the package as a zip with --py-files, the C++ core libm2m_jni.so with --files, the job's jar and
+the Kafka connector jars with --jars). Shared by the cluster test (tests/integration/test_spark_cluster.py) and the
 fault campaign's Spark engine (bench/faults.py)."""
 import os
 import signal
@@ -74,23 +74,25 @@ class Cluster:
 
     def submit_command(self, folder, build, job_args):
         """spark-submit of spark/submit.py with `job_args` to this cluster: the package zipped into
-        `folder`, the extension of the build folder `build` shipped to the executors' working
-        directories, the shared stack's connector jars; executors as large as a worker."""
-        core = next((Path(build) / "python").glob("m2m_core*.so"))
-        jars = ",".join(str(j) for j in sorted((stack.STATE / "jars" / "spark").glob("*.jar")))
+        `folder`, the C++ core of the build folder `build` shipped to the executors' working
+        directories, the job's jar and the shared stack's connector jars; executors as large as a worker."""
+        jvm = Path(build) / "jvm"
+        jars = ",".join([str(j) for j in sorted((stack.STATE / "jars" / "spark").glob("*.jar"))] + [str(jvm / "m2m-spark.jar")])
         return [str(SPARK_HOME / "bin" / "spark-submit"), "--master", self.url, "--jars", jars,
-                "--py-files", str(package(folder)), "--files", str(core), "--conf", f"spark.executor.memory={self.memory}",
+                "--py-files", str(package(folder)), "--files", str(jvm / "libm2m_jni.so"),
+                "--conf", f"spark.executor.memory={self.memory}",
                 str(stack.ROOT / "spark" / "submit.py"), *job_args]
 
-    def submit_installed_command(self, folder, writer_jar, job_args):
-        """spark-submit of the job installed from the wheel into the Python that the driver and the
-        executors run (PYSPARK_PYTHON, the same path on every node), as docs/spark.md "On a cluster"
-        gives it: no zip, no --files; Real-time Mode's writer jar on --jars, for the driver's JVM.
+    def submit_installed_command(self, folder, job_jar, job_args):
+        """spark-submit of the job installed from the wheel into a venv at the same path on every node
+        (the driver runs its Python, PYSPARK_PYTHON; the executors load its libm2m_jni.so), as
+        docs/spark.md "On a cluster" gives it: no zip, no --files; the job's jar on --jars, for the
+        driver's JVM.
         spark/submit.py is copied into `folder`: run from spark/, its folder (first on sys.path) would
         put the checkout's package before the installed one."""
         script = Path(folder) / "submit.py"
         script.write_bytes((stack.ROOT / "spark" / "submit.py").read_bytes())
-        jars = [str(j) for j in sorted((stack.STATE / "jars" / "spark").glob("*.jar"))] + [str(writer_jar)]
+        jars = [str(j) for j in sorted((stack.STATE / "jars" / "spark").glob("*.jar"))] + [str(job_jar)]
         return [str(SPARK_HOME / "bin" / "spark-submit"), "--master", self.url, "--jars", ",".join(jars),
                 "--conf", f"spark.executor.memory={self.memory}", str(script), *job_args]
 
@@ -120,7 +122,7 @@ def package(folder):
 
 def submit_env(base, mysql_password):
     """The driver's environment: `base` without what would bypass the cluster's way of shipping code.
-    The driver finds no extension of its own (M2M_BUILD names no folder), so the executors get it
+    The driver finds no build of its own (M2M_BUILD names no folder), so the executors get the core
     from --files only; M2M_SPARK_MASTER would override --master. On loopback, as the cluster."""
     env = {k: v for k, v in base.items() if k != "M2M_SPARK_MASTER"}
     env.update(SPARK_HOME=str(SPARK_HOME), SPARK_LOCAL_IP=stack.HOST, PYSPARK_PYTHON=sys.executable,

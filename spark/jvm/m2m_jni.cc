@@ -1,8 +1,12 @@
-// libm2m_jni: the C++ apply core hosted by the JVM writer of the Spark job's Real-time Mode
-// (m2m/spark/RealtimeWriter.java; docs/spark.md, "Real-time Mode"). The writer hands over each Kafka
-// record's bytes as Spark's Kafka source gives them; decoding, mapping, SQL, the exactly-once
-// transaction, quarantine and retries are the core's (RangeRun, range_applier.h), as in the
-// micro-batch mode and the native daemon.
+// libm2m_jni: the C++ apply core hosted by the Spark job's executors' JVMs: the tasks of its micro-batches
+// (m2m/spark/BatchTasks.java) and the writer of its Real-time Mode (m2m/spark/RealtimeWriter.java;
+// docs/spark.md). Both hand over each Kafka record's bytes as Spark's Kafka source gives them; decoding,
+// mapping, SQL, the exactly-once transaction, quarantine and retries are the core's (RangeRun,
+// range_applier.h), as in the native daemon.
+//
+// A micro-batch task (TaskRun) applies whole Kafka partitions of the batch, each with a RangeRun of its
+// own on the task's Applier, each stopping before its first barrier that the driver did not release,
+// and tells the driver how far each got (one line per partition: m2m_spark/core.py reads them).
 //
 // A task of Real-time Mode is long (an epoch, a minute by default) and Spark tells its writer nothing
 // when the source is idle, so records cannot wait for the end of the task: a StreamRun commits the
@@ -26,6 +30,8 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -91,11 +97,89 @@ class Pool {
   std::map<std::string, std::vector<std::unique_ptr<Hosted>>> idle_;
 };
 
+// A task's records into MySQL.
+class Run {
+ public:
+  virtual ~Run() = default;
+  // Adds a record; returns the barrier it stopped before when the run reports it at once (Real-time Mode).
+  virtual Result<std::optional<OrderKey>> Process(KafkaMessage record) = 0;
+  // Ends the task: commits what remains when `commit` (the task ended well), else drops it (Spark failed
+  // the task; a later task redoes it from the stored offsets). Returns the Applier to the pool when it is sound.
+  virtual Status Close(bool commit) = 0;
+};
+
+// One micro-batch task's Kafka partitions (whole offset ranges, each contiguous in the task's input).
+//
+// Thread safety: the task's thread only.
+class TaskRun final : public Run {
+ public:
+  TaskRun(std::map<std::string, std::string> settings, std::unique_ptr<Hosted> hosted, RangeOptions options)
+      : settings_(std::move(settings)), hosted_(std::move(hosted)), options_(std::move(options)) {}
+
+  Result<std::optional<OrderKey>> Process(KafkaMessage record) override {
+    M2M_RETURN_NOT_OK(failed_);
+    PartitionId id{record.topic, record.partition};
+    if (current_ == nullptr || current_id_ != id) {
+      auto [it, added] = runs_.try_emplace(id);
+      if (added) it->second = std::make_unique<RangeRun>(*hosted_->applier, options_);
+      current_ = it->second.get();
+      current_id_ = std::move(id);
+    }
+    if (!current_->held()) {  // a held partition's later records wait for a round that releases its barrier
+      std::vector<KafkaMessage> one;
+      one.push_back(std::move(record));
+      failed_ = current_->Feed(std::move(one));
+    }
+    M2M_RETURN_NOT_OK(failed_);
+    return std::optional<OrderKey>();
+  }
+
+  // Commits what remains; a line per partition: topic, partition, records, skipped, retries, and the
+  // barrier's t, i, rank and offset when held (empty fields otherwise), tab-separated.
+  Result<std::string> Finish() {
+    M2M_RETURN_NOT_OK(failed_);
+    std::string out;
+    for (auto& [id, run] : runs_) {
+      Result<RangeOutcome> outcome = run->Finish();
+      if (!outcome.ok()) {
+        failed_ = outcome.status();
+        return failed_;
+      }
+      const RangeOutcome& o = *outcome;
+      out += fmt::format("{}\t{}\t{}\t{}\t{}", id.first, id.second, o.records, o.skipped, o.retries);
+      out += o.held ? fmt::format("\t{}\t{}\t{}\t{}\n", o.held->t, o.held->i, static_cast<int>(o.held->rank),
+                                  o.held->offset)
+                    : "\t\t\t\t\n";
+    }
+    finished_ = true;
+    return out;
+  }
+
+  Status Close(bool commit) override {
+    if (!failed_.ok()) return commit ? failed_ : Status::OK();  // thrown already when not committing
+    if (commit && !finished_) M2M_RETURN_NOT_OK(Finish().status());
+    if (!commit) hosted_->applier->Abandon();
+    runs_.clear();  // before the Applier they use goes back
+    Pool::Get().Give(settings_, std::move(hosted_));
+    return Status::OK();
+  }
+
+ private:
+  const std::map<std::string, std::string> settings_;
+  std::unique_ptr<Hosted> hosted_;
+  const RangeOptions options_;
+  std::map<PartitionId, std::unique_ptr<RangeRun>> runs_;
+  RangeRun* current_ = nullptr;  // the run of the partition whose records are coming in
+  PartitionId current_id_;
+  Status failed_;  // the first failure: every later call returns it
+  bool finished_ = false;
+};
+
 // One task's records (one Kafka partition of an epoch) into MySQL.
 //
 // Thread safety: Process and Close are called by the task's thread, the flush thread commits; both go
 // through mu_, so the Applier and the RangeRun are used by one thread at a time.
-class StreamRun {
+class StreamRun final : public Run {
  public:
   StreamRun(std::map<std::string, std::string> settings, std::unique_ptr<Hosted> hosted, RangeOptions options,
             std::chrono::milliseconds linger)
@@ -108,7 +192,7 @@ class StreamRun {
   ~StreamRun() { StopFlusher(); }
 
   // Adds a record; returns the barrier it stopped before, if it is one (what preceded it is committed).
-  Result<std::optional<OrderKey>> Process(KafkaMessage record) {
+  Result<std::optional<OrderKey>> Process(KafkaMessage record) override {
     std::lock_guard lock(mu_);
     M2M_RETURN_NOT_OK(failed_);
     std::vector<KafkaMessage> one;
@@ -133,10 +217,7 @@ class StreamRun {
     return std::optional<OrderKey>();
   }
 
-  // Ends the task: commits what remains when `commit` (the epoch ended well), else drops it (Spark
-  // failed the task; a later task redoes it from the stored offsets). Returns the Applier to the
-  // pool when it is sound.
-  Status Close(bool commit) {
+  Status Close(bool commit) override {
     StopFlusher();
     std::lock_guard lock(mu_);
     if (!failed_.ok()) return commit ? failed_ : Status::OK();  // thrown already when not committing
@@ -216,6 +297,25 @@ std::string Describe(const OrderKey& k) {
                      k.partition.second, k.offset, k.t, k.i);
 }
 
+// The barriers a micro-batch round releases: a line each of t, i, rank, topic, partition and offset,
+// tab-separated (m2m_spark/core.py).
+Result<std::set<OrderKey>> Released(const std::string& text) {
+  std::set<OrderKey> out;
+  std::istringstream lines(text);
+  for (std::string line; std::getline(lines, line);) {
+    std::istringstream fields(line);
+    OrderKey k;
+    int rank = -1;
+    fields >> k.t >> k.i >> rank >> k.partition.first >> k.partition.second >> k.offset;
+    if (!fields || rank < 0 || rank > static_cast<int>(OrderKey::Rank::kDocument)) {
+      return Status::Invalid("a released barrier is not t i rank topic partition offset: " + line);
+    }
+    k.rank = static_cast<OrderKey::Rank>(rank);
+    out.insert(std::move(k));
+  }
+  return out;
+}
+
 }  // namespace
 
 extern "C" {
@@ -226,10 +326,11 @@ JNIEXPORT jint JNICALL JNI_OnLoad(JavaVM*, void*) {
   return JNI_VERSION_1_8;
 }
 
-// settings: keys and values alternately (host_options.h).
-JNIEXPORT jlong JNICALL Java_m2m_spark_Core_open(JNIEnv* env, jclass, jobjectArray settings, jint max_batch_events,
-                                                 jlong max_batch_bytes, jint max_batch_ms, jint retry_for_seconds,
-                                                 jstring log_level) {
+// settings: keys and values alternately (host_options.h). max_batch_ms -1: a micro-batch task (TaskRun),
+// releasing the barriers of `release`; else a task of Real-time Mode (StreamRun).
+JNIEXPORT jlong JNICALL Java_m2m_spark_Core_open(JNIEnv* env, jclass, jobjectArray settings, jstring release,
+                                                 jint max_batch_events, jlong max_batch_bytes, jint max_batch_ms,
+                                                 jint retry_for_seconds, jstring log_level) {
   std::map<std::string, std::string> s;
   jsize n = env->GetArrayLength(settings);
   for (jsize i = 0; i + 1 < n; i += 2) {
@@ -239,8 +340,13 @@ JNIEXPORT jlong JNICALL Java_m2m_spark_Core_open(JNIEnv* env, jclass, jobjectArr
     env->DeleteLocalRef(k);
     env->DeleteLocalRef(v);
   }
-  if (max_batch_events <= 0 || max_batch_bytes <= 0 || max_batch_ms < 0) {
+  if (max_batch_events <= 0 || max_batch_bytes <= 0 || max_batch_ms < -1) {
     Throw(env, Status::Invalid("max_batch_events and max_batch_bytes must be positive, max_batch_ms not negative"));
+    return 0;
+  }
+  Result<std::set<OrderKey>> released = Released(String(env, release));
+  if (!released.ok()) {
+    Throw(env, released.status());
     return 0;
   }
   spdlog::set_level(spdlog::level::from_str(String(env, log_level)));
@@ -249,11 +355,13 @@ JNIEXPORT jlong JNICALL Java_m2m_spark_Core_open(JNIEnv* env, jclass, jobjectArr
     Throw(env, hosted.status());
     return 0;
   }
-  RangeOptions options{.max_batch_events = max_batch_events,
+  RangeOptions options{.release = std::move(*released),
+                       .max_batch_events = max_batch_events,
                        .max_batch_bytes = static_cast<size_t>(max_batch_bytes),
                        .retry_for = std::chrono::seconds(retry_for_seconds)};
-  auto* run = new StreamRun(std::move(s), std::move(*hosted), std::move(options),
-                            std::chrono::milliseconds(max_batch_ms));
+  Run* run = max_batch_ms < 0 ? static_cast<Run*>(new TaskRun(std::move(s), std::move(*hosted), std::move(options)))
+                              : new StreamRun(std::move(s), std::move(*hosted), std::move(options),
+                                              std::chrono::milliseconds(max_batch_ms));
   return reinterpret_cast<jlong>(run);
 }
 
@@ -268,7 +376,7 @@ JNIEXPORT jstring JNICALL Java_m2m_spark_Core_process(JNIEnv* env, jclass, jlong
   m.key = Bytes(env, key);
   m.value = Bytes(env, value);
   m.timestamp_ms = timestamp_ms;
-  Result<std::optional<OrderKey>> held = reinterpret_cast<StreamRun*>(handle)->Process(std::move(m));
+  Result<std::optional<OrderKey>> held = reinterpret_cast<Run*>(handle)->Process(std::move(m));
   if (!held.ok()) {
     Throw(env, held.status());
     return nullptr;
@@ -276,9 +384,20 @@ JNIEXPORT jstring JNICALL Java_m2m_spark_Core_process(JNIEnv* env, jclass, jlong
   return *held ? env->NewStringUTF(Describe(**held).c_str()) : nullptr;
 }
 
+// A micro-batch task's outcome (TaskRun::Finish).
+JNIEXPORT jstring JNICALL Java_m2m_spark_Core_finish(JNIEnv* env, jclass, jlong handle) {
+  auto* task = dynamic_cast<TaskRun*>(reinterpret_cast<Run*>(handle));
+  Result<std::string> outcome = task ? task->Finish() : Status::Invalid("finish: not a micro-batch task's run");
+  if (!outcome.ok()) {
+    Throw(env, outcome.status());
+    return nullptr;
+  }
+  return env->NewStringUTF(outcome->c_str());
+}
+
 // Ends the run (commit: the task ended well) and frees it, whatever happens.
 JNIEXPORT void JNICALL Java_m2m_spark_Core_close(JNIEnv* env, jclass, jlong handle, jboolean commit) {
-  std::unique_ptr<StreamRun> run(reinterpret_cast<StreamRun*>(handle));
+  std::unique_ptr<Run> run(reinterpret_cast<Run*>(handle));
   Status st = run->Close(commit);
   if (!st.ok()) Throw(env, st);
 }

@@ -1,12 +1,11 @@
 """mongo2mysql's Spark engine: Kafka change events -> MySQL tables, exactly once.
 
 Reads the capture topics with Spark's Kafka source; the executors apply each partition's records
-with the C++ apply core (the m2m_core extension), the rules of docs/mapping.md and the exactly-once
+with the C++ apply core (libm2m_jni in the executors' JVMs), the rules of docs/mapping.md and the exactly-once
 transaction of `mongo2mysql apply`, its offsets stored in MySQL with the rows (docs/spark.md). Local
 mode by default; spark-submit it for a cluster (README, "Spark").
 """
 import argparse
-import importlib.util
 import json
 import logging
 import os
@@ -19,7 +18,7 @@ from . import core
 from . import lost
 from . import logs
 from . import real_time
-from .session import build_session, extension_path, real_time_build, state_folder, use_checkpoint_manager
+from .session import build_session, executor_library, jvm_build, state_folder, use_checkpoint_manager
 from .settings_table import SETTINGS
 from .writer import BatchWriter
 
@@ -91,32 +90,28 @@ def main(argv=None):
     args = parse_args(argv)
     logs.configure(args.log_format, args.log_level, {"command": "spark", "group": args.group or
                                                      f"spark-{args.mysql_database}"})
-    if "PYSPARK_GATEWAY_PORT" not in os.environ and extension_path() is None and importlib.util.find_spec(
-            "m2m_core") is None:  # local mode: the executors would fail on their first record
+    if jvm_build() is None and "PYSPARK_GATEWAY_PORT" not in os.environ:  # spark-submit may ship them
         logging.getLogger("m2m_spark").error(
-            "the m2m_core extension (the C++ apply core the executors run) is not built: run `make`, which "
-            "builds it into build/python (or set M2M_BUILD to the build folder that has it), or install the "
-            "wheel `make wheel` builds (docs/spark.md, \"On a cluster\")")
+            "the job's JVM classes and the C++ apply core its executors run (m2m-spark.jar, libm2m_jni.so) are "
+            "not built: run `make` with a JDK 17, which builds them into build/jvm (or set M2M_BUILD to the build "
+            "folder that has them), or install the wheel `make wheel` builds (docs/spark.md, \"On a cluster\")")
         return 2
     job = args.group or f"spark-{args.mysql_database}"
     checkpoint = args.checkpoint or str(state_folder() / "spark-checkpoints" / job)
     mysql = {"host": args.mysql_host, "port": args.mysql_port, "user": args.mysql_user,
              "password": os.environ.get("M2M_MYSQL_PASSWORD", ""), "database": args.mysql_database,
              **tls(args)}
-    jars = []
-    if args.real_time:
-        if real_time_build() is None:
-            logging.getLogger("m2m_spark").error(
-                "--real-time needs the JVM writer and its JNI library (build/jvm/m2m-spark-realtime.jar, "
-                "libm2m_jni.so), built by `make` with a JDK (docs/spark.md, \"Real-time Mode\")")
-            return 2
-        jars.append(real_time_build()[0])
-    spark = build_session(f"mongo2mysql-{job}", args.master, jars)
-    if args.real_time and not isinstance(spark._jvm.m2m.spark.RealtimeWriter, JavaClass):
+    spark = build_session(f"mongo2mysql-{job}", args.master)
+    if not isinstance(spark._jvm.m2m.spark.BatchTasks, JavaClass):
         # spark.jars reaches the executors; a driver JVM that spark-submit started has only --jars.
         logging.getLogger("m2m_spark").error(
-            "--real-time: the driver cannot load the JVM writer: give its jar to spark-submit, --jars …,%s "
-            "(docs/spark.md, \"On a cluster\")", jars[0])
+            "the driver cannot load the job's JVM classes: give their jar to spark-submit, --jars …,%s "
+            "(docs/spark.md, \"On a cluster\")", jvm_build()[0] if jvm_build() else "m2m-spark.jar")
+        return 2
+    if executor_library(spark) is None:
+        logging.getLogger("m2m_spark").error(
+            "the executors would find no C++ apply core: ship it with spark-submit --files …/libm2m_jni.so, or "
+            "install the wheel at the same path on every node (docs/spark.md, \"On a cluster\")")
         return 2
     PhaseLog.add_to(spark)
     try:
@@ -187,7 +182,7 @@ class PhaseLog:
 
 
 def tls(args):
-    """The m2m_core mysql options of the TLS flags given."""
+    """The core's mysql options of the TLS flags given."""
     given = {"ssl_mode": args.mysql_ssl_mode, "ssl_ca": args.mysql_ssl_ca, "ssl_cert": args.mysql_ssl_cert,
              "ssl_key": args.mysql_ssl_key}
     return {k: v for k, v in given.items() if v and v != "DISABLED"}
@@ -206,7 +201,8 @@ def start(spark, args, job, checkpoint, mysql, until_caught_up=None):
     """Starts the micro-batch query (until caught up when `until_caught_up`, else as args say); returns it."""
     until_caught_up = args.until_caught_up if until_caught_up is None else until_caught_up
     writer = (kafka_source(spark, args).writeStream
-              .foreachBatch(BatchWriter(job, settings(args, job, mysql), consumer_properties(args)))
+              .foreachBatch(BatchWriter(job, settings(args, job, mysql), executor_library(spark),
+                                        consumer_properties(args)))
               .option("checkpointLocation", checkpoint).queryName(job))
     writer = writer.trigger(availableNow=True) if until_caught_up else writer.trigger(
         processingTime=args.trigger_interval)

@@ -16,24 +16,13 @@ import logging
 from pyspark.errors import StreamingQueryException
 from pyspark.sql.streaming.query import StreamingQuery
 
-from .session import real_time_build, use_checkpoint_manager
+from . import core
+from .session import executor_library, use_checkpoint_manager
 from .writer import kafka_consumer
 
 log = logging.getLogger("m2m_spark")
 
 BARRIER_HELD = "m2m barrier held:"  # m2m.spark.BarrierHeld.MARK
-
-
-def core_settings(settings):
-    """The core's settings (spark/native/host_options.h) from the job's core.Settings, as text."""
-    out = {k: str(v) for k, v in settings.mysql}
-    out["group"] = settings.group
-    for key, value in (("mapping_yaml", settings.mapping_yaml), ("mongo_uri", settings.mongo_uri),
-                       ("on_drop", settings.on_drop), ("on_rename", settings.on_rename)):
-        if value:
-            out[key] = value
-    out["instant_add_column"] = "true" if settings.instant_add_column else "false"
-    return out
 
 
 class TooFewSlots(RuntimeError):
@@ -64,14 +53,9 @@ def check_slots(spark, args, kafka):
 
 def start(spark, args, job, checkpoint, settings, source, kafka):
     """Starts the Real-time Mode query over `source()` (the Kafka source's DataFrame); returns it."""
-    _, library = real_time_build()
     jvm = spark._jvm
     check_slots(spark, args, kafka)  # again: a catch-up may have met new topics
-    jsettings = jvm.java.util.HashMap()
-    for k, v in core_settings(settings).items():
-        jsettings.put(k, v)
-    writer = jvm.m2m.spark.RealtimeWriter(library, jsettings, settings.max_batch_events, settings.max_batch_bytes,
-                                          args.max_batch_ms, settings.retry_for_seconds, settings.log_level)
+    writer = jvm.m2m.spark.RealtimeWriter(core.jvm_settings(jvm, settings, executor_library(spark)), args.max_batch_ms)
     # Real-time Mode reads through the Kafka source's V2 implementation (the micro-batch query keeps V1).
     spark.conf.set("spark.sql.streaming.disabledV2MicroBatchReaders", "")
     use_checkpoint_manager(spark, checkpoint)

@@ -2,10 +2,9 @@
 
 Spark's own download of its Kafka connector (spark.jars.packages, through Ivy) may not reach a
 registry, so the connector jars come from Maven through stack/install.sh and are passed here with
-spark.jars. On a cluster, spark-submit supplies the master and the same jars (README: "Spark")."""
+spark.jars, with the job's own (spark/jvm). On a cluster, spark-submit supplies the master and the same jars (README: "Spark")."""
 import glob
 import os
-import sys
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -13,7 +12,7 @@ from pyspark.sql import SparkSession
 
 _PACKAGE_PARENT = Path(__file__).resolve().parents[1]
 # The checkout the package runs from (<root>/spark/m2m_spark), or None when it runs installed from the
-# wheel (site-packages/m2m_spark, with the m2m_core extension beside it) or from spark-submit's zip.
+# wheel (site-packages/m2m_spark) or from spark-submit's zip.
 CHECKOUT = _PACKAGE_PARENT.parent if (_PACKAGE_PARENT.parent / "spark" / "native").is_dir() else None
 
 
@@ -31,59 +30,58 @@ def connector_jars() -> list[str]:
     return jars
 
 
-def extension_path() -> str | None:
-    """The folder of the m2m_core extension built by `make` (build/python, or $M2M_BUILD/python),
-    when there is one; installed from the wheel, the extension needs no path (docs/spark.md)."""
-    if CHECKOUT is None:
-        return None
-    folder = CHECKOUT / os.environ.get("M2M_BUILD", "build") / "python"
-    return str(folder) if any(folder.glob("m2m_core*.so")) else None
-
-
-def real_time_build() -> tuple[str, str] | None:
-    """The JVM writer's jar and its JNI library of Real-time Mode (spark/jvm, built by `make` into
-    build/jvm or $M2M_BUILD/jvm; installed from the wheel, the package's jvm/ folder), when built
-    (docs/spark.md, "Real-time Mode" and "The wheel")."""
+def jvm_build() -> tuple[str, str] | None:
+    """The job's JVM classes (m2m-spark.jar) and the C++ apply core they load (libm2m_jni.so), which
+    the executors run (spark/jvm, built by `make` into build/jvm or $M2M_BUILD/jvm; installed from the
+    wheel, the package's jvm/ folder), when built (docs/spark.md, "On a cluster")."""
     folder = CHECKOUT / os.environ.get("M2M_BUILD", "build") / "jvm" if CHECKOUT else Path(__file__).resolve().parent / "jvm"
-    jar, library = folder / "m2m-spark-realtime.jar", folder / "libm2m_jni.so"
+    jar, library = folder / "m2m-spark.jar", folder / "libm2m_jni.so"
     return (str(jar), str(library)) if jar.is_file() and library.is_file() else None
 
 
-def executor_python_path() -> str:
-    """PYTHONPATH of the executors' Python workers: this package and the extension, where the job
-    runs from a checkout (local mode, or a standalone cluster on this machine), and the executor's
-    working directory, where spark-submit --files puts the extension on a cluster (README, "Spark").
-    The wheel's package and extension are in the site-packages of the executors' Python instead."""
-    paths = ([str(CHECKOUT / "spark")] if CHECKOUT else []) + ([extension_path()] if extension_path() else []) + ["."]
-    inherited = os.environ.get("PYTHONPATH")
-    return os.pathsep.join(paths + ([inherited] if inherited else []))
+SHIPPED_LIBRARY = "libm2m_jni.so"
 
 
-def build_session(app_name: str, master: str | None = None, jars=()) -> SparkSession:
+def executor_library(spark: SparkSession) -> str | None:
+    """Where the executors load the C++ core from: the build's or the wheel's libm2m_jni.so, a path that
+    must be the same on every node (a checkout, or the wheel installed at the same path everywhere);
+    else the file of that name that spark-submit's --files ships to the executors (its name: the JVM
+    classes look it up with SparkFiles); else None (docs/spark.md, "On a cluster")."""
+    if jvm_build():
+        return jvm_build()[1]
+    shipped = spark.sparkContext.getConf().get("spark.files", "") or ""
+    return SHIPPED_LIBRARY if any(Path(urlparse(f).path).name == SHIPPED_LIBRARY for f in shipped.split(",")) else None
+
+
+def build_session(app_name: str, master: str | None = None) -> SparkSession:
     """The session of a job, test or benchmark. Master: `master`, else M2M_SPARK_MASTER, else the
-    one spark-submit configured (`--master`, spark-defaults.conf), else local[2]. `jars`: more jars
-    for the driver and executors (Real-time Mode's writer)."""
+    one spark-submit configured (`--master`, spark-defaults.conf), else local[2]. Its jars: the Kafka
+    connector's and the job's own (jvm_build), for the driver and the executors."""
     master = master or os.environ.get("M2M_SPARK_MASTER")
     # Under spark-submit the JVM is already running with its master and PySpark attaches to it
     # through PYSPARK_GATEWAY_PORT; started here, Spark's own default would be local[*], too many
     # threads for a shared machine.
     if master is None and "PYSPARK_GATEWAY_PORT" not in os.environ:
         master = "local[2]"
-    # The executors' Python workers run the core's tasks: the driver's Python (the stack's venv, with
-    # pyarrow and pandas) unless PYSPARK_PYTHON names the nodes' own. PySpark reads only the variable.
-    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    jars = connector_jars() + ([jvm_build()[0]] if jvm_build() else [])
+    if "PYSPARK_GATEWAY_PORT" in os.environ:
+        # spark.jars set here replaces spark-submit's --jars, which may be the only way the job's jar
+        # reaches the executors (README, "Spark"): keep them.
+        from pyspark import SparkConf, SparkContext
+
+        SparkContext._ensure_initialized()  # attaches to spark-submit's JVM, whose SparkConf has them
+        jars += [j for j in (SparkConf().get("spark.jars", "") or "").split(",") if j and j not in jars]
     builder = SparkSession.builder.appName(app_name)
     if master:
         builder = builder.master(master)
     builder = (
-        builder.config("spark.jars", ",".join(connector_jars() + list(jars)))
+        builder.config("spark.jars", ",".join(jars))
         # Small machine, small batches: Spark's defaults (200 shuffle partitions, the web UI) only
         # cost time here.
         .config("spark.sql.shuffle.partitions", os.environ.get("M2M_SPARK_SHUFFLE_PARTITIONS", "2"))
         .config("spark.ui.enabled", "false")
         .config("spark.driver.memory", os.environ.get("M2M_SPARK_DRIVER_MEMORY", "2g"))
         .config("spark.sql.session.timeZone", "UTC")
-        .config("spark.executorEnv.PYTHONPATH", executor_python_path())
         # A task retried after its worker died must find MySQL's offsets, not a second copy of
         # the work: the core skips what is applied. Speculative copies would only wait on locks.
         .config("spark.speculation", "false")

@@ -16,16 +16,12 @@ import logging
 import time
 
 from pyspark import SparkContext
-from pyspark.sql.pandas.types import from_arrow_schema
 
 from . import core
 from . import lost
 from . import transforms as transforms_mod
 
 log = logging.getLogger("m2m_spark")
-
-# mapInArrow's output schema as a StructType: a DDL string would have the JVM parse it in every batch.
-OUTCOME_SCHEMA = from_arrow_schema(core.OUTCOME_ARROW)
 
 
 @contextlib.contextmanager
@@ -57,10 +53,12 @@ def first_offset(kafka, topic, partition):
 class BatchWriter:
     """The foreachBatch function of one job; holds no state between batches."""
 
-    def __init__(self, job, settings, kafka):
-        """settings: core.Settings of the executors' tasks; kafka: properties of a Kafka consumer
-        (bootstrap.servers, security ...) that can read the job's partitions' first offsets."""
+    def __init__(self, job, settings, library, kafka):
+        """settings: core.Settings of the executors' tasks; library: libm2m_jni.so's path on the
+        executors; kafka: properties of a Kafka consumer (bootstrap.servers, security ...) that can read
+        the job's partitions' first offsets."""
         self.job, self.settings, self.kafka = job, settings, kafka
+        self.tasks = SparkContext._jvm.m2m.spark.BatchTasks(core.jvm_settings(SparkContext._jvm, settings, library))
         self.transforms = transforms_mod.parse(settings.mapping_yaml) if settings.mapping_yaml else {}
 
     def __call__(self, batch_df, batch_id):
@@ -80,16 +78,14 @@ class BatchWriter:
     def write(self, batch_df, batch_id):
         started = time.monotonic()
         # One task per Kafka partition would run in waves when partitions outnumber the task slots,
-        # each wave costing Spark's task launch; whole partitions per task (coalesce never splits
-        # one) keep each partition's order, and each of a task's partitions stops at its own barrier.
-        # The source's columns go as they are: the tasks read theirs by name, and a select would
-        # cost Py4J round trips in every batch (docs/spark.md, "Latency").
-        records = batch_df.coalesce(batch_df.sparkSession.sparkContext.defaultParallelism)
+        # each wave costing Spark's task launch; whole partitions per task (BatchTasks coalesces, which
+        # never splits one) keep each partition's order, and each of a task's partitions stops at its
+        # own barrier. A round is one Py4J call: the plan is built in the JVM (docs/spark.md, "Latency").
+        slots = batch_df.sparkSession.sparkContext.defaultParallelism
         release, rounds, applied = [], 0, 0
         while True:
             rounds += 1
-            outcomes = [r.asDict() for r in
-                        records.mapInArrow(core.apply_partitions(self.settings, release), OUTCOME_SCHEMA).collect()]
+            outcomes = core.outcomes(self.tasks.round(batch_df._jdf, slots, core.release_lines(release)))
             applied += sum(o["records"] - o["skipped"] for o in outcomes)
             held = [k for k in map(core.held_key, outcomes) if k is not None]
             if not held:

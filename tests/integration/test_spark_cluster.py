@@ -2,8 +2,8 @@
 the pyspark distribution, one worker killed while the job streams. The executors' tasks apply the
 records (the driver holds none), so the tasks of the lost worker run again elsewhere and the MySQL
 tables must equal the native engine's, exactly. In micro-batches, the job spark-submitted from a
-checkout as the README's "Spark" section says (the package as a zip, the m2m_core extension with
---files); in Real-time Mode, from the wheel installed on the nodes, as docs/spark.md "On a cluster"
+checkout as the README's "Spark" section says (the package as a zip, the C++ core libm2m_jni.so with
+--files, the job's jar with --jars); in Real-time Mode, from the wheel installed on the nodes, as docs/spark.md "On a cluster"
 says."""
 import os
 import subprocess
@@ -89,8 +89,8 @@ def test_real_time_mode_on_a_standalone_cluster_applies_exactly_through_a_lost_w
     driver, sender = None, None
     try:
         database, job = mysql_db[0], stack.unique("job")
-        writer = site_packages(spark_venv) / "m2m_spark" / "jvm" / "m2m-spark-realtime.jar"
-        submit = cluster.submit_installed_command(tmp_path, writer, [
+        jar = site_packages(spark_venv) / "m2m_spark" / "jvm" / "m2m-spark.jar"
+        submit = cluster.submit_installed_command(tmp_path, jar, [
             "--kafka-bootstrap", stack.KAFKA_BOOTSTRAP, "--topics", topic, "--mysql-host", stack.MYSQL["host"],
             "--mysql-port", str(stack.MYSQL["port"]), "--mysql-user", stack.MYSQL["user"], "--mysql-database",
             database, "--group", job, "--checkpoint", str(tmp_path / "checkpoint"), "--real-time",

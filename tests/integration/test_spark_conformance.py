@@ -8,6 +8,7 @@ import re
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import pymysql
 import pytest
@@ -132,6 +133,28 @@ def _events_applied(database, job):
         conn.close()
 
 
+def python_workers(pid):
+    """PySpark's Python workers (pyspark.daemon, pyspark.worker) among a process's descendants."""
+    children = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+        except (OSError, IndexError):  # gone meanwhile
+            continue
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            todo.append(child)
+            try:
+                cmdline = (Path("/proc") / str(child) / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except OSError:
+                continue
+            if "pyspark.daemon" in cmdline or "pyspark.worker" in cmdline:
+                found.append(cmdline)
+    return found
+
+
 def test_spark_driver_killed_mid_stream_gives_exact_state(mysql_db, second_db, tmp_path):
     """SIGKILL the driver (a subprocess) three times while it streams, restart it on the same
     checkpoint each time: the tables equal those of an uninterrupted run (the native engine's,
@@ -156,6 +179,9 @@ def test_spark_driver_killed_mid_stream_gives_exact_state(mysql_db, second_db, t
             stack.wait_for(lambda: _events_applied(database, job) >= target or proc.poll() is not None,
                            timeout=300, what=f"{target} events applied")
             assert proc.poll() is None, (tmp_path / f"job-{kills}.log").read_text()[-3000:]
+            # The executors (in the driver's JVM in local mode) hand the records to the core in the JVM:
+            # no Python worker runs (docs/spark.md, "How a micro-batch is applied").
+            assert not python_workers(proc.pid)
         finally:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()

@@ -7,12 +7,9 @@ import subprocess
 import sys
 import time
 
-import pytest
-
 import stack
 from test_spark_robust import Stream, insert, query
 
-REAL_TIME = stack.ROOT / os.environ.get("M2M_BUILD", "build") / "jvm"
 
 
 class Job:
@@ -65,7 +62,6 @@ def wait_rows(job, database, table, expected, timeout=120, columns="_id, qty"):
     stack.wait_for(seen, timeout=timeout, what=f"{table} = {expected}")
 
 
-@pytest.mark.skipif(not (REAL_TIME / "m2m-spark-realtime.jar").is_file(), reason="Real-time Mode not built (a JDK)")
 def test_real_time_mode_applies_each_event_as_it_arrives_exactly_once(mysql_db, tmp_path):
     """A task slot per Kafka partition (3 topics of 1 partition at the end). Inserts, an update, a delete and a record that is no event (quarantined, the job goes on) reach
     MySQL while Real-time Mode runs, each within seconds without a micro-batch; a new collection (a
@@ -148,7 +144,6 @@ def offsets(database):
     return {t: (int(n), int(a)) for t, n, a in query(database, "SELECT topic, next_offset, applied_events FROM _m2m_offsets")}
 
 
-@pytest.mark.skipif(not (REAL_TIME / "m2m-spark-realtime.jar").is_file(), reason="Real-time Mode not built (a JDK)")
 def test_real_time_mode_refuses_to_leave_partitions_without_a_task(mysql_db, tmp_path):
     """Spark does not check that every partition's task fits: the job does, and says what to change."""
     database = mysql_db[0]

@@ -218,16 +218,17 @@ def test_the_wheel_requires_what_the_package_imports(venv):
     assert missing == "['py4j', 'pyspark']"  # py4j: pyspark's own dependency
 
 
-def test_the_job_finds_the_installed_extension(venv):
+def test_the_job_finds_the_installed_jar_and_library(venv):
     """session.py and job.py's "not built" check from the installed package: no checkout paths, the
-    extension found by import. PySpark (an optional extra the venv lacks) from the tests' Python."""
-    probe = ("import importlib.util, sys; sys.path.insert(0, sys.argv[1]); from m2m_spark import session; "
-             "print(session.__file__, session.CHECKOUT, session.extension_path(), session.executor_python_path(), "
-             "importlib.util.find_spec('m2m_core').origin)")
+    job's jar and libm2m_jni.so in the package. PySpark (an optional extra the venv lacks) from the
+    tests' Python."""
+    probe = ("import sys; sys.path.insert(0, sys.argv[1]); from m2m_spark import session; "
+             "print(session.__file__, session.CHECKOUT, *session.jvm_build())")
     site = str(site_packages(venv))
     out = subprocess.run([sys.executable, "-c", probe, site], cwd=venv, env=clean_env(), capture_output=True,
                          text=True, check=True).stdout.split()
-    assert out[0].startswith(site) and out[1:4] == ["None", "None", "."] and out[4].startswith(site)
+    jvm = str(site_packages(venv) / "m2m_spark" / "jvm")
+    assert out[0].startswith(site) and out[1:] == ["None", f"{jvm}/m2m-spark.jar", f"{jvm}/libm2m_jni.so"]
 
 
 def job_args(database, job, checkpoint, topics):
@@ -310,7 +311,7 @@ def test_the_installed_job_runs_real_time_mode_with_the_wheels_writer(spark_venv
         # loaded the wheel's library.
         installed = site_packages(spark_venv) / "m2m_spark" / "jvm"
         jvms = [p for p in descendants(proc.pid) if b"org.apache.spark.deploy.SparkSubmit" in cmdline(p)]
-        assert len(jvms) == 1 and str(installed / "m2m-spark-realtime.jar").encode() in cmdline(jvms[0])
+        assert len(jvms) == 1 and str(installed / "m2m-spark.jar").encode() in cmdline(jvms[0])
         assert mapped_by(jvms, "libm2m_jni.so") == {str(installed / "libm2m_jni.so")}
     finally:
         if proc.poll() is None:
@@ -320,9 +321,9 @@ def test_the_installed_job_runs_real_time_mode_with_the_wheels_writer(spark_venv
 
 @pytest.mark.spark
 @pytest.mark.timeout(900)
-def test_real_time_mode_under_spark_submit_needs_the_writer_jar_on_jars(spark_venv, mysql_db, tmp_path):
-    """A driver that spark-submit started loads classes from --jars only: without the writer's jar
-    there, the installed job stops before any work, naming the jar (docs/spark.md, "On a cluster")."""
+def test_the_job_under_spark_submit_needs_its_jar_on_jars(spark_venv, mysql_db, tmp_path):
+    """A driver that spark-submit started loads classes from --jars only: without the job's jar there,
+    the installed job stops before any work, naming the jar (docs/spark.md, "On a cluster")."""
     database = mysql_db[0]
     stream = Stream(tmp_path)
     stream.send([insert("a", {"_id": 1, "qty": 1})])
@@ -335,9 +336,9 @@ def test_real_time_mode_under_spark_submit_needs_the_writer_jar_on_jars(spark_ve
                            str(script), *job_args(database, stack.unique("rt"), tmp_path / "checkpoint", stream.topics[0])],
                           cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                           timeout=600)
-    jar = str(site_packages(spark_venv) / "m2m_spark" / "jvm" / "m2m-spark-realtime.jar")
+    jar = str(site_packages(spark_venv) / "m2m_spark" / "jvm" / "m2m-spark.jar")
     # spark-submit passes the job's stderr on to its stdout.
-    assert done.returncode == 2 and f"the driver cannot load the JVM writer: give its jar to spark-submit, --jars …,{jar}" \
+    assert done.returncode == 2 and f"the driver cannot load the job's JVM classes: give their jar to spark-submit, --jars …,{jar}" \
         in done.stdout, done.stdout[-4000:]
     assert query(database, "SHOW TABLES") == ()  # no catch-up ran
 

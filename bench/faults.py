@@ -126,7 +126,7 @@ class SparkEngine:
     """The Spark job (spark/m2m_spark) on a Spark standalone cluster on loopback: a master and two
     workers of one core each from the pyspark distribution (tests/spark_cluster.py, as the cluster
     test starts them), the job spark-submitted to it as the README's "Spark" section says: the
-    package as a zip (--py-files), the m2m_core extension shipped to the executors (--files), its
+    package as a zip (--py-files), the job's jar (--jars) and libm2m_jni.so (--files), its
     group in MySQL's _m2m_offsets the campaign's, its checkpoint in the campaign's work folder, and
     --mongo-uri only with --apply-lookup, as native apply. The driver (spark-submit's JVM and the job's Python, one
     process group) runs under the supervisor like the native members, so a dead driver is started

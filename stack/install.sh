@@ -12,7 +12,7 @@ APT_PACKAGES=(
   build-essential cmake ninja-build pkg-config git ccache
   libmongoc-dev libbson-dev librdkafka-dev libmariadb-dev libssl-dev libyaml-cpp-dev libcli11-dev
   libspdlog-dev libfmt-dev nlohmann-json3-dev libsimdjson-dev libgtest-dev libgmock-dev libbenchmark-dev libsystemd-dev
-  mariadb-server mariadb-client openjdk-17-jdk-headless maven python3-venv python3-dev pybind11-dev iproute2
+  mariadb-server mariadb-client openjdk-17-jdk-headless maven python3-venv python3-dev iproute2
   # make fuzz (clang's libFuzzer). The fuzzer and sanitizer runtimes are in libclang-rt-14-dev, only a
   # Recommends of clang-14, which --no-install-recommends skips; 14 is Debian 12's clang.
   clang libclang-rt-14-dev

@@ -1,4 +1,3 @@
-import os
 import sys
 from pathlib import Path
 
@@ -8,8 +7,6 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "spark"))
-# The m2m_core extension of the build the tests use (M2M_BUILD, as stack.BINARY).
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / os.environ.get("M2M_BUILD", "build") / "python"))
 import stack  # noqa: E402
 
 

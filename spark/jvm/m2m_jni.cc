@@ -320,9 +320,9 @@ Result<std::set<OrderKey>> Released(const std::string& text) {
 
 extern "C" {
 
-// The library is m2m_spark/jvm/libm2m_jni.so in the wheel, which has libmariadb's plugins at its top level.
+// The library is m2m_spark/jvm/libm2m_jni.so in the wheel, libmariadb's plugins beside it.
 JNIEXPORT jint JNICALL JNI_OnLoad(JavaVM*, void*) {
-  UseBundledMariadbPlugins("../../m2m_core.plugins");
+  UseBundledMariadbPlugins("mariadb-plugins");
   return JNI_VERSION_1_8;
 }
 

@@ -1,6 +1,5 @@
-// The ApplierOptions of a Spark-hosted core (the m2m_core Python extension and the JVM writer of
-// Real-time Mode, spark/jvm), from the job's settings as text: both hosts take the same settings, so
-// they are read here once.
+// The ApplierOptions of the core the Spark engine's executors host (libm2m_jni, spark/jvm: the
+// micro-batch tasks and Real-time Mode's writer), from the job's settings as text.
 #pragma once
 
 #include <map>
@@ -19,11 +18,10 @@ Result<ApplierOptions> SparkApplierOptions(const std::map<std::string, std::stri
 
 // libmariadb loads its authentication plugins (caching_sha2_password, MySQL 8's default, ...) when a
 // server asks for one, from the folder compiled into it: Debian's, which a node that installed the
-// wheel may lack. The wheel carries them in m2m_core.plugins/ at its top level (spark/native/
-// CMakeLists.txt). Sets MARIADB_PLUGIN_DIR to `plugins`, a folder relative to the file of the module
-// this is linked into (the extension, or libm2m_jni.so in m2m_spark/jvm/), when that folder exists: a
-// checkout's build has none, and a MARIADB_PLUGIN_DIR set by the user wins. Call it at load time,
-// before the module's threads start (setenv).
+// wheel may lack. The wheel carries them in m2m_spark/jvm/mariadb-plugins/ (spark/jvm/CMakeLists.txt).
+// Sets MARIADB_PLUGIN_DIR to `plugins`, a folder relative to the file of the module this is linked
+// into (libm2m_jni.so), when that folder exists: a checkout's build has none, and a MARIADB_PLUGIN_DIR
+// set by the user wins. Call it at load time, before the module's threads start (setenv).
 void UseBundledMariadbPlugins(const char* plugins);
 
 }  // namespace m2m::apply

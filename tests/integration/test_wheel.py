@@ -1,9 +1,8 @@
 """The Spark engine's wheel (make wheel, docs/spark.md "On a cluster") installed into a fresh venv, as on
-a cluster node: no checkout, no system site-packages, LD_LIBRARY_PATH empty. Its m2m_core must load
-with the native libraries bundled in the wheel and apply real records into the stack's MariaDB, as
-the executors' tasks do (m2m_spark/core.py), without Spark; and the job, installed with its `spark`
-extra, must run Real-time Mode with the wheel's JVM writer and libm2m_jni.so."""
-import base64
+a cluster node: no checkout, no system site-packages, LD_LIBRARY_PATH empty. Its libm2m_jni.so must
+need nothing beyond the system's base but what the wheel bundles, and the job, installed with its
+`spark` extra, must apply records in micro-batches and in Real-time Mode with the wheel's jar and
+library."""
 import json
 import os
 import subprocess
@@ -13,7 +12,6 @@ from pathlib import Path
 import pymysql
 import pytest
 
-import scenarios
 import spark_cluster
 import stack
 from test_spark_robust import Stream, insert
@@ -26,29 +24,6 @@ SOURCES = ("CMakeLists.txt", "pyproject.toml", "core", "apply", "spark")
 SYSTEM_LIBRARIES = ("linux-vdso.so", "ld-linux-x86-64.so", "libc.so", "libm.so", "libstdc++.so", "libgcc_s.so",
                     "libz.so", "libresolv.so", "libpthread.so", "libdl.so", "librt.so")
 
-# Run by the venv's Python: the executors' use of the core (core.py), on records from stdin.
-APPLY = r"""
-import base64, json, sys
-import m2m_core
-import m2m_spark.core  # the package's own imports (pyarrow) resolve from its declared dependencies
-
-job = json.load(sys.stdin)
-columns = [job["topics"], job["partitions"], job["offsets"], [base64.b64decode(k) for k in job["keys"]],
-           [base64.b64decode(v) for v in job["values"]], job["timestamps"]]
-applier = m2m_core.Applier(mysql=job["mysql"], group=job["group"])
-outcomes = []
-release = []
-for _ in range(4):  # each new table's first event is a barrier the driver releases: one round each
-    task = m2m_core.RangeRun(applier, release, 1000, 64 << 20, 60)
-    task.feed(*columns)
-    outcomes.append(task.finish())
-    if outcomes[-1]["held"] is None:
-        break
-    release = [outcomes[-1]["held"]]
-print(json.dumps({"core": m2m_core.__file__, "package": m2m_spark.core.__file__, "outcomes": outcomes}))
-"""
-
-
 def newest_source_mtime():
     paths = [stack.ROOT / name for name in SOURCES]
     files = [p for path in paths for p in ([path] if path.is_file() else path.rglob("*")) if p.is_file()
@@ -59,7 +34,7 @@ def newest_source_mtime():
 @pytest.fixture(scope="module")
 def wheel():
     """dist/'s wheel for this Python, built by `make wheel` unless one newer than its sources is there."""
-    pattern = f"mongo2mysql_spark-*-cp{sys.version_info.major}{sys.version_info.minor}-*manylinux*_x86_64.whl"
+    pattern = "mongo2mysql_spark-*-py3-none-manylinux*_x86_64.whl"
     found = sorted((stack.ROOT / "dist").glob(pattern), key=lambda p: p.stat().st_mtime)
     if not found or found[-1].stat().st_mtime < newest_source_mtime():
         # The wheel is built for the Makefile's Python (M2M_VENV), the one running these tests.
@@ -105,14 +80,14 @@ def site_packages(venv):
                                capture_output=True, text=True, check=True).stdout.strip())
 
 
-def test_the_extension_links_only_its_bundled_libraries_and_the_system_base(venv):
+def test_the_core_links_only_its_bundled_libraries_and_the_system_base(venv):
     site = site_packages(venv)
     bundled = site / "mongo2mysql_spark.libs"
-    [extension] = site.glob("m2m_core*.so")
-    plugins = sorted((site / "m2m_core.plugins").glob("*.so"))
+    assert not list(site.glob("*.so"))  # no Python extension: the executors' JVMs load the core
+    plugins = sorted((site / "m2m_spark" / "jvm" / "mariadb-plugins").glob("*.so"))
     assert {p.name for p in plugins} >= {"caching_sha2_password.so", "sha256_password.so", "client_ed25519.so"}
-    jni = site / "m2m_spark" / "jvm" / "libm2m_jni.so"  # Real-time Mode's host of the core in the executors' JVM
-    for elf in [extension, jni] + plugins:
+    jni = site / "m2m_spark" / "jvm" / "libm2m_jni.so"  # the host of the core in the executors' JVMs
+    for elf in [jni] + plugins:
         listing = subprocess.run(["ldd", str(elf)], env=clean_env(), capture_output=True, text=True,
                                  check=True).stdout
         foreign = []
@@ -124,24 +99,19 @@ def test_the_extension_links_only_its_bundled_libraries_and_the_system_base(venv
                 foreign.append(line.strip())
         assert not foreign, f"{elf.name} needs libraries outside the wheel:\n" + "\n".join(foreign)
     # The libraries the issue names come from the wheel, not from the system's packages.
-    for elf in (extension, jni):
-        listing = subprocess.run(["ldd", str(elf)], env=clean_env(), capture_output=True, text=True).stdout
-        for library in ("libmongoc-1", "libbson-1", "libmariadb", "libyaml-cpp", "libspdlog", "libfmt"):
-            assert any(line.strip().startswith(library) and os.path.normpath(line.split(" => ")[1]).startswith(
-                str(bundled)) for line in listing.splitlines()), (elf.name, library, listing)
+    listing = subprocess.run(["ldd", str(jni)], env=clean_env(), capture_output=True, text=True).stdout
+    for library in ("libmongoc-1", "libbson-1", "libmariadb", "libyaml-cpp", "libspdlog", "libfmt"):
+        assert any(line.strip().startswith(library) and os.path.normpath(line.split(" => ")[1]).startswith(
+            str(bundled)) for line in listing.splitlines()), (library, listing)
 
 
-# Run by the venv's Python: libmariadb (the wheel's, as the host of the core loaded it) loads MySQL 8's
-# default authentication plugin, as it does when a server asks for it. The host: the m2m_core extension
-# (imported), or Real-time Mode's libm2m_jni.so, loaded as a JVM loads it (dlopen, then JNI_OnLoad,
-# which ignores its arguments).
+# Run by the venv's Python: libmariadb (the wheel's, as libm2m_jni.so loaded it) loads MySQL 8's default
+# authentication plugin, as it does when a server asks for it. The library is loaded as a JVM loads it
+# (dlopen, then JNI_OnLoad, which ignores its arguments).
 LOAD_PLUGIN = r"""
-import ctypes, json, pathlib, sys
-if sys.argv[1] == "extension":
-    import m2m_core
-else:
-    import m2m_spark
-    ctypes.CDLL(str(pathlib.Path(m2m_spark.__file__).parent / "jvm" / "libm2m_jni.so")).JNI_OnLoad(None, None)
+import ctypes, json, pathlib
+import m2m_spark
+ctypes.CDLL(str(pathlib.Path(m2m_spark.__file__).parent / "jvm" / "libm2m_jni.so")).JNI_OnLoad(None, None)
 
 maps = open("/proc/self/maps").read().splitlines()
 lib = ctypes.CDLL(next(line.split()[-1] for line in maps if "libmariadb" in line))
@@ -159,49 +129,14 @@ print(json.dumps({"loaded": bool(loaded), "error": lib.mysql_error(mysql).decode
 """
 
 
-@pytest.mark.parametrize("host", ["extension", "jni"])
-def test_mysql_authentication_plugins_come_from_the_wheel(venv, host):
-    done = subprocess.run([str(venv / "bin" / "python"), "-c", LOAD_PLUGIN, host], cwd=venv, env=clean_env(),
+def test_mysql_authentication_plugins_come_from_the_wheel(venv):
+    done = subprocess.run([str(venv / "bin" / "python"), "-c", LOAD_PLUGIN], cwd=venv, env=clean_env(),
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     out = json.loads(done.stdout)
-    plugins = str(site_packages(venv) / "m2m_core.plugins")
+    plugins = str(site_packages(venv) / "m2m_spark" / "jvm" / "mariadb-plugins")
     assert out["loaded"], out["error"]
     assert out["plugin_dir"] == plugins and out["mapped"] == [plugins + "/caching_sha2_password.so"]
-
-
-def test_the_installed_wheel_applies_records_exactly_once(venv, mysql_db):
-    database, group, prefix = mysql_db[0], stack.unique("g"), stack.unique("x")
-    events = [{"op": "insert", "collection": "items", "document": f'{{"_id": {i}, "n": {i * 10}}}'} for i in range(1, 6)]
-    events += [{"op": "update", "collection": "items", "key": '{"_id": 2}', "updated": '{"n": 99}'},
-               {"op": "delete", "collection": "items", "key": '{"_id": 5}'}]
-    encoded = [scenarios.encode(e, prefix, i + 1) for i, e in enumerate(events)]
-    job = {"mysql": {**stack.MYSQL, "database": database}, "group": group,
-           "topics": [t for t, _, _ in encoded], "partitions": [0] * len(encoded), "offsets": list(range(len(encoded))),
-           "keys": [base64.b64encode(k).decode() for _, k, _ in encoded],
-           "values": [base64.b64encode(v).decode() for _, _, v in encoded],
-           "timestamps": [1_700_000_000_000_000] * len(encoded)}
-
-    def run():
-        # The venv's folder as working directory: the checkout's spark/ is on no path.
-        done = subprocess.run([str(venv / "bin" / "python"), "-c", APPLY], input=json.dumps(job), cwd=venv,
-                              env=clean_env(), capture_output=True, text=True, timeout=300)
-        assert done.returncode == 0, done.stderr
-        return json.loads(done.stdout.splitlines()[-1])
-
-    first = run()
-    site = str(site_packages(venv))
-    assert first["core"].startswith(site) and first["package"].startswith(site)
-    assert first["outcomes"][0]["held"] is not None  # the new table's barrier, released in the next round
-    assert first["outcomes"][-1]["held"] is None and sum(o["records"] for o in first["outcomes"]) == len(events)
-    assert query(database, "SELECT _id, n FROM items ORDER BY _id") == ((1, 10), (2, 99), (3, 30), (4, 40))
-    assert query(database, f"SELECT next_offset, applied_events FROM _m2m_offsets WHERE group_id = '{group}'") == (
-        (len(events), len(events)),)
-    # A task retried on another worker: its Applier finds the offsets in MySQL and applies nothing twice.
-    again = run()["outcomes"]
-    assert len(again) == 1 and again[0]["skipped"] == len(events) and again[0]["held"] is None
-    assert query(database, f"SELECT next_offset, applied_events FROM _m2m_offsets WHERE group_id = '{group}'") == (
-        (len(events), len(events)),)
 
 
 def test_the_wheel_requires_what_the_package_imports(venv):

@@ -16,6 +16,9 @@ import org.apache.spark.sql.Row;
 public final class BatchTasks implements MapPartitionsFunction<Row, String> {
   private static final long serialVersionUID = 1L;
 
+  // How much of a task's records its Kafka reader may hold ahead of the core (ReadAhead).
+  private static final long READ_AHEAD_BYTES = 16L << 20;
+
   private final CoreSettings core;
   private final String release;
 
@@ -44,9 +47,9 @@ public final class BatchTasks implements MapPartitionsFunction<Row, String> {
   public Iterator<String> call(Iterator<Row> rows) {
     long run = core.openRange(release);
     boolean finished = false;
-    try {
-      while (rows.hasNext()) {
-        Core.process(run, rows.next());
+    try (ReadAhead records = new ReadAhead(rows, READ_AHEAD_BYTES)) {
+      while (records.hasNext()) {
+        Core.process(run, records.next());
       }
       String outcome = Core.finish(run);
       finished = true;

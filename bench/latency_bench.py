@@ -1,18 +1,28 @@
 """End-to-end latency: a write to MongoDB (pymongo insert_one) until its row is visible in MySQL,
-p50/p95/p99, at fixed write rates (by default 25%, 50% and 90% of --max-rate, the engine's measured
-maximum), through capture and one engine: `mongo2mysql apply` (native) or the Spark job. Both run
+p50/p95/p99, at fixed write rates (by default 25%, 50% and 90% of the engine's maximum), through
+capture and one engine: `mongo2mysql apply` (native) or the Spark job. Both run
 with the product's defaults (capture --max-batch-ms 200; apply --max-batch-ms 500), the Spark job
 with `--trigger-interval '0 seconds'` (a micro-batch as soon as the last one ends: its low-latency
 setting, docs/spark.md), or in Real-time Mode (`--engine spark-real-time`: `--real-time`).
 
+The maximum is measured first, end to end, in the same pipeline (unless --max-rate gives one): the
+writer writes as fast as it can for --seconds (batches of at most WRITE_BATCH documents), and the
+maximum is the documents written over the time from the first write to the last row in MySQL: what
+this machine carries with the writer, the stand-in, capture, Kafka, the engine and MariaDB sharing
+its cores. Capture alone, with a bulk writer and no engine running (bench/capture_bench.py), reaches
+more: a rate half of which the paced writer could not keep beside Spark (2026-12-03: 1,448-2,145 of
+2,400 writes/s achieved).
+
 Each written document has a new integer _id in write order and a due time on a fixed schedule; its
 latency counts from that due time (documents overdue when the writer gets to them go in one
-insert_many), so the writer's own delays are in the figure and the rate is the one asked for. A
-watcher polls MySQL every 10 ms for the ids above the highest id below which all were seen (a
-primary-key range read of only the new rows), so polling costs little and adds at most its interval
-to a figure. Also the peak RSS of capture and of the engine's processes.
+insert_many), so the writer's own delays are in the figure and the rate is the one asked for. The
+MongoDB stand-in is the run's own, started empty, so every engine meets the same server. A watcher
+polls MySQL every 10 ms for the ids above the highest id below which all were seen (a primary-key
+range read of only the new rows), so polling costs little and adds at most its interval to a
+figure. Also the peak RSS of capture and of the engine's processes.
 
-  .stack/venv/bin/python bench/latency_bench.py --engine native --max-rate 400 --seconds 20
+  .stack/venv/bin/python bench/latency_bench.py --engine native --seconds 20
+  .stack/venv/bin/python bench/latency_bench.py --engine spark --max-rate 3000 --fractions 0.5 --seconds 30
 """
 import argparse
 import json
@@ -54,19 +64,22 @@ class Watcher(threading.Thread):
             self.stopped.wait(self.interval)
 
 
-def write_at(coll, first, count, rate):
-    """Inserts ids first..first+count-1, id first+k due at started + k/rate; returns ({id: due time},
-    achieved rate). An open loop: when the writer falls behind (one pymongo thread keeps about 1,800
-    inserts/s on the stand-in), the documents due by then go in one insert_many, and each keeps its
-    due time as its start, so a late write counts against the pipeline, never for it."""
+WRITE_BATCH = 100
+
+
+def write_at(coll, first, count, rate, until=None):
+    """Inserts ids first..first+count-1, id first+k due at started + k/rate, stopping early at the
+    monotonic time `until`; returns ({id: due time}, achieved rate). An open loop: when the writer
+    falls behind, the documents due by then (at most WRITE_BATCH) go in one insert_many, and each keeps
+    its due time as its start, so a late write counts against the pipeline, never for it."""
     written = {}
     started = time.monotonic()
     k = 0
-    while k < count:
+    while k < count and (until is None or time.monotonic() < until):
         delay = started + k / rate - time.monotonic()
         if delay > 0:
             time.sleep(delay)
-        end = min(count, max(k + 1, int((time.monotonic() - started) * rate) + 1))
+        end = min(count, k + WRITE_BATCH, max(k + 1, int((time.monotonic() - started) * rate) + 1))
         docs = []
         for j in range(k, end):
             written[first + j] = started + j / rate
@@ -77,7 +90,7 @@ def write_at(coll, first, count, rate):
             coll.insert_many(docs)
         k = end
     elapsed = time.monotonic() - started
-    return written, count / elapsed if elapsed > 0 else None
+    return written, len(written) / elapsed if elapsed > 0 else None
 
 
 def start_engine(engine, topic, database, work, job_args=()):
@@ -137,10 +150,18 @@ def stages(written, captured, seen):
     return {name: {k: round(v, 3) for k, v in benchlib.percentiles(values).items()} for name, values in split.items()}
 
 
-def run(engine, max_rate, fractions=(0.25, 0.5, 0.9), seconds=20, keep_work=False, job_args=()):
+# Far above what one pymongo thread writes here: the writer is always behind, so it writes full batches.
+SATURATING_RATE = 100000
+
+
+def run(engine, max_rate=None, fractions=(0.25, 0.5, 0.9), seconds=20, keep_work=False, job_args=()):
     work = stack.STATE / "bench" / stack.unique(f"latency-{engine}")
     work.mkdir(parents=True)
-    client = pymongo.MongoClient(stack.MONGO_URI)
+    # A stand-in of the run's own, started empty with room for the run's oplog: the shared one slows as
+    # it fills and, at its cap, removes an entry per insert, so engines measured one after another
+    # would not see the same server.
+    mongo = pipeline.start_mongo_standin(work, env={"M2M_MONGO_OPLOG_MAX_BYTES": str(2 << 30)}, heap="3g")
+    client = pymongo.MongoClient(mongo.uri)
     mongo_db, database, prefix = stack.unique("lat"), stack.unique("lat"), stack.unique("lat")
     # capture's name is its Kafka transactional id: two runs at once under one name fence each other.
     name = stack.unique("lat")
@@ -150,7 +171,7 @@ def run(engine, max_rate, fractions=(0.25, 0.5, 0.9), seconds=20, keep_work=Fals
         with conn.cursor() as cur:
             cur.execute(f"CREATE DATABASE `{database}`")
         coll = client[mongo_db]["lat"]
-        capture = pipeline.Process(["capture", "--mongo-uri", stack.MONGO_URI, "--kafka-bootstrap",
+        capture = pipeline.Process(["capture", "--mongo-uri", mongo.uri, "--kafka-bootstrap",
                                     stack.KAFKA_BOOTSTRAP, "--db", mongo_db, "--collection", "lat",
                                     "--topic-prefix", prefix, "--name", name, "--snapshot", "never"],
                                    work / "capture.log", program=[str(benchlib.BUILD / "mongo2mysql")])
@@ -177,6 +198,18 @@ def run(engine, max_rate, fractions=(0.25, 0.5, 0.9), seconds=20, keep_work=Fals
             stack.wait_for(lambda: 2 in watcher.seen and engine_proc.poll() is None, timeout=600,
                            what="the second row through Real-time Mode")
             next_id = 3
+        saturation = None
+        if max_rate is None:
+            written, achieved = write_at(coll, next_id, SATURATING_RATE * seconds, SATURATING_RATE,
+                                         until=time.monotonic() + seconds)
+            last = next_id + len(written) - 1
+            stack.wait_for(lambda: watcher.low >= last or engine_proc.poll() is not None, timeout=600,
+                           what=f"{len(written)} rows written as fast as possible through {engine}")
+            assert engine_proc.poll() is None, f"{engine} exited; log in {work}"
+            max_rate = len(written) / (watcher.seen[last] - min(written.values()))
+            saturation = {"events": len(written), "writer_per_s": round(achieved, 1),
+                          "end_to_end_per_s": round(max_rate, 1)}
+            next_id = last + 1
         for fraction in fractions:
             rate = max_rate * fraction
             count = max(1, round(rate * seconds))
@@ -208,7 +241,8 @@ def run(engine, max_rate, fractions=(0.25, 0.5, 0.9), seconds=20, keep_work=Fals
                 engine_proc.kill()
         if capture:
             capture.stop()
-        client.drop_database(mongo_db)
+        client.close()
+        mongo.stop()
         with conn.cursor() as cur:
             cur.execute(f"DROP DATABASE IF EXISTS `{database}`")
         conn.close()
@@ -216,15 +250,17 @@ def run(engine, max_rate, fractions=(0.25, 0.5, 0.9), seconds=20, keep_work=Fals
         print(f"logs kept in {work}")
     else:
         shutil.rmtree(work)
-    return {"engine": engine, "max_rate_per_s": max_rate, "seconds_per_rate": seconds, "job_args": list(job_args),
+    return {"engine": engine, "max_rate_per_s": round(max_rate, 1), **({"saturation": saturation} if saturation else {}),
+            "seconds_per_rate": seconds, "job_args": list(job_args),
             "rates": steps, "peak_rss_mb": peaks, **({"median_batch_ms": phases} if phases else {})}
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--engine", choices=["native", "spark", "spark-real-time"], default="native")
-    ap.add_argument("--max-rate", type=float, required=True,
-                    help="the engine's maximum events/s end to end (bench/run.py takes the lower of capture's and the engine's)")
+    ap.add_argument("--max-rate", type=float,
+                    help="the engine's maximum events/s end to end, to skip measuring it (default: measured first,"
+                         " writing as fast as possible for --seconds)")
     ap.add_argument("--fractions", default="0.25,0.5,0.9")
     ap.add_argument("--seconds", type=float, default=20, help="writing time per rate")
     ap.add_argument("--job-arg", action="append", default=[], metavar="ARG",

@@ -76,6 +76,11 @@ def table(run):
     lines += _failed(r, "capture")
     for engine in ("native", "spark", "spark-real-time"):
         lat = r.get(f"latency_{engine}", {})
+        if "saturation" in lat:
+            sat = lat["saturation"]
+            lines.append(f"| maximum end to end, {engine}: writing as fast as possible ({_n(sat['events'])} "
+                         f"documents), write -> MySQL row, events/s | {_n(sat['end_to_end_per_s'], 1)} "
+                         f"(writer {_n(sat['writer_per_s'], 1)}/s) | | |")
         for step in lat.get("rates", []):
             lines.append(f"| latency MongoDB write -> MySQL row, {engine}, {step['fraction']:.0%} of "
                          f"{_n(lat['max_rate_per_s'], 1)}/s (achieved {_n(step['achieved_per_s'], 1)}/s) "

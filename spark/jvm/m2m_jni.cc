@@ -341,7 +341,8 @@ JNIEXPORT jlong JNICALL Java_m2m_spark_Core_open(JNIEnv* env, jclass, jobjectArr
     env->DeleteLocalRef(v);
   }
   if (max_batch_events <= 0 || max_batch_bytes <= 0 || max_batch_ms < -1) {
-    Throw(env, Status::Invalid("max_batch_events and max_batch_bytes must be positive, max_batch_ms not negative"));
+    Throw(env, Status::Invalid("max_batch_events and max_batch_bytes must be positive, max_batch_ms -1 (a micro-batch "
+                               "task) or not negative"));
     return 0;
   }
   Result<std::set<OrderKey>> released = Released(String(env, release));

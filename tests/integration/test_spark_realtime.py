@@ -166,14 +166,18 @@ def test_real_time_mode_matches_native_on_a_mixed_workload_through_a_crash(mysql
                        what="Real-time Mode started after the restart")
         for start in range(450, len(events), 50):
             stream.send(events[start:start + 50])
-        seen = []
+        last = None
+
+        def all_applied():
+            nonlocal last
+            job.alive()
+            last = offsets(database).get(topic)
+            return last is not None and last[0] == len(events)
         try:
-            stack.wait_for(lambda: job.alive() and seen.append(offsets(database).get(topic)) is None
-                           and seen[-1] is not None and seen[-1][0] == len(events), timeout=300,
-                           what=f"all {len(events)} events applied")
-        except AssertionError as e:
-            raise AssertionError(f"{e}; (next offset, applied) last seen {seen[-1:]}, "
-                                 f"quarantine {query(database, 'SELECT `offset`, error FROM _m2m_quarantine')}") from e
+            stack.wait_for(all_applied, timeout=300, what=f"all {len(events)} events applied")
+        except AssertionError as e:  # say where it stopped and why
+            raise AssertionError(f"{e}; (next offset, applied) last seen {last}, quarantine "
+                                 f"{query(database, 'SELECT `offset`, error FROM _m2m_quarantine')}") from e
         # The last 150 went through Real-time Mode, not a catch-up in micro-batches.
         assert job.real_time_starts() == 2, job.text()[-4000:]
     finally:
